@@ -1,0 +1,66 @@
+# larmkedja — the contract's commands (contract §5). Everything runs on loopback, state in .state/.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+PY ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+PIP := $(BIN)/pip --disable-pip-version-check -q
+
+.PHONY: help venv system up run down test lint typecheck unit integration e2e schema lock status
+
+help:
+	@echo "make run    the whole system with a simulated fleet (installs what it needs)"
+	@echo "make up     the same without the fleet;  make down: stop it all"
+	@echo "make test   lint, types and every test layer against real Mosquitto + TimescaleDB"
+
+$(VENV)/.installed: requirements.lock pyproject.toml
+	@test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	$(PIP) install --require-hashes -r requirements.lock
+	$(PIP) install --no-deps -e .
+	@touch $@
+
+venv: $(VENV)/.installed
+
+# System packages: Mosquitto, PostgreSQL + TimescaleDB (idempotent; see deploy/local/install.sh).
+system:
+	@deploy/local/install.sh all
+
+up: venv system
+	$(BIN)/larmkedja stack up
+
+run: venv system
+	$(BIN)/larmkedja stack up --fleet
+
+down:
+	@if [ -x $(BIN)/larmkedja ]; then $(BIN)/larmkedja stack down; else echo "nothing to stop"; fi
+
+status: venv
+	@$(BIN)/larmkedja stack status
+
+lint: venv
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: venv
+	$(BIN)/mypy
+
+unit: venv
+	$(BIN)/pytest -q tests/unit
+
+integration: venv system
+	$(BIN)/pytest -q tests/integration
+
+e2e: venv system
+	$(BIN)/pytest -q tests/e2e
+
+test: venv system lint typecheck
+	$(BIN)/pytest -q
+
+schema: venv
+	$(BIN)/larmkedja schema > docs/event-v1.schema.json
+
+# Refresh the lock file after changing pyproject.toml dependencies.
+lock:
+	@test -x .state/tools/bin/uv || ($(PY) -m venv .state/tools && .state/tools/bin/pip -q install uv)
+	.state/tools/bin/uv pip compile pyproject.toml --extra dev --generate-hashes \
+		--python-version 3.11 --no-header -q -o requirements.lock

@@ -1,0 +1,196 @@
+"""Turn one MQTT message into a `ReceivedEvent` or a `DeadLetter`. Pure: no I/O, never raises.
+
+Every way a payload can break contract §1 has its own `Reason` (a bounded set, so it can be a
+metric label). The dead letter keeps at most the first 256 bytes of the payload.
+"""
+
+from __future__ import annotations
+
+import enum
+import re
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import orjson
+from pydantic import ValidationError
+
+from larmkedja.events import (
+    DEVICE_ID_PATTERN,
+    MAX_PAYLOAD_BYTES,
+    SITE_PATTERN,
+    DeviceEvent,
+    ReceivedEvent,
+)
+
+PAYLOAD_HEAD_BYTES = 256
+MAX_TOPIC_CHARS = 512
+_SITE = re.compile(SITE_PATTERN)
+_DEVICE = re.compile(DEVICE_ID_PATTERN)
+
+
+class Reason(enum.StrEnum):
+    BAD_TOPIC = "bad_topic"
+    PAYLOAD_TOO_LARGE = "payload_too_large"
+    NOT_UTF8 = "not_utf8"
+    NOT_JSON = "not_json"
+    NOT_OBJECT = "not_object"
+    BAD_VERSION = "bad_version"
+    MISSING_FIELD = "missing_field"
+    UNKNOWN_KIND = "unknown_kind"
+    BAD_TIMESTAMP = "bad_timestamp"
+    BAD_EVENT_ID = "bad_event_id"
+    BAD_DEVICE_ID = "bad_device_id"
+    WRONG_TYPE = "wrong_type"
+    BAD_DATA = "bad_data"
+    DEVICE_MISMATCH = "device_mismatch"
+    UNSUPPORTED_CONTENT = "unsupported_content"
+    STORE_REJECTED = "store_rejected"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DeadLetter:
+    """A payload that is not a valid event: kept with its reason, never acted on."""
+
+    topic: str
+    site: str | None
+    reason: Reason
+    detail: str
+    received_at: datetime
+    payload_head: bytes
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Topic:
+    site: str
+    device_id: str
+
+
+def parse_topic(topic: str) -> Topic | None:
+    parts = topic.split("/")
+    if len(parts) != 5 or parts[0] != "larm" or parts[1] != "v1" or parts[4] != "events":
+        return None
+    site, device_id = parts[2], parts[3]
+    if not _SITE.fullmatch(site) or not _DEVICE.fullmatch(device_id):
+        return None
+    return Topic(site=site, device_id=device_id)
+
+
+def topic_site(topic: str) -> str | None:
+    """The topic's site if it is a valid one (where the dead-letter notice goes)."""
+    parts = topic.split("/")
+    if len(parts) >= 3 and parts[0] == "larm" and _SITE.fullmatch(parts[2]):
+        return parts[2]
+    return None
+
+
+def parse(*, topic: str, payload: bytes, received_at: datetime) -> ReceivedEvent | DeadLetter:
+    """Check one message against contract §1."""
+
+    def dead(reason: Reason, detail: str) -> DeadLetter:
+        return DeadLetter(
+            topic=topic[:MAX_TOPIC_CHARS],
+            site=topic_site(topic),
+            reason=reason,
+            detail=detail[:300],
+            received_at=received_at,
+            payload_head=bytes(payload[:PAYLOAD_HEAD_BYTES]),
+        )
+
+    where = parse_topic(topic)
+    if where is None:
+        return dead(Reason.BAD_TOPIC, "topic is not larm/v1/{site}/{device_id}/events")
+    if len(payload) > MAX_PAYLOAD_BYTES:
+        return dead(Reason.PAYLOAD_TOO_LARGE, f"{len(payload)} bytes > {MAX_PAYLOAD_BYTES}")
+    try:
+        event = DeviceEvent.model_validate_json(payload)
+    except ValidationError as exc:
+        reason, detail = _classify(exc, payload)
+        return dead(reason, detail)
+    except Exception as exc:  # a validator bug must not stop ingest: the message is kept.
+        return dead(Reason.BAD_DATA, f"unexpected validation failure: {type(exc).__name__}")
+    problem = _unstorable(payload)
+    if problem is not None:
+        return dead(*problem)
+    if event.device_id != where.device_id:
+        return dead(Reason.DEVICE_MISMATCH, "device_id differs from the topic's device_id")
+    return ReceivedEvent(site=where.site, event=event, received_at=received_at)
+
+
+def _unstorable(payload: bytes) -> tuple[Reason, str] | None:
+    """What the JSON parser accepts but the contract (or PostgreSQL) does not."""
+    if b"NaN" in payload or b"Infinity" in payload:
+        try:
+            orjson.loads(payload)
+        except orjson.JSONDecodeError:
+            return Reason.NOT_JSON, "NaN or Infinity is not JSON"
+    if b"\\u0000" in payload and _has_nul(orjson.loads(payload)):
+        return Reason.UNSUPPORTED_CONTENT, "a string holds U+0000, which cannot be stored"
+    return None
+
+
+def _has_nul(value: Any) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(_has_nul(k) or _has_nul(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_has_nul(v) for v in value)
+    return False
+
+
+_BY_FIELD = {
+    "v": Reason.BAD_VERSION,
+    "event_id": Reason.BAD_EVENT_ID,
+    "device_id": Reason.BAD_DEVICE_ID,
+    "ts": Reason.BAD_TIMESTAMP,
+    "kind": Reason.UNKNOWN_KIND,
+}
+# When several things are wrong, the first of these names the dead letter.
+_PRECEDENCE = [
+    Reason.NOT_OBJECT,
+    Reason.BAD_VERSION,
+    Reason.MISSING_FIELD,
+    Reason.UNKNOWN_KIND,
+    Reason.WRONG_TYPE,
+    Reason.BAD_EVENT_ID,
+    Reason.BAD_DEVICE_ID,
+    Reason.BAD_TIMESTAMP,
+    Reason.BAD_DATA,
+]
+_TYPE_ERRORS = {"string_type", "int_type", "float_type", "bool_type", "dict_type", "model_type"}
+
+
+def _classify(exc: ValidationError, payload: bytes) -> tuple[Reason, str]:
+    errors = exc.errors(include_url=False, include_input=False, include_context=False)
+    if any(e["type"] == "json_invalid" for e in errors):
+        try:
+            payload.decode("utf-8")
+        except UnicodeDecodeError:
+            return Reason.NOT_UTF8, "payload is not UTF-8"
+        return Reason.NOT_JSON, "payload is not JSON"
+    found: dict[Reason, str] = {}
+    for error in errors:
+        reason = _reason_of(error["type"], error["loc"])
+        loc = ".".join(str(part) for part in error["loc"]) or "payload"
+        found.setdefault(reason, f"{loc}: {error['msg']}")
+    for reason in _PRECEDENCE:
+        if reason in found:
+            return reason, found[reason]
+    reason, detail = next(iter(found.items()))  # pragma: no cover - every reason is listed
+    return reason, detail
+
+
+def _reason_of(error_type: str, loc: tuple[int | str, ...]) -> Reason:
+    if not loc:
+        return Reason.NOT_OBJECT if error_type == "model_type" else Reason.BAD_DATA
+    field = str(loc[0])
+    if error_type == "missing" and len(loc) == 1:
+        return Reason.MISSING_FIELD
+    if field == "data":
+        return Reason.WRONG_TYPE if len(loc) == 1 else Reason.BAD_DATA
+    if field in ("v", "ts", "kind"):
+        return _BY_FIELD[field]
+    if error_type in _TYPE_ERRORS:
+        return Reason.WRONG_TYPE
+    return _BY_FIELD.get(field, Reason.BAD_DATA)

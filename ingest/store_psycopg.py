@@ -1,0 +1,186 @@
+"""Write batches of events and dead letters to PostgreSQL/TimescaleDB in one transaction.
+
+A batch is COPYed into a temporary staging table, then one statement inserts the ids that are
+new into `event_ids` and those events into the `events` hypertable. Effects that must happen
+exactly once per event (alarms, device state) run in the same transaction, on the new events
+only, through `Processor`s. The caller acknowledges the messages only after `write` returns.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import orjson
+import psycopg
+
+from ingest.parse import DeadLetter
+from larmkedja.events import ReceivedEvent
+
+log = logging.getLogger(__name__)
+
+CREATE_STAGING = """
+CREATE TEMP TABLE IF NOT EXISTS ingest_staging (
+    received_at timestamptz NOT NULL,
+    event_id    uuid        NOT NULL,
+    site        text        NOT NULL,
+    device_id   text        NOT NULL,
+    kind        text        NOT NULL,
+    device_ts   timestamptz NOT NULL,
+    data        jsonb       NOT NULL
+) ON COMMIT DELETE ROWS
+"""
+
+COPY_STAGING = (
+    "COPY ingest_staging (received_at, event_id, site, device_id, kind, device_ts, data) FROM STDIN"
+)
+
+# Sorted by event_id so that two ingest processes meeting the same ids lock them in one order.
+INSERT_NEW_EVENTS = """
+WITH batch AS (
+    SELECT DISTINCT ON (event_id) *
+    FROM ingest_staging
+    ORDER BY event_id, received_at
+), fresh AS (
+    INSERT INTO event_ids (event_id, received_at)
+    SELECT event_id, received_at FROM batch ORDER BY event_id
+    ON CONFLICT (event_id) DO NOTHING
+    RETURNING event_id
+)
+INSERT INTO events (received_at, event_id, site, device_id, kind, device_ts, data)
+SELECT b.received_at, b.event_id, b.site, b.device_id, b.kind, b.device_ts, b.data
+FROM batch b JOIN fresh f USING (event_id)
+RETURNING event_id
+"""
+
+COPY_DEAD_LETTERS = (
+    "COPY dead_letters (received_at, topic, site, reason, detail, payload_head) FROM STDIN"
+)
+
+
+class Processor(Protocol):
+    """Work done once per newly stored event, inside the ingest transaction."""
+
+    def process(
+        self, cur: psycopg.Cursor[tuple[object, ...]], new: Sequence[ReceivedEvent]
+    ) -> None:
+        """Apply the effects of `new` (events never seen before) using `cur`."""
+
+
+@dataclass(slots=True, kw_only=True)
+class WriteResult:
+    new: list[ReceivedEvent] = field(default_factory=list)
+    duplicates: int = 0
+
+
+class EventStore:
+    """Owns one connection; not thread-safe (one writer thread uses it)."""
+
+    def __init__(self, *, conninfo: str, processors: Sequence[Processor] = ()) -> None:
+        self._conninfo = conninfo
+        self._processors = list(processors)
+        self._conn: psycopg.Connection[tuple[object, ...]] | None = None
+
+    def connect(self) -> None:
+        if self._conn is not None and not self._conn.closed:
+            return
+        conn = psycopg.connect(self._conninfo, autocommit=False, connect_timeout=5)
+        conn.execute(CREATE_STAGING)
+        conn.commit()
+        self._conn = conn
+
+    def close(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+
+    @property
+    def connection(self) -> psycopg.Connection[tuple[object, ...]]:
+        if self._conn is None or self._conn.closed:
+            self.connect()
+        if self._conn is None:  # pragma: no cover - connect() either sets it or raises
+            raise psycopg.InterfaceError("no connection")
+        return self._conn
+
+    def write(self, events: Sequence[ReceivedEvent], dead: Sequence[DeadLetter]) -> WriteResult:
+        """Store one batch in one transaction; raises psycopg.Error with nothing committed."""
+        conn = self.connection
+        result = WriteResult()
+        try:
+            with conn.cursor() as cur:
+                if events:
+                    result = self._write_events(cur, events)
+                if dead:
+                    self._write_dead(cur, dead)
+                if result.new:
+                    for processor in self._processors:
+                        processor.process(cur, result.new)
+            conn.commit()
+        except BaseException:
+            if not conn.closed:
+                conn.rollback()
+            raise
+        return result
+
+    def _write_events(
+        self, cur: psycopg.Cursor[tuple[object, ...]], events: Sequence[ReceivedEvent]
+    ) -> WriteResult:
+        with cur.copy(COPY_STAGING) as copy:
+            for r in events:
+                e = r.event
+                copy.write_row(
+                    (
+                        r.received_at,
+                        e.event_id,
+                        r.site,
+                        e.device_id,
+                        e.kind.value,
+                        e.ts,
+                        orjson.dumps(e.data).decode(),
+                    )
+                )
+        cur.execute(INSERT_NEW_EVENTS)
+        fresh = {row[0] for row in cur.fetchall()}
+        new: list[ReceivedEvent] = []
+        for r in events:
+            if r.event.event_id in fresh:
+                new.append(r)
+                fresh.discard(r.event.event_id)  # a repeat inside the batch is a duplicate
+        return WriteResult(new=new, duplicates=len(events) - len(new))
+
+    def _write_dead(
+        self, cur: psycopg.Cursor[tuple[object, ...]], dead: Sequence[DeadLetter]
+    ) -> None:
+        with cur.copy(COPY_DEAD_LETTERS) as copy:
+            for d in dead:
+                copy.write_row(
+                    (d.received_at, d.topic, d.site, d.reason.value, d.detail, d.payload_head)
+                )
+
+    def find_unstorable(self, events: Sequence[ReceivedEvent]) -> list[int]:
+        """Indexes of events that fail on their own: each is tried alone in a savepoint, and
+        everything is rolled back. Used only after a batch failed with a data error."""
+        conn = self.connection
+        bad: list[int] = []
+        try:
+            with conn.cursor() as cur:
+                for i, received in enumerate(events):
+                    cur.execute("SAVEPOINT probe")
+                    try:
+                        cur.execute("DELETE FROM ingest_staging")
+                        result = self._write_events(cur, [received])
+                        for processor in self._processors:
+                            if result.new:
+                                processor.process(cur, result.new)
+                        cur.execute("RELEASE SAVEPOINT probe")
+                    except (psycopg.OperationalError, psycopg.InterfaceError):
+                        raise
+                    except psycopg.Error:
+                        cur.execute("ROLLBACK TO SAVEPOINT probe")
+                        bad.append(i)
+        finally:
+            if not conn.closed:
+                conn.rollback()
+        return bad

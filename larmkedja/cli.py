@@ -1,0 +1,155 @@
+"""`larmkedja`: one command for every process and admin task of the project."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import signal
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from types import FrameType
+
+from larmkedja.settings import Settings
+
+log = logging.getLogger("larmkedja")
+
+
+def _setup_logging(level: str = "INFO") -> None:
+    logging.basicConfig(
+        level=level,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+
+
+def _on_stop_signals(stop: Callable[[], None]) -> None:
+    def handler(signum: int, frame: FrameType | None) -> None:
+        log.info("signal %s: stopping", signal.Signals(signum).name)
+        stop()
+
+    signal.signal(signal.SIGTERM, handler)
+    signal.signal(signal.SIGINT, handler)
+
+
+def cmd_ingest(args: argparse.Namespace, settings: Settings) -> int:
+    from prometheus_client import CollectorRegistry, start_http_server
+
+    from ingest.metrics import IngestMetrics
+    from ingest.service import Ingest
+    from ingest.store_psycopg import EventStore
+    from larmkedja import db
+
+    db.migrate(settings.database_url, chunk_interval_s=settings.events_chunk_interval_s)
+    registry = CollectorRegistry()
+    if settings.ingest_metrics_port:
+        start_http_server(settings.ingest_metrics_port, addr="127.0.0.1", registry=registry)
+    ingest = Ingest(
+        settings=settings,
+        store=EventStore(conninfo=settings.database_url),
+        metrics=IngestMetrics(registry=registry),
+    )
+    _on_stop_signals(ingest.stop)
+    ingest.run()
+    log.info("ingest stopped")
+    return 0
+
+
+def cmd_api(args: argparse.Namespace, settings: Settings) -> int:
+    import uvicorn
+
+    from api.app import create_app
+    from larmkedja import db
+
+    db.migrate(settings.database_url)
+    uvicorn.run(
+        create_app(settings=settings),
+        host=settings.api_host,
+        port=settings.api_port,
+        log_level="warning",
+        loop="uvloop",
+        http="httptools",
+        ws="websockets",
+    )
+    return 0
+
+
+def cmd_migrate(args: argparse.Namespace, settings: Settings) -> int:
+    from larmkedja import db
+
+    applied = db.migrate(settings.database_url, chunk_interval_s=settings.events_chunk_interval_s)
+    print(f"{len(applied)} migration(s) applied" + (": " + ", ".join(applied) if applied else ""))
+    return 0
+
+
+def cmd_stack(args: argparse.Namespace, settings: Settings) -> int:
+    from larmkedja.localstack.stack import Stack
+
+    stack = Stack(state_dir=Path(args.state_dir))
+    if args.action == "up":
+        started = stack.up(fleet=args.fleet)
+        print("started: " + (", ".join(started) if started else "nothing (already running)"))
+        env = stack.env()
+        print(f"API: {env['LARM_API_URL']}   MQTT: {env['LARM_MQTT_HOST']}:{env['LARM_MQTT_PORT']}")
+        print(f"settings: source {stack.state_dir / 'env'}")
+    elif args.action == "down":
+        stopped = stack.down()
+        print("stopped: " + (", ".join(stopped) if stopped else "nothing was running"))
+    else:
+        print(json.dumps(stack.status(), indent=2))
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
+    from simulators.demo import run_demo
+
+    return run_demo(settings=settings, devices=args.devices, seconds=args.seconds)
+
+
+def cmd_schema(args: argparse.Namespace, settings: Settings) -> int:
+    from larmkedja.events import event_json_schema
+
+    print(json.dumps(event_json_schema(), indent=2, sort_keys=True))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="larmkedja", description=__doc__)
+    parser.add_argument("--log-level", default="INFO")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    sub.add_parser("ingest", help="MQTT → TimescaleDB ingest service").set_defaults(func=cmd_ingest)
+    sub.add_parser("api", help="the HTTP API").set_defaults(func=cmd_api)
+    sub.add_parser("migrate", help="apply database migrations").set_defaults(func=cmd_migrate)
+    sub.add_parser("schema", help="print the event JSON Schema").set_defaults(func=cmd_schema)
+
+    stack = sub.add_parser("stack", help="the local stack behind make up/down")
+    stack.add_argument("action", choices=["up", "down", "status"])
+    stack.add_argument("--state-dir", default=".state")
+    stack.add_argument("--fleet", action="store_true", help="also start the simulated fleet")
+    stack.set_defaults(func=cmd_stack)
+
+    demo = sub.add_parser("demo", help="a small demo publisher")
+    demo.add_argument("--devices", type=int, default=10)
+    demo.add_argument("--seconds", type=float, default=0, help="0: until stopped")
+    demo.set_defaults(func=cmd_demo)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    from prometheus_client import disable_created_metrics
+
+    args = build_parser().parse_args(argv)
+    _setup_logging(args.log_level)
+    disable_created_metrics()  # type: ignore[no-untyped-call]
+    settings = Settings()
+    try:
+        result: int = args.func(args, settings)
+    except KeyboardInterrupt:
+        return 130
+    return result
+
+
+if __name__ == "__main__":
+    sys.exit(main())

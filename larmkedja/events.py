@@ -1,0 +1,223 @@
+"""The contract v1 device event (contract §1): one model, used by every package.
+
+Devices, the gateway and the simulators build a `DeviceEvent`; ingest parses one from MQTT and
+wraps it in a `ReceivedEvent` (adds the topic's site and the time the system received it); the
+alarm chain, supervision and the API read it from there. Nothing passes raw dicts around.
+"""
+
+from __future__ import annotations
+
+import enum
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+import orjson
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    TypeAdapter,
+    ValidationError,
+    model_validator,
+)
+
+SITE_PATTERN = r"^[a-z0-9-]{1,32}$"
+DEVICE_ID_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"
+MAX_PAYLOAD_BYTES = 8 * 1024
+CONTRACT_VERSION = 1
+
+DeviceId = Annotated[str, StringConstraints(pattern=DEVICE_ID_PATTERN)]
+Site = Annotated[str, StringConstraints(pattern=SITE_PATTERN)]
+ShortText = Annotated[str, StringConstraints(min_length=1, max_length=128)]
+
+
+class Kind(enum.StrEnum):
+    """Every event kind of contract §1."""
+
+    ALARM_BUTTON = "alarm.button"
+    ALARM_FALL = "alarm.fall"
+    ALARM_SMOKE = "alarm.smoke"
+    ALARM_DOOR = "alarm.door"
+    ALARM_BED_EXIT = "alarm.bed_exit"
+    ALARM_NO_ACTIVITY = "alarm.no_activity"
+    ALARM_OTHER = "alarm.other"
+    ALARM_CANCEL = "alarm.cancel"
+    HEARTBEAT = "heartbeat"
+    POWER_MAINS_LOST = "power.mains_lost"
+    POWER_MAINS_RESTORED = "power.mains_restored"
+    BATTERY_REPORT = "battery.report"
+    BATTERY_LOW = "battery.low"
+    TAMPER = "tamper"
+    LINK_LOST = "link.lost"
+    LINK_RESTORED = "link.restored"
+    CHECK_RESULT = "check.result"
+
+    @property
+    def is_alarm(self) -> bool:
+        """A safety alarm: a person may need help (every `alarm.*` but the cancel)."""
+        return self in ALARM_KINDS
+
+
+ALARM_KINDS = frozenset(
+    {
+        Kind.ALARM_BUTTON,
+        Kind.ALARM_FALL,
+        Kind.ALARM_SMOKE,
+        Kind.ALARM_DOOR,
+        Kind.ALARM_BED_EXIT,
+        Kind.ALARM_NO_ACTIVITY,
+        Kind.ALARM_OTHER,
+    }
+)
+
+
+class CheckOutcome(enum.StrEnum):
+    SEEN_OK = "seen_ok"
+    NOT_SEEN = "not_seen"
+    NEEDS_HELP = "needs_help"
+    CAMERA_OFFLINE = "camera_offline"
+
+
+class _Data(BaseModel):
+    """Kind-specific `data`: the named keys are checked, unknown keys are kept."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+
+class AlarmData(_Data):
+    component: ShortText | None = None
+
+
+class CancelData(_Data):
+    alarm_kind: Kind | None = None
+
+
+class HeartbeatData(_Data):
+    interval_s: Annotated[float, Field(gt=0, le=7 * 24 * 3600)] | None = None
+
+
+class BatteryReportData(_Data):
+    percent: Annotated[float, Field(ge=0, le=100)]
+    on_mains: bool | None = None
+
+
+class BatteryLowData(_Data):
+    percent: Annotated[float, Field(ge=0, le=100)] | None = None
+
+
+class CheckResultData(_Data):
+    plan_id: ShortText
+    scheduled_for: AwareDatetime
+    outcome: CheckOutcome
+    operator: ShortText
+    duration_s: Annotated[float, Field(ge=0, le=24 * 3600)] | None = None
+
+
+class _NoData(_Data):
+    pass
+
+
+DATA_MODELS: dict[Kind, type[_Data]] = {
+    **{k: AlarmData for k in ALARM_KINDS},
+    Kind.ALARM_CANCEL: CancelData,
+    Kind.HEARTBEAT: HeartbeatData,
+    Kind.BATTERY_REPORT: BatteryReportData,
+    Kind.BATTERY_LOW: BatteryLowData,
+    Kind.CHECK_RESULT: CheckResultData,
+}
+
+
+class DeviceEvent(BaseModel):
+    """One event as a device sends it (contract §1). Unknown top-level fields are ignored."""
+
+    model_config = ConfigDict(frozen=True, strict=True, extra="ignore")
+
+    v: Literal[1]
+    event_id: uuid.UUID
+    device_id: DeviceId
+    ts: AwareDatetime
+    kind: Kind
+    data: dict[str, Any] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _check_data(self) -> DeviceEvent:
+        model = DATA_MODELS.get(self.kind, _NoData)
+        try:
+            model.model_validate(self.data, strict=False)
+        except ValidationError as exc:
+            first = exc.errors(include_url=False, include_input=False)[0]
+            where = ".".join(str(part) for part in first["loc"])
+            raise ValueError(f"data.{where} for {self.kind.value}: {first['msg']}") from None
+        return self
+
+    def typed_data(self) -> _Data:
+        """`data` checked and typed for this kind (the raw dict stays the stored form)."""
+        return DATA_MODELS.get(self.kind, _NoData).model_validate(self.data)
+
+    def heartbeat_interval_s(self) -> float | None:
+        value = self.data.get("interval_s") if self.kind is Kind.HEARTBEAT else None
+        return float(value) if isinstance(value, int | float) else None
+
+    def to_json(self) -> bytes:
+        """The wire form: compact UTF-8 JSON, as a device would publish it."""
+        return orjson.dumps(self.model_dump(mode="json"))
+
+    def topic(self, site: str) -> str:
+        return events_topic(site, self.device_id)
+
+
+def events_topic(site: str, device_id: str) -> str:
+    return f"larm/v1/{site}/{device_id}/events"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ReceivedEvent:
+    """A valid event as the system received it: the topic's site and the receive time."""
+
+    site: str
+    event: DeviceEvent
+    received_at: datetime
+
+
+def event_json_schema() -> dict[str, Any]:
+    """JSON Schema of the payload, generated from the model (published under docs/)."""
+    schema = TypeAdapter(DeviceEvent).json_schema(mode="validation")
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["$id"] = "https://larmkedja.invalid/schema/event-v1.json"
+    schema["description"] = (
+        "larmkedja contract v1 device event. Topic larm/v1/{site}/{device_id}/events, QoS 1, "
+        f"at most {MAX_PAYLOAD_BYTES} bytes of UTF-8 JSON. `data` is checked per kind "
+        "(see $defs) and its unknown keys are kept."
+    )
+    models = sorted(set(DATA_MODELS.values()), key=lambda m: m.__name__)
+    schema["$defs"] = {
+        **schema.get("$defs", {}),
+        **{m.__name__: m.model_json_schema() for m in models},
+    }
+    schema["x-data-by-kind"] = {k.value: m.__name__ for k, m in sorted(DATA_MODELS.items())}
+    return schema
+
+
+__all__ = [
+    "ALARM_KINDS",
+    "DEVICE_ID_PATTERN",
+    "MAX_PAYLOAD_BYTES",
+    "SITE_PATTERN",
+    "AlarmData",
+    "BatteryLowData",
+    "BatteryReportData",
+    "CancelData",
+    "CheckOutcome",
+    "CheckResultData",
+    "DeviceEvent",
+    "HeartbeatData",
+    "Kind",
+    "ReceivedEvent",
+    "ValidationError",
+    "event_json_schema",
+    "events_topic",
+]

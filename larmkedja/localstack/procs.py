@@ -1,0 +1,160 @@
+"""Small process helpers for the local stack: pid files, free ports, waiting for a port."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import pwd
+import signal
+import socket
+import stat
+import subprocess
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+# Children started by this process, so they can be reaped (and tests see no ResourceWarning).
+_CHILDREN: dict[int, subprocess.Popen[bytes]] = {}
+
+
+class StackError(RuntimeError):
+    """The local stack could not be installed, started or stopped."""
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((host, 0))
+        return int(sock.getsockname()[1])
+
+
+def port_open(host: str, port: int, timeout: float = 0.2) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+def wait_for_port(host: str, port: int, *, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if port_open(host, port):
+            return
+        time.sleep(0.05)
+    raise StackError(f"{what} did not open {host}:{port} within {timeout:.0f} s")
+
+
+def read_pid(pid_file: Path) -> int | None:
+    try:
+        pid = int(pid_file.read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return None
+    return pid if pid_alive(pid) else None
+
+
+def pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    # A zombie (exited, not yet reaped by its parent) counts as gone.
+    with contextlib.suppress(OSError):
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        if fields and fields[0] == "Z":
+            return False
+    return True
+
+
+def stop_pid(pid_file: Path, *, timeout: float = 15.0, sig: int = signal.SIGTERM) -> bool:
+    """Stop the process named in `pid_file`; True if one was running."""
+    pid = read_pid(pid_file)
+    if pid is None:
+        pid_file.unlink(missing_ok=True)
+        return False
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, sig)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and pid_alive(pid):
+        time.sleep(0.05)
+    if pid_alive(pid):
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+    reap(pid)
+    pid_file.unlink(missing_ok=True)
+    return True
+
+
+def spawn(
+    argv: Sequence[str],
+    *,
+    log_file: Path,
+    pid_file: Path,
+    env: dict[str, str] | None = None,
+    cwd: Path | None = None,
+) -> int:
+    """Start a detached background process; its pid goes to `pid_file`."""
+    log_file.parent.mkdir(parents=True, exist_ok=True)
+    with log_file.open("ab") as log:
+        proc = subprocess.Popen(  # noqa: S603 - argv is built by the stack, never from input
+            list(argv),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            env=env,
+            cwd=cwd,
+            start_new_session=True,
+        )
+    _CHILDREN[proc.pid] = proc
+    pid_file.write_text(f"{proc.pid}\n")
+    return proc.pid
+
+
+def reap(pid: int) -> None:
+    child = _CHILDREN.pop(pid, None)
+    if child is not None:
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            child.wait(timeout=5)
+
+
+def run(argv: Sequence[str], *, what: str, user: str | None = None, **kw: object) -> str:
+    """Run a command to completion; a failure raises StackError with its output."""
+    full = [*as_user(user), *argv]
+    proc = subprocess.run(full, capture_output=True, text=True, check=False, **kw)  # type: ignore[call-overload]  # noqa: S603
+    if proc.returncode != 0:
+        out = (proc.stdout + proc.stderr).strip()[-2000:]
+        raise StackError(f"{what} failed ({proc.returncode}): {out}")
+    return str(proc.stdout)
+
+
+def as_user(user: str | None) -> list[str]:
+    if user is None or os.geteuid() != 0:
+        return []
+    return ["runuser", "-u", user, "--"]
+
+
+def ensure_traversable_by(path: Path, user: str) -> None:
+    """Let `user` reach `path` (add only the search bit on ancestors that lack it).
+
+    PostgreSQL refuses to run as root, so as root the cluster runs as `postgres`; a clone in a
+    private temp dir (mode 700) must then be traversable by it.
+    """
+    if os.geteuid() != 0:
+        return
+    pw = pwd.getpwnam(user)
+    for parent in [path, *path.parents]:
+        st = parent.stat()
+        if st.st_uid == pw.pw_uid or st.st_mode & stat.S_IXOTH:
+            continue
+        parent.chmod(st.st_mode | stat.S_IXOTH)
+
+
+def chown_to(path: Path, user: str) -> None:
+    if os.geteuid() != 0:
+        return
+    pw = pwd.getpwnam(user)
+    for root, dirs, files in os.walk(path):
+        os.chown(root, pw.pw_uid, pw.pw_gid)
+        for name in [*dirs, *files]:
+            os.lchown(os.path.join(root, name), pw.pw_uid, pw.pw_gid)

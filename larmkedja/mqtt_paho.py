@@ -1,0 +1,44 @@
+"""paho-mqtt 2.x clients, built one way for every process (MQTT v5, credentials, TLS)."""
+
+from __future__ import annotations
+
+import ssl
+
+from paho.mqtt.client import Client
+from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+
+from larmkedja.settings import Settings
+
+
+def make_client(
+    *,
+    settings: Settings,
+    client_id: str,
+    manual_ack: bool = False,
+) -> Client:
+    client = Client(
+        callback_api_version=CallbackAPIVersion.VERSION2,
+        client_id=client_id,
+        protocol=MQTTProtocolVersion.MQTTv5,
+        manual_ack=manual_ack,
+    )
+    client.max_queued_messages_set(0)
+    client.reconnect_delay_set(min_delay=1, max_delay=5)
+    if settings.mqtt_username:
+        client.username_pw_set(settings.mqtt_username, settings.mqtt_password)
+    if settings.mqtt_tls_ca:
+        client.tls_set(ca_certs=settings.mqtt_tls_ca, tls_version=ssl.PROTOCOL_TLS_CLIENT)
+    return client
+
+
+def connect_properties(
+    *, session_expiry_s: int = 0, receive_maximum: int | None = None
+) -> Properties:
+    props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
+    if session_expiry_s:
+        props.SessionExpiryInterval = session_expiry_s
+    if receive_maximum:
+        props.ReceiveMaximum = receive_maximum
+    return props

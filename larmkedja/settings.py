@@ -1,0 +1,51 @@
+"""Settings (contract §4 and the project's own), read once from the environment at start.
+
+Every process builds one `Settings` in `main` and passes it down; nothing else reads the
+environment. Seconds and minutes may be fractional so tests can run a night in seconds.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+Positive = Annotated[float, Field(gt=0)]
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="LARM_", extra="ignore", frozen=True)
+
+    # --- contract §4 ---
+    answer_target_s: Positive = 33.0
+    answer_window_s: Positive = 3600.0
+    unanswered_alert_s: Positive = 60.0
+    heartbeat_misses: Annotated[int, Field(ge=1)] = 3
+    battery_spec_hours: Positive = 48.0
+    recheck_minutes: Positive = 15.0
+    patrol_ack_minutes: Positive = 10.0
+
+    # --- where things are ---
+    database_url: str = "postgresql://larmkedja@127.0.0.1:5432/larmkedja"
+    mqtt_host: str = "127.0.0.1"
+    mqtt_port: int = 1883
+    mqtt_username: str | None = None
+    mqtt_password: str | None = None
+    mqtt_tls_ca: str | None = None
+    api_host: str = "127.0.0.1"
+    api_port: int = 8080
+
+    # --- ingest ---
+    ingest_instance: str = "1"
+    ingest_share_group: str = "ingest"
+    ingest_batch_max: Annotated[int, Field(ge=1, le=65_535)] = 2000
+    ingest_flush_s: Positive = 0.05
+    ingest_receive_maximum: Annotated[int, Field(ge=1, le=65_535)] = 20_000
+    ingest_session_expiry_s: Annotated[int, Field(ge=1)] = 7 * 24 * 3600
+    ingest_metrics_port: Annotated[int, Field(ge=0, le=65_535)] = 9101
+    events_chunk_interval_s: Positive = 3600.0
+
+    # --- self-watch ---
+    service_heartbeat_s: Positive = 2.0
+    service_stale_s: Positive = 10.0

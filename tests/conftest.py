@@ -1,0 +1,75 @@
+"""Shared fixtures. Integration and e2e tests run on a real Mosquitto and a real TimescaleDB,
+started here under .state/test-*/ (one PostgreSQL cluster per session, a fresh database per
+test from a migrated template; one broker per test)."""
+
+from __future__ import annotations
+
+import shutil
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from larmkedja import db
+from larmkedja.localstack.mosquitto import Mosquitto
+from larmkedja.localstack.postgres import Postgres
+from larmkedja.localstack.procs import free_port
+
+ROOT = Path(__file__).resolve().parents[1]
+TEMPLATE = "larm_template"
+
+
+@dataclass(frozen=True, slots=True)
+class Broker:
+    host: str
+    port: int
+    server: Mosquitto
+
+
+@pytest.fixture(scope="session")
+def state_dir() -> Iterator[Path]:
+    path = ROOT / ".state" / f"test-{uuid.uuid4().hex[:8]}"
+    path.mkdir(parents=True)
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def postgres(state_dir: Path) -> Iterator[Postgres]:
+    pg = Postgres(state_dir=state_dir / "pg", port=free_port(), durable=False)
+    pg.start()
+    pg.ensure_database(TEMPLATE)
+    db.migrate(pg.url(TEMPLATE))
+    freeze_template(pg)
+    yield pg
+    pg.stop(mode="immediate")
+
+
+def freeze_template(pg: Postgres) -> None:
+    """No one may connect to the template (TimescaleDB's scheduler would), so copies never fail
+    with 'source database is being accessed by other users'."""
+    with psycopg.connect(pg.url("postgres"), autocommit=True) as conn:
+        conn.execute(f"ALTER DATABASE {TEMPLATE} WITH ALLOW_CONNECTIONS false IS_TEMPLATE true")
+        conn.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s",
+            (TEMPLATE,),
+        )
+
+
+@pytest.fixture
+def database_url(postgres: Postgres) -> Iterator[str]:
+    name = f"t_{uuid.uuid4().hex[:12]}"
+    postgres.ensure_database(name, template=TEMPLATE)
+    yield postgres.url(name)
+    postgres.drop_database(name)
+
+
+@pytest.fixture
+def broker(state_dir: Path) -> Iterator[Broker]:
+    server = Mosquitto(state_dir=state_dir / f"mq-{uuid.uuid4().hex[:8]}", port=free_port())
+    server.start()
+    yield Broker(host=server.host, port=server.port, server=server)
+    server.stop()

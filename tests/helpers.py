@@ -1,0 +1,145 @@
+"""Helpers for tests that talk to the real broker and database."""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from typing import Any
+
+import psycopg
+from paho.mqtt.client import Client, MQTTMessage
+from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
+from prometheus_client import CollectorRegistry
+
+from ingest.metrics import IngestMetrics
+from ingest.service import Ingest
+from ingest.store_psycopg import EventStore
+from larmkedja.events import DeviceEvent, Kind
+from larmkedja.settings import Settings
+
+
+def settings_for(database_url: str, host: str, port: int, **overrides: Any) -> Settings:
+    values: dict[str, Any] = {
+        "database_url": database_url,
+        "mqtt_host": host,
+        "mqtt_port": port,
+        "ingest_instance": uuid.uuid4().hex[:8],
+        "ingest_metrics_port": 0,
+    }
+    values.update(overrides)
+    return Settings(**values)
+
+
+def make_event(
+    device_id: str = "d-1",
+    kind: Kind = Kind.HEARTBEAT,
+    data: dict[str, Any] | None = None,
+    *,
+    ts: datetime | None = None,
+    event_id: uuid.UUID | None = None,
+) -> DeviceEvent:
+    return DeviceEvent(
+        v=1,
+        event_id=event_id or uuid.uuid4(),
+        device_id=device_id,
+        ts=ts or datetime.now(UTC),
+        kind=kind,
+        data=data or {},
+    )
+
+
+def wait_until(predicate: Callable[[], bool], *, timeout: float, what: str = "condition") -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.02)
+    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+
+
+def publisher(host: str, port: int, client_id: str | None = None) -> Client:
+    client = Client(
+        callback_api_version=CallbackAPIVersion.VERSION2,
+        client_id=client_id or f"test-pub-{uuid.uuid4().hex[:8]}",
+        protocol=MQTTProtocolVersion.MQTTv5,
+    )
+    client.max_inflight_messages_set(1000)
+    client.max_queued_messages_set(0)
+    client.connect(host, port)
+    client.loop_start()
+    return client
+
+
+def publish_all(host: str, port: int, messages: Iterable[tuple[str, bytes]], qos: int = 1) -> int:
+    """Publish and wait for every PUBACK; returns how many were sent."""
+    client = publisher(host, port)
+    try:
+        infos = [client.publish(topic, payload, qos=qos) for topic, payload in messages]
+        for info in infos:
+            info.wait_for_publish(timeout=60)
+            assert info.is_published(), "a publish was not acknowledged by the broker"
+        return len(infos)
+    finally:
+        client.disconnect()
+        client.loop_stop()
+
+
+class Subscriber:
+    """Collects what arrives on a topic filter (for alert, escalation, dead-letter topics)."""
+
+    def __init__(self, host: str, port: int, topic: str) -> None:
+        self.messages: list[MQTTMessage] = []
+        self._lock = threading.Lock()
+        self._subscribed = threading.Event()
+        self.client = Client(
+            callback_api_version=CallbackAPIVersion.VERSION2,
+            client_id=f"test-sub-{uuid.uuid4().hex[:8]}",
+            protocol=MQTTProtocolVersion.MQTTv5,
+        )
+        self.client.on_message = self._on_message
+        self.client.on_subscribe = lambda *a: self._subscribed.set()
+        self.client.connect(host, port)
+        self.client.subscribe(topic, qos=1)
+        self.client.loop_start()
+        assert self._subscribed.wait(5), "subscription not acknowledged"
+
+    def _on_message(self, client: Client, userdata: Any, msg: MQTTMessage) -> None:
+        with self._lock:
+            self.messages.append(msg)
+
+    def payloads(self) -> list[bytes]:
+        with self._lock:
+            return [bytes(m.payload) for m in self.messages]
+
+    def close(self) -> None:
+        self.client.disconnect()
+        self.client.loop_stop()
+
+
+@contextmanager
+def running_ingest(settings: Settings) -> Iterator[Ingest]:
+    """The ingest service in a thread of this process."""
+    ingest = Ingest(
+        settings=settings,
+        store=EventStore(conninfo=settings.database_url),
+        metrics=IngestMetrics(registry=CollectorRegistry()),
+    )
+    thread = threading.Thread(target=ingest.run, name="ingest", daemon=True)
+    thread.start()
+    try:
+        wait_until(lambda: ingest.connected, timeout=10, what="ingest connected")
+        yield ingest
+    finally:
+        ingest.stop()
+        thread.join(timeout=15)
+        assert not thread.is_alive(), "ingest did not stop"
+
+
+def scalar(database_url: str, sql: str, params: tuple[Any, ...] = ()) -> Any:
+    with psycopg.connect(database_url) as conn:
+        row = conn.execute(sql.encode(), params).fetchone()
+        return row[0] if row else None
