@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -9,7 +11,9 @@ from fastapi import FastAPI
 from prometheus_client import CollectorRegistry
 from psycopg_pool import AsyncConnectionPool
 
-from api import health
+from alarms.metrics import ApiMetrics
+from api import health, routes_alarms, routes_kpi, stream
+from api.auth import TokenCache
 from api.errors import install_error_handlers
 from api.metrics_route import metrics_router
 from larmkedja.settings import Settings
@@ -20,14 +24,20 @@ def create_app(*, settings: Settings, registry: CollectorRegistry | None = None)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        pool: AsyncConnectionPool = AsyncConnectionPool(
+        pool = AsyncConnectionPool(
             settings.database_url, min_size=1, max_size=10, open=False, timeout=5.0
         )
         await pool.open(wait=False)
+        hub = stream.ChangeHub(conninfo=settings.database_url, pool=pool)
+        listener = asyncio.create_task(hub.run(), name="change-listener")
         app.state.pool = pool
+        app.state.hub = hub
         try:
             yield
         finally:
+            listener.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await listener
             await pool.close()
 
     app = FastAPI(
@@ -38,7 +48,12 @@ def create_app(*, settings: Settings, registry: CollectorRegistry | None = None)
     )
     app.state.settings = settings
     app.state.registry = registry
+    app.state.api_metrics = ApiMetrics(registry=registry)
+    app.state.tokens = TokenCache(ttl_s=settings.token_cache_s)
     install_error_handlers(app)
     app.include_router(health.router)
     app.include_router(metrics_router(registry))
+    app.include_router(routes_alarms.router)
+    app.include_router(routes_kpi.router)
+    app.include_router(stream.router)
     return app

@@ -17,6 +17,7 @@ import orjson
 import psycopg
 
 from ingest.parse import DeadLetter
+from larmkedja.db import Conn, Cursor
 from larmkedja.events import ReceivedEvent
 
 log = logging.getLogger(__name__)
@@ -63,9 +64,7 @@ COPY_DEAD_LETTERS = (
 class Processor(Protocol):
     """Work done once per newly stored event, inside the ingest transaction."""
 
-    def process(
-        self, cur: psycopg.Cursor[tuple[object, ...]], new: Sequence[ReceivedEvent]
-    ) -> None:
+    def process(self, cur: Cursor, new: Sequence[ReceivedEvent]) -> None:
         """Apply the effects of `new` (events never seen before) using `cur`."""
 
 
@@ -81,7 +80,7 @@ class EventStore:
     def __init__(self, *, conninfo: str, processors: Sequence[Processor] = ()) -> None:
         self._conninfo = conninfo
         self._processors = list(processors)
-        self._conn: psycopg.Connection[tuple[object, ...]] | None = None
+        self._conn: Conn | None = None
 
     def connect(self) -> None:
         if self._conn is not None and not self._conn.closed:
@@ -97,7 +96,7 @@ class EventStore:
             self._conn = None
 
     @property
-    def connection(self) -> psycopg.Connection[tuple[object, ...]]:
+    def connection(self) -> Conn:
         if self._conn is None or self._conn.closed:
             self.connect()
         if self._conn is None:  # pragma: no cover - connect() either sets it or raises
@@ -124,9 +123,7 @@ class EventStore:
             raise
         return result
 
-    def _write_events(
-        self, cur: psycopg.Cursor[tuple[object, ...]], events: Sequence[ReceivedEvent]
-    ) -> WriteResult:
+    def _write_events(self, cur: Cursor, events: Sequence[ReceivedEvent]) -> WriteResult:
         with cur.copy(COPY_STAGING) as copy:
             for r in events:
                 e = r.event
@@ -150,9 +147,7 @@ class EventStore:
                 fresh.discard(r.event.event_id)  # a repeat inside the batch is a duplicate
         return WriteResult(new=new, duplicates=len(events) - len(new))
 
-    def _write_dead(
-        self, cur: psycopg.Cursor[tuple[object, ...]], dead: Sequence[DeadLetter]
-    ) -> None:
+    def _write_dead(self, cur: Cursor, dead: Sequence[DeadLetter]) -> None:
         with cur.copy(COPY_DEAD_LETTERS) as copy:
             for d in dead:
                 copy.write_row(

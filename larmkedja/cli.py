@@ -10,8 +10,14 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import FrameType
+from typing import TYPE_CHECKING
 
 from larmkedja.settings import Settings
+
+if TYPE_CHECKING:
+    from alarms.metrics import EngineMetrics
+    from alarms.sweeps_psycopg import Sweep
+    from ingest.store_psycopg import Processor
 
 log = logging.getLogger("larmkedja")
 
@@ -47,12 +53,71 @@ def cmd_ingest(args: argparse.Namespace, settings: Settings) -> int:
         start_http_server(settings.ingest_metrics_port, addr="127.0.0.1", registry=registry)
     ingest = Ingest(
         settings=settings,
-        store=EventStore(conninfo=settings.database_url),
+        store=EventStore(conninfo=settings.database_url, processors=processors(settings)),
         metrics=IngestMetrics(registry=registry),
     )
     _on_stop_signals(ingest.stop)
     ingest.run()
     log.info("ingest stopped")
+    return 0
+
+
+def processors(settings: Settings) -> list[Processor]:
+    """What ingest does, in its transaction, with each new event."""
+    from alarms.processor_psycopg import AlarmProcessor
+
+    return [AlarmProcessor(settings=settings)]
+
+
+def sweeps(settings: Settings, metrics: EngineMetrics) -> list[Sweep]:
+    """The engine's deadline sweeps, in the order they run each tick."""
+    from alarms.sweeps_psycopg import AnswerTimeSweep, QueueGauges, UnansweredSweep
+
+    return [
+        UnansweredSweep(settings=settings),
+        AnswerTimeSweep(settings=settings, metrics=metrics),
+        QueueGauges(metrics=metrics),
+    ]
+
+
+def cmd_engine(args: argparse.Namespace, settings: Settings) -> int:
+    from prometheus_client import CollectorRegistry, start_http_server
+
+    from alarms.engine import Engine
+    from alarms.metrics import EngineMetrics
+    from larmkedja import db
+    from larmkedja.mqtt_paho import make_client
+
+    db.migrate(settings.database_url)
+    registry = CollectorRegistry()
+    if settings.engine_metrics_port:
+        start_http_server(settings.engine_metrics_port, addr="127.0.0.1", registry=registry)
+    metrics = EngineMetrics(registry=registry)
+    engine = Engine(
+        settings=settings,
+        sweeps=sweeps(settings, metrics),
+        client=make_client(
+            settings=settings, client_id=f"larmkedja-engine-{settings.engine_instance}"
+        ),
+        metrics=metrics,
+        instance=settings.engine_instance,
+    )
+    _on_stop_signals(engine.stop)
+    engine.run()
+    log.info("engine stopped")
+    return 0
+
+
+def cmd_token(args: argparse.Namespace, settings: Settings) -> int:
+    from api import tokens_admin
+
+    if args.action == "create":
+        print(tokens_admin.create(settings, role=args.role, name=args.name, days=args.days))
+    elif args.action == "revoke":
+        print(f"revoked: {tokens_admin.revoke(settings, name=args.name)}")
+    else:
+        for line in tokens_admin.listing(settings):
+            print(line)
     return 0
 
 
@@ -70,7 +135,7 @@ def cmd_api(args: argparse.Namespace, settings: Settings) -> int:
         log_level="warning",
         loop="uvloop",
         http="httptools",
-        ws="websockets",
+        ws="websockets-sansio",
     )
     return 0
 
@@ -121,6 +186,20 @@ def build_parser() -> argparse.ArgumentParser:
 
     sub.add_parser("ingest", help="MQTT → TimescaleDB ingest service").set_defaults(func=cmd_ingest)
     sub.add_parser("api", help="the HTTP API").set_defaults(func=cmd_api)
+    sub.add_parser("engine", help="deadlines, sweeps and the outbox").set_defaults(func=cmd_engine)
+
+    token = sub.add_parser("token", help="API tokens")
+    token_sub = token.add_subparsers(dest="action", required=True)
+    create = token_sub.add_parser("create", help="create a token and print it (shown once)")
+    create.add_argument(
+        "--role", required=True, choices=["operator", "patrol", "supervisor", "admin"]
+    )
+    create.add_argument("--name", required=True, help="who uses it (shown in the audit log)")
+    create.add_argument("--days", type=float, default=None, help="expires after N days")
+    revoke = token_sub.add_parser("revoke", help="revoke every token with this name")
+    revoke.add_argument("--name", required=True)
+    token_sub.add_parser("list", help="list tokens (never the secrets)")
+    token.set_defaults(func=cmd_token)
     sub.add_parser("migrate", help="apply database migrations").set_defaults(func=cmd_migrate)
     sub.add_parser("schema", help="print the event JSON Schema").set_defaults(func=cmd_schema)
 

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import re
 import socket
+from collections.abc import Sequence
 from dataclasses import dataclass
 from importlib import resources
+from typing import Any, TypeVar
 
 import orjson
 import psycopg
@@ -91,3 +94,18 @@ def beat_params(
 ) -> tuple[str, str, int, str, str]:
     """Parameters for UPSERT_HEARTBEAT: this process says it is alive."""
     return (service, instance, os.getpid(), socket.gethostname(), orjson.dumps(details).decode())
+
+
+# Row types: the adapters read positional rows and convert each column where they use it.
+Conn = psycopg.Connection[tuple[Any, ...]]
+Cursor = psycopg.Cursor[tuple[Any, ...]]
+AsyncConn = psycopg.AsyncConnection[tuple[Any, ...]]
+
+
+T = TypeVar("T")
+
+
+def from_row(cls: type[T], values: Sequence[Any]) -> T:
+    """A dataclass from a positional row whose columns are in the dataclass's field order."""
+    names = [f.name for f in dataclasses.fields(cls)]  # type: ignore[arg-type]
+    return cls(**dict(zip(names, values, strict=False)))

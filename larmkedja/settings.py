@@ -46,6 +46,15 @@ class Settings(BaseSettings):
     ingest_metrics_port: Annotated[int, Field(ge=0, le=65_535)] = 9101
     events_chunk_interval_s: Positive = 3600.0
 
+    # --- engine (deadlines, outbox) ---
+    engine_instance: str = "1"
+    engine_tick_s: Positive = 0.5
+    engine_metrics_port: Annotated[int, Field(ge=0, le=65_535)] = 9102
+
+    # --- api ---
+    token_cache_s: Annotated[float, Field(ge=0)] = 5.0
+    timezone: str = "Europe/Stockholm"
+
     # --- self-watch ---
     service_heartbeat_s: Positive = 2.0
     service_stale_s: Positive = 10.0

@@ -123,9 +123,11 @@ class Subscriber:
 @contextmanager
 def running_ingest(settings: Settings) -> Iterator[Ingest]:
     """The ingest service in a thread of this process."""
+    from larmkedja.cli import processors
+
     ingest = Ingest(
         settings=settings,
-        store=EventStore(conninfo=settings.database_url),
+        store=EventStore(conninfo=settings.database_url, processors=processors(settings)),
         metrics=IngestMetrics(registry=CollectorRegistry()),
     )
     thread = threading.Thread(target=ingest.run, name="ingest", daemon=True)
@@ -143,3 +145,67 @@ def scalar(database_url: str, sql: str, params: tuple[Any, ...] = ()) -> Any:
     with psycopg.connect(database_url) as conn:
         row = conn.execute(sql.encode(), params).fetchone()
         return row[0] if row else None
+
+
+@contextmanager
+def running_api(settings: Settings) -> Iterator[str]:
+    """The API on a free loopback port, served by uvicorn in a thread; yields its base URL."""
+    import asyncio
+
+    import uvicorn
+
+    from api.app import create_app
+    from larmkedja.localstack.procs import free_port
+
+    port = free_port()
+    config = uvicorn.Config(
+        create_app(settings=settings),
+        host="127.0.0.1",
+        port=port,
+        log_level="warning",
+        ws="websockets-sansio",
+        lifespan="on",
+    )
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=lambda: asyncio.run(server.serve()), daemon=True)
+    thread.start()
+    try:
+        wait_until(lambda: server.started, timeout=10, what="api started")
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+
+
+@contextmanager
+def running_engine(settings: Settings) -> Iterator[Any]:
+    """The engine in a thread of this process (real broker, real database)."""
+    from alarms.engine import Engine
+    from alarms.metrics import EngineMetrics
+    from larmkedja.cli import sweeps
+    from larmkedja.mqtt_paho import make_client
+
+    metrics = EngineMetrics(registry=CollectorRegistry())
+    engine = Engine(
+        settings=settings,
+        sweeps=sweeps(settings, metrics),
+        client=make_client(settings=settings, client_id=f"test-engine-{uuid.uuid4().hex[:6]}"),
+        metrics=metrics,
+    )
+    thread = threading.Thread(target=engine.run, name="engine", daemon=True)
+    thread.start()
+    try:
+        wait_until(lambda: engine.ticks > 0, timeout=10, what="engine ticking")
+        yield engine
+    finally:
+        engine.stop()
+        thread.join(timeout=15)
+        assert not thread.is_alive(), "engine did not stop"
+
+
+def token(settings: Settings, role: str, name: str | None = None) -> dict[str, str]:
+    """Authorization headers for a new token of `role`."""
+    from api.tokens_admin import create
+
+    secret = create(settings, role=role, name=name or f"{role}-{uuid.uuid4().hex[:4]}")
+    return {"Authorization": f"Bearer {secret}"}

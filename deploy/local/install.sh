@@ -90,16 +90,20 @@ build_timescaledb_from_trixie_source() {
   local work
   work=$(mktemp -d)
   log "building TimescaleDB (Apache edition) for PostgreSQL $pg in $work"
-  (
+  if ! (
     cd "$work"
-    apt-get source -qq timescaledb >/dev/null 2>&1
+    apt-get source -qq timescaledb
     cd timescaledb-*/
     ./bootstrap -DAPACHE_ONLY=1 -DREGRESS_CHECKS=OFF -DTAP_CHECKS=OFF -DUSE_TELEMETRY=OFF \
-      -DPG_CONFIG=/usr/lib/postgresql/"$pg"/bin/pg_config >/dev/null
-    make -C build -j"$(nproc)" >/dev/null
-    $SUDO make -C build install >/dev/null
-  )
-  rm -rf "$work"
+      -DPG_CONFIG=/usr/lib/postgresql/"$pg"/bin/pg_config
+    make -C build -j"$(nproc)"
+    $SUDO make -C build install
+  ) >"$work.log" 2>&1; then
+    tail -n 40 "$work.log" >&2
+    log "TimescaleDB build failed (log above)"
+    exit 1
+  fi
+  rm -rf "$work" "$work.log"
 }
 
 install_postgres() {

@@ -79,6 +79,7 @@ class Stack:
             Service(
                 name="ingest-1", argv=(exe, "ingest"), env={**env, "LARM_INGEST_INSTANCE": "1"}
             ),
+            Service(name="engine-1", argv=(exe, "engine"), env=env),
             Service(name="api", argv=(exe, "api"), env=env),
         ]
         if fleet:

@@ -1,0 +1,161 @@
+"""The alarm lifecycle, pure: states, who may move an alarm where, priorities, folding.
+
+raised → answered → (escalated) → resolved with an outcome. Nothing leaves the queue without a
+human decision: only `resolve` (by a person) ends a safety alarm; the system itself may end only
+a technical alarm whose cause has gone (`auto_resolve`). The SQL adapter enforces the same
+table atomically (`UPDATE … WHERE state = ANY(allowed_from)`), this module is its source.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, replace
+from datetime import datetime
+
+from larmkedja.events import Kind
+
+
+class AlarmState(enum.StrEnum):
+    RAISED = "raised"
+    ANSWERED = "answered"
+    ESCALATED = "escalated"
+    RESOLVED = "resolved"
+
+
+class Action(enum.StrEnum):
+    ANSWER = "answer"
+    ESCALATE = "escalate"
+    RESOLVE = "resolve"
+
+
+OPEN_STATES = frozenset({AlarmState.RAISED, AlarmState.ANSWERED, AlarmState.ESCALATED})
+
+ALLOWED_FROM: dict[Action, frozenset[AlarmState]] = {
+    Action.ANSWER: frozenset({AlarmState.RAISED}),
+    # Escalating an alarm nobody answered yet counts as taking it: the operator decided.
+    Action.ESCALATE: frozenset({AlarmState.RAISED, AlarmState.ANSWERED}),
+    Action.RESOLVE: frozenset({AlarmState.ANSWERED, AlarmState.ESCALATED}),
+}
+TARGET: dict[Action, AlarmState] = {
+    Action.ANSWER: AlarmState.ANSWERED,
+    Action.ESCALATE: AlarmState.ESCALATED,
+    Action.RESOLVE: AlarmState.RESOLVED,
+}
+
+
+class TransitionError(ValueError):
+    """The action is not allowed from the alarm's state (HTTP 409)."""
+
+    def __init__(self, *, action: Action, state: AlarmState) -> None:
+        super().__init__(f"cannot {action.value} an alarm that is {state.value}")
+        self.action = action
+        self.state = state
+
+
+# Priority 1 is the most urgent. 1: a person may need help now; 2: a possible risk that needs a
+# call; 3: supervision findings; 4: technical (the alarm itself may not work); 5: restores.
+PRIORITY_BY_KIND: dict[str, int] = {
+    Kind.ALARM_BUTTON.value: 1,
+    Kind.ALARM_FALL.value: 1,
+    Kind.ALARM_SMOKE.value: 1,
+    "supervision.needs_help": 1,
+    Kind.ALARM_NO_ACTIVITY.value: 2,
+    Kind.ALARM_BED_EXIT.value: 2,
+    Kind.ALARM_DOOR.value: 2,
+    Kind.ALARM_OTHER.value: 2,
+    "supervision.camera_offline": 3,
+    "device.offline": 4,
+    Kind.TAMPER.value: 4,
+    Kind.LINK_LOST.value: 4,
+    "site.power_cut": 4,
+}
+TECHNICAL_KINDS = frozenset(k for k, p in PRIORITY_BY_KIND.items() if p >= 4)
+
+
+def priority_for(kind: str) -> int:
+    return PRIORITY_BY_KIND.get(kind, 2)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Alarm:
+    """What the lifecycle needs of an alarm (the adapter's row has more)."""
+
+    kind: str
+    state: AlarmState
+    raised_at: datetime
+    event_count: int = 1
+    last_event_at: datetime | None = None
+    reset_at_device: datetime | None = None
+    answered_at: datetime | None = None
+    answered_by: str | None = None
+    escalated_at: datetime | None = None
+    resolved_at: datetime | None = None
+    resolved_by: str | None = None
+    outcome: str | None = None
+
+    @property
+    def is_open(self) -> bool:
+        return self.state in OPEN_STATES
+
+
+def raise_alarm(*, kind: str, received_at: datetime) -> Alarm:
+    return Alarm(
+        kind=kind, state=AlarmState.RAISED, raised_at=received_at, last_event_at=received_at
+    )
+
+
+def fold_press(alarm: Alarm, *, received_at: datetime) -> Alarm:
+    """Another press of the same device and kind while the alarm is open."""
+    if not alarm.is_open:
+        raise ValueError("a press folds only into an open alarm; a closed one means a new alarm")
+    last = max(alarm.last_event_at or alarm.raised_at, received_at)
+    return replace(alarm, event_count=alarm.event_count + 1, last_event_at=last)
+
+
+def mark_reset(alarm: Alarm, *, received_at: datetime) -> Alarm:
+    """`alarm.cancel` at the device: flagged, still in the queue until an operator resolves it."""
+    if not alarm.is_open or alarm.reset_at_device is not None:
+        return alarm
+    return replace(alarm, reset_at_device=received_at)
+
+
+def apply(
+    alarm: Alarm, action: Action, *, at: datetime, actor: str, outcome: str | None = None
+) -> Alarm:
+    """One human decision; raises TransitionError where the table does not allow it."""
+    if alarm.state not in ALLOWED_FROM[action]:
+        raise TransitionError(action=action, state=alarm.state)
+    if action is Action.RESOLVE and not outcome:
+        raise ValueError("resolving needs an outcome")
+    changed = replace(alarm, state=TARGET[action])
+    if alarm.answered_at is None:
+        changed = replace(changed, answered_at=at, answered_by=actor)
+    if action is Action.ESCALATE:
+        changed = replace(changed, escalated_at=at)
+    if action is Action.RESOLVE:
+        changed = replace(changed, resolved_at=at, resolved_by=actor, outcome=outcome)
+    return changed
+
+
+def auto_resolve(alarm: Alarm, *, at: datetime, outcome: str) -> Alarm:
+    """The system ends a technical alarm whose cause has gone (e.g. the device is back)."""
+    if alarm.kind not in TECHNICAL_KINDS:
+        raise ValueError("only technical alarms end without a human decision")
+    if not alarm.is_open:
+        return alarm
+    return replace(
+        alarm, state=AlarmState.RESOLVED, resolved_at=at, resolved_by="system", outcome=outcome
+    )
+
+
+def answer_time_s(alarm: Alarm) -> float | None:
+    """From the first event received to the answer (contract §3)."""
+    if alarm.answered_at is None:
+        return None
+    return (alarm.answered_at - alarm.raised_at).total_seconds()
+
+
+def waiting_s(*, raised_at: datetime, answered_at: datetime | None, now: datetime) -> float:
+    """How long the alarm waited: until now if nobody answered, else its answer time."""
+    end = answered_at if answered_at is not None else now
+    return max(0.0, (end - raised_at).total_seconds())

@@ -1,0 +1,160 @@
+"""Bearer tokens and roles. Only a SHA-256 of each token is stored (tokens are 256-bit random,
+so a fast hash is enough); the role matrix below is enforced on every /api/v1 route."""
+
+from __future__ import annotations
+
+import enum
+import hashlib
+import secrets
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Annotated
+
+from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from psycopg_pool import AsyncConnectionPool
+from starlette.requests import HTTPConnection
+
+from alarms.metrics import ApiMetrics
+from api.errors import ApiError
+
+TOKEN_PREFIX = "lk_"  # noqa: S105 - a prefix, not a secret
+
+
+class Role(enum.StrEnum):
+    OPERATOR = "operator"
+    PATROL = "patrol"
+    SUPERVISOR = "supervisor"
+    ADMIN = "admin"
+
+
+class Permission(enum.StrEnum):
+    ALARMS_READ = "alarms.read"
+    ALARMS_ACT = "alarms.act"
+    KPI_READ = "kpi.read"
+    REPORTS_READ = "reports.read"
+    DEVICES_READ = "devices.read"
+    DEVICES_ADMIN = "devices.admin"
+    ESCALATIONS_READ = "escalations.read"
+    ESCALATIONS_WORK = "escalations.work"
+    ESCALATIONS_CANCEL = "escalations.cancel"
+    SUPERVISION_READ = "supervision.read"
+    PLANS_WRITE = "plans.write"
+    PERSONS_READ = "persons.read"
+    TOKENS_ADMIN = "tokens.admin"
+    STREAM = "stream"
+
+
+_O, _P, _S, _A = Role.OPERATOR, Role.PATROL, Role.SUPERVISOR, Role.ADMIN
+
+# The role matrix (docs/api.md shows it as a table; a test walks every route against it).
+ROLES: dict[Permission, frozenset[Role]] = {
+    Permission.ALARMS_READ: frozenset({_O, _S}),
+    Permission.ALARMS_ACT: frozenset({_O, _S}),
+    Permission.KPI_READ: frozenset({_O, _S}),
+    Permission.REPORTS_READ: frozenset({_S}),
+    Permission.DEVICES_READ: frozenset({_O, _S, _A}),
+    Permission.DEVICES_ADMIN: frozenset({_A}),
+    Permission.ESCALATIONS_READ: frozenset({_O, _P, _S}),
+    Permission.ESCALATIONS_WORK: frozenset({_P, _S}),
+    Permission.ESCALATIONS_CANCEL: frozenset({_S}),
+    Permission.SUPERVISION_READ: frozenset({_O, _S}),
+    Permission.PLANS_WRITE: frozenset({_S}),
+    Permission.PERSONS_READ: frozenset({_S, _A}),
+    Permission.TOKENS_ADMIN: frozenset({_A}),
+    Permission.STREAM: frozenset({_O, _P, _S}),
+}
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Principal:
+    token_id: uuid.UUID
+    name: str
+    role: Role
+
+    def may(self, permission: Permission) -> bool:
+        return self.role in ROLES[permission]
+
+
+def new_token() -> str:
+    return TOKEN_PREFIX + secrets.token_urlsafe(32)
+
+
+def hash_token(token: str) -> bytes:
+    return hashlib.sha256(token.encode()).digest()
+
+
+SQL_LOOKUP = """
+SELECT token_id, name, role FROM api_tokens
+WHERE token_hash = %s AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > now())
+"""
+SQL_INSERT = """
+INSERT INTO api_tokens (name, role, token_hash, expires_at)
+VALUES (%s, %s, %s, now() + make_interval(days => %s))
+RETURNING token_id
+"""
+SQL_INSERT_NO_EXPIRY = """
+INSERT INTO api_tokens (name, role, token_hash) VALUES (%s, %s, %s) RETURNING token_id
+"""
+
+
+class TokenCache:
+    """Valid tokens for a few seconds, so a revocation takes effect within `ttl_s`."""
+
+    def __init__(self, *, ttl_s: float) -> None:
+        self._ttl_s = ttl_s
+        self._entries: dict[bytes, tuple[float, Principal | None]] = {}
+
+    async def lookup(self, pool: AsyncConnectionPool, token: str) -> Principal | None:
+        digest = hash_token(token)
+        now = time.monotonic()
+        hit = self._entries.get(digest)
+        if hit is not None and hit[0] > now:
+            return hit[1]
+        async with pool.connection() as conn:
+            cur = await conn.execute(SQL_LOOKUP, (digest,))
+            row = await cur.fetchone()
+        principal = Principal(token_id=row[0], name=str(row[1]), role=Role(row[2])) if row else None
+        if len(self._entries) > 10_000:
+            self._entries.clear()
+        self._entries[digest] = (now + self._ttl_s, principal)
+        return principal
+
+
+_bearer = HTTPBearer(auto_error=False, description="A token from `larmkedja token create`.")
+BearerCredentials = Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
+
+
+async def authenticate(request: HTTPConnection, token: str | None) -> Principal:
+    metrics: ApiMetrics = request.app.state.api_metrics
+    if not token:
+        metrics.auth_failures.labels("missing").inc()
+        raise ApiError(status=401, code="unauthenticated", message="a Bearer token is required")
+    cache: TokenCache = request.app.state.tokens
+    principal = await cache.lookup(request.app.state.pool, token)
+    if principal is None:
+        metrics.auth_failures.labels("invalid").inc()
+        raise ApiError(status=401, code="unauthenticated", message="the token is not valid")
+    return principal
+
+
+def require(permission: Permission) -> Callable[..., Awaitable[Principal]]:
+    """A FastAPI dependency: the caller's principal, if its role has `permission`."""
+
+    async def dependency(request: Request, credentials: BearerCredentials) -> Principal:
+        principal: Principal = await authenticate(
+            request, credentials.credentials if credentials else None
+        )
+        if not principal.may(permission):
+            request.app.state.api_metrics.auth_failures.labels("forbidden").inc()
+            raise ApiError(
+                status=403,
+                code="forbidden",
+                message=f"the {principal.role.value} role may not do this ({permission.value})",
+            )
+        return principal
+
+    dependency.permission = permission  # type: ignore[attr-defined]
+    return dependency

@@ -1,0 +1,102 @@
+"""Request and response bodies of the HTTP API (they are the OpenAPI schema)."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+
+Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=500)]
+
+
+class Problem(BaseModel):
+    error: str
+    message: str
+
+
+class AlarmOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    alarm_id: uuid.UUID
+    device_id: str
+    site: str
+    kind: str
+    priority: int = Field(description="1 most urgent … 5 least (docs/alarm-chain.md)")
+    state: str = Field(description="raised, answered, escalated or resolved")
+    raised_at: datetime = Field(description="when the system received the first event")
+    answered_at: datetime | None
+    waiting_s: float = Field(description="until now if unanswered, else the answer time")
+    event_count: int = Field(description="presses folded into this alarm")
+    source: str
+    last_event_at: datetime
+    reset_at_device: datetime | None = Field(description="alarm.cancel seen at the device")
+    answered_by: str | None
+    escalated_at: datetime | None
+    resolved_at: datetime | None
+    outcome: str | None
+    details: dict[str, Any]
+    escalation_id: uuid.UUID | None = None
+
+
+class EscalateIn(BaseModel):
+    reason: Text
+
+
+class ResolveIn(BaseModel):
+    outcome: Text
+
+
+class AnswerTimeStatsOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    count: int
+    mean_s: float | None
+    p50_s: float | None
+    p90_s: float | None
+    p95_s: float | None
+    max_s: float | None
+    within_60s_ratio: float | None
+    within_180s_ratio: float | None
+    target_mean_s: float
+    mean_above_target: bool
+
+
+class AnswerTimeBucket(AnswerTimeStatsOut):
+    start: datetime
+
+
+class AnswerTimeOut(AnswerTimeStatsOut):
+    since: datetime
+    until: datetime
+    site: str | None
+    buckets: list[AnswerTimeBucket] | None = None
+
+
+class EscalationOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    escalation_id: uuid.UUID
+    site: str
+    device_id: str
+    alarm_id: uuid.UUID | None
+    plan_id: str | None
+    check_id: int | None
+    reason: str
+    state: str = Field(description="open, acknowledged, arrived, completed or cancelled")
+    created_at: datetime
+    created_by: str
+    ack_deadline: datetime
+    acknowledged_at: datetime | None
+    acknowledged_by: str | None
+    arrived_at: datetime | None
+    arrived_by: str | None
+    completed_at: datetime | None
+    completed_by: str | None
+    outcome: str | None
+    cancelled_at: datetime | None
+    cancelled_by: str | None
+    cancel_reason: str | None
+    unack_alerts: int
+    overdue: bool = Field(description="open and past its acknowledgement deadline")

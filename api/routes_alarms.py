@@ -1,0 +1,89 @@
+"""The operator queue: list, answer, escalate, resolve (contract §3)."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Depends, Query, Request
+
+from alarms import queries_psycopg as q
+from alarms.lifecycle import Action, TransitionError
+from api.auth import Permission, Principal, require
+from api.errors import ApiError
+from api.models import AlarmOut, EscalateIn, Problem, ResolveIn
+
+router = APIRouter(prefix="/api/v1", tags=["alarms"])
+Reader = Annotated[Principal, Depends(require(Permission.ALARMS_READ))]
+Actor = Annotated[Principal, Depends(require(Permission.ALARMS_ACT))]
+ERRORS: dict[int | str, dict[str, object]] = {
+    401: {"model": Problem},
+    403: {"model": Problem},
+    404: {"model": Problem},
+    409: {"model": Problem},
+}
+StateFilter = Literal["open", "raised", "answered", "escalated", "resolved", "all"]
+
+
+@router.get("/alarms", response_model=list[AlarmOut], responses=ERRORS)
+async def list_alarms(
+    request: Request,
+    principal: Reader,
+    state: StateFilter = "open",
+    site: Annotated[str | None, Query(pattern=r"^[a-z0-9-]{1,32}$")] = None,
+    limit: Annotated[int, Query(ge=1, le=5000)] = 500,
+) -> list[AlarmOut]:
+    """Alarms in queue order: priority first (1 most urgent), then oldest first."""
+    async with request.app.state.pool.connection() as conn:
+        rows = await q.list_alarms(conn, state=state, site=site, limit=limit)
+    return [AlarmOut.model_validate(r) for r in rows]
+
+
+async def _act(
+    request: Request, principal: Principal, alarm_id: uuid.UUID, action: Action, text: str | None
+) -> AlarmOut:
+    metrics = request.app.state.api_metrics
+    try:
+        async with request.app.state.pool.connection() as conn:
+            row = await q.act(
+                conn,
+                alarm_id=alarm_id,
+                action=action,
+                actor=principal.name,
+                role=principal.role.value,
+                text=text,
+                ack_s=request.app.state.settings.patrol_ack_minutes * 60.0,
+            )
+    except q.AlarmNotFound:
+        metrics.actions.labels(action.value, "not_found").inc()
+        raise ApiError(status=404, code="not_found", message="no such alarm") from None
+    except TransitionError as exc:
+        metrics.actions.labels(action.value, "conflict").inc()
+        raise ApiError(status=409, code="conflict", message=str(exc)) from None
+    metrics.actions.labels(action.value, "ok").inc()
+    answer_time = row.answer_time_s()
+    if row.answered_now and row.counts_for_answer_time and answer_time is not None:
+        metrics.answer_time.observe(answer_time)
+    return AlarmOut.model_validate(row)
+
+
+@router.post("/alarms/{alarm_id}/answer", response_model=AlarmOut, responses=ERRORS)
+async def answer(request: Request, principal: Actor, alarm_id: uuid.UUID) -> AlarmOut:
+    """The operator takes the alarm. 409 if it is already answered or closed."""
+    return await _act(request, principal, alarm_id, Action.ANSWER, None)
+
+
+@router.post("/alarms/{alarm_id}/escalate", response_model=AlarmOut, responses=ERRORS)
+async def escalate(
+    request: Request, principal: Actor, alarm_id: uuid.UUID, body: EscalateIn
+) -> AlarmOut:
+    """Send the night patrol: creates an escalation (published on the escalations topic)."""
+    return await _act(request, principal, alarm_id, Action.ESCALATE, body.reason)
+
+
+@router.post("/alarms/{alarm_id}/resolve", response_model=AlarmOut, responses=ERRORS)
+async def resolve(
+    request: Request, principal: Actor, alarm_id: uuid.UUID, body: ResolveIn
+) -> AlarmOut:
+    """Close the alarm with an outcome (only after it was answered)."""
+    return await _act(request, principal, alarm_id, Action.RESOLVE, body.outcome)

@@ -1,0 +1,65 @@
+"""Answer-time KPIs (contract §3): the distribution, not only the mean."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Annotated, Literal
+from zoneinfo import ZoneInfo
+
+from fastapi import APIRouter, Depends, Query, Request
+from pydantic import AwareDatetime
+
+from alarms import queries_psycopg as q
+from alarms.answer_time import by_bucket, summarize
+from api.auth import Permission, Principal, require
+from api.errors import ApiError
+from api.models import AnswerTimeBucket, AnswerTimeOut, AnswerTimeStatsOut, Problem
+
+router = APIRouter(prefix="/api/v1", tags=["kpi"])
+Reader = Annotated[Principal, Depends(require(Permission.KPI_READ))]
+MAX_RANGE = timedelta(days=400)
+
+
+@router.get(
+    "/kpi/answer-time",
+    response_model=AnswerTimeOut,
+    responses={401: {"model": Problem}, 403: {"model": Problem}, 422: {"model": Problem}},
+)
+async def answer_time(
+    request: Request,
+    principal: Reader,
+    since: AwareDatetime | None = None,
+    until: AwareDatetime | None = None,
+    site: Annotated[str | None, Query(pattern=r"^[a-z0-9-]{1,32}$")] = None,
+    bucket: Literal["hour", "day"] | None = None,
+) -> AnswerTimeOut:
+    """Safety alarms answered in [since, until): count, mean, p50/p90/p95, max, share within
+    60 s and 180 s, against the target. Defaults to the rolling window (LARM_ANSWER_WINDOW_S)
+    up to now. `bucket=hour|day` adds the same per hour or per local day."""
+    settings = request.app.state.settings
+    end = until or datetime.now(UTC)
+    start = since or end - timedelta(seconds=settings.answer_window_s)
+    if start >= end:
+        raise ApiError(status=422, code="invalid", message="since must be before until")
+    if end - start > MAX_RANGE:
+        raise ApiError(status=422, code="invalid", message="at most 400 days at a time")
+    async with request.app.state.pool.connection() as conn:
+        answers = await q.answer_times(conn, since=start, until=end, site=site)
+    target = settings.answer_target_s
+    stats = summarize([d for _, d in answers], target_s=target)
+    buckets = None
+    if bucket is not None:
+        tz = ZoneInfo(settings.timezone)
+        buckets = [
+            AnswerTimeBucket(
+                start=b_start, **AnswerTimeStatsOut.model_validate(b_stats).model_dump()
+            )
+            for b_start, b_stats in by_bucket(answers, bucket=bucket, tz=tz, target_s=target)
+        ]
+    return AnswerTimeOut(
+        since=start,
+        until=end,
+        site=site,
+        buckets=buckets,
+        **AnswerTimeStatsOut.model_validate(stats).model_dump(),
+    )

@@ -1,0 +1,211 @@
+"""`GET /api/v1/stream` (WebSocket): live changes of alarms and escalations.
+
+The database notifies every change of an alarm or escalation on commit (`larm_changes`, from
+triggers, whichever process made it). One listener per API process reads the row once and fans
+it out to the connected clients whose role may see it. A client first gets a snapshot of what is
+open; if the listener loses the database it sends `resync` with a fresh snapshot on return.
+
+Authentication: `Authorization: Bearer …`, or (browsers cannot set headers on a WebSocket) the
+subprotocols `larmkedja.v1` and `bearer.<token>`; the server answers with `larmkedja.v1`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+import psycopg
+from fastapi import APIRouter, WebSocket, WebSocketDisconnect
+from fastapi.responses import JSONResponse
+from psycopg_pool import AsyncConnectionPool
+
+from alarms import escalations_psycopg as esc
+from alarms import queries_psycopg as q
+from api.auth import Permission, Principal, authenticate
+from api.errors import ApiError
+from api.models import AlarmOut, EscalationOut
+
+log = logging.getLogger(__name__)
+router = APIRouter()
+SUBPROTOCOL = "larmkedja.v1"
+QUEUE_LIMIT = 1000
+
+
+@dataclass(eq=False)
+class StreamClient:
+    principal: Principal
+    queue: asyncio.Queue[bytes | None] = field(
+        default_factory=lambda: asyncio.Queue(maxsize=QUEUE_LIMIT)
+    )
+
+    def sees(self, entity: str) -> bool:
+        if entity == "alarm":
+            return self.principal.may(Permission.ALARMS_READ)
+        return self.principal.may(Permission.ESCALATIONS_READ)
+
+
+class ChangeHub:
+    def __init__(self, *, conninfo: str, pool: AsyncConnectionPool) -> None:
+        self._conninfo = conninfo
+        self._pool = pool
+        self._clients: set[StreamClient] = set()
+        self.connected = asyncio.Event()
+
+    @property
+    def clients(self) -> int:
+        return len(self._clients)
+
+    def add(self, client: StreamClient) -> None:
+        self._clients.add(client)
+
+    def remove(self, client: StreamClient) -> None:
+        self._clients.discard(client)
+
+    async def run(self) -> None:
+        delay, first = 0.5, True
+        while True:
+            try:
+                async with await psycopg.AsyncConnection.connect(
+                    self._conninfo, autocommit=True, connect_timeout=5
+                ) as conn:
+                    await conn.execute("LISTEN larm_changes")
+                    self.connected.set()
+                    if not first:
+                        await self._resync()
+                    first, delay = False, 0.5
+                    async for notify in conn.notifies():
+                        await self._dispatch(notify.payload)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # the listener must outlive any failure
+                self.connected.clear()
+                log.warning("change listener lost the database (%s); retrying", exc)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
+
+    async def _dispatch(self, payload: str) -> None:
+        try:
+            change = orjson.loads(payload)
+            entity, ident = str(change["entity"]), uuid.UUID(str(change["id"]))
+        except (orjson.JSONDecodeError, KeyError, ValueError):
+            return
+        if not any(c.sees(entity) for c in self._clients):
+            return
+        async with self._pool.connection() as conn:
+            message = await _entity_message(conn, entity, ident)
+        if message is None:
+            return
+        for client in list(self._clients):
+            if client.sees(entity):
+                _offer(client, message)
+
+    async def _resync(self) -> None:
+        for client in list(self._clients):
+            _offer(client, orjson.dumps({"type": "resync"}))
+            for message in await snapshot(self._pool, client.principal):
+                _offer(client, message)
+
+
+def _offer(client: StreamClient, message: bytes) -> None:
+    try:
+        client.queue.put_nowait(message)
+    except asyncio.QueueFull:
+        # A client that cannot keep up is closed; it reconnects and gets a fresh snapshot.
+        with contextlib.suppress(asyncio.QueueEmpty):
+            while True:
+                client.queue.get_nowait()
+        client.queue.put_nowait(None)
+
+
+async def _entity_message(conn: Any, entity: str, ident: uuid.UUID) -> bytes | None:
+    if entity == "alarm":
+        alarm = await q.get_alarm(conn, ident)
+        if alarm is None:
+            return None
+        body = AlarmOut.model_validate(alarm).model_dump(mode="json")
+        return orjson.dumps({"type": "alarm", "alarm": body})
+    escalation = await esc.get_escalation(conn, ident)
+    if escalation is None:
+        return None
+    body = EscalationOut.model_validate(escalation).model_dump(mode="json")
+    return orjson.dumps({"type": "escalation", "escalation": body})
+
+
+async def snapshot(pool: AsyncConnectionPool, principal: Principal) -> list[bytes]:
+    messages: list[bytes] = []
+    async with pool.connection() as conn:
+        if principal.may(Permission.ALARMS_READ):
+            alarms = await q.list_alarms(conn, state="open", limit=5000)
+            body = [AlarmOut.model_validate(a).model_dump(mode="json") for a in alarms]
+            messages.append(orjson.dumps({"type": "snapshot.alarms", "alarms": body}))
+        if principal.may(Permission.ESCALATIONS_READ):
+            rows = await esc.list_escalations(conn, state="open", limit=5000)
+            body = [EscalationOut.model_validate(e).model_dump(mode="json") for e in rows]
+            messages.append(orjson.dumps({"type": "snapshot.escalations", "escalations": body}))
+    return messages
+
+
+def _token_of(ws: WebSocket) -> tuple[str | None, bool]:
+    """The bearer token and whether it came in a subprotocol."""
+    header = ws.headers.get("authorization", "")
+    if header.lower().startswith("bearer "):
+        return header[7:].strip(), False
+    for proto in ws.scope.get("subprotocols", []):
+        if proto.startswith("bearer."):
+            return proto[len("bearer.") :], True
+    return None, False
+
+
+@router.websocket("/api/v1/stream")
+async def stream(ws: WebSocket) -> None:
+    """Live queue: `snapshot.alarms` / `snapshot.escalations` first, then `alarm` and
+    `escalation` messages as they change (each the full current row)."""
+    token, via_subprotocol = _token_of(ws)
+    try:
+        principal = await authenticate(ws, token)
+        if not principal.may(Permission.STREAM):
+            raise ApiError(status=403, code="forbidden", message="this role has no live stream")
+    except ApiError as exc:
+        await ws.send_denial_response(
+            JSONResponse({"error": exc.code, "message": exc.message}, status_code=exc.status)
+        )
+        return
+    hub: ChangeHub = ws.app.state.hub
+    client = StreamClient(principal=principal)
+    await ws.accept(subprotocol=SUBPROTOCOL if via_subprotocol else None)
+    hub.add(client)
+    metrics = ws.app.state.api_metrics
+    metrics.stream_clients.inc()
+    reader = asyncio.create_task(_drain_incoming(ws))
+    try:
+        for message in await snapshot(ws.app.state.pool, principal):
+            await ws.send_text(message.decode())
+        while not reader.done():
+            getter = asyncio.create_task(client.queue.get())
+            done, _ = await asyncio.wait({getter, reader}, return_when=asyncio.FIRST_COMPLETED)
+            if getter not in done:
+                getter.cancel()
+                break
+            queued = getter.result()
+            if queued is None:
+                await ws.close(code=1013, reason="too slow; reconnect")
+                break
+            await ws.send_text(queued.decode())
+    except (WebSocketDisconnect, RuntimeError):
+        pass
+    finally:
+        hub.remove(client)
+        metrics.stream_clients.dec()
+        reader.cancel()
+
+
+async def _drain_incoming(ws: WebSocket) -> None:
+    """Read (and ignore) what the client sends, to notice when it goes away."""
+    with contextlib.suppress(WebSocketDisconnect, RuntimeError):
+        while True:
+            await ws.receive_text()
