@@ -1,9 +1,10 @@
 """Alarms from events, inside the ingest transaction (so an alarm exists iff its event does).
 
-Each new `alarm.*` event raises an alarm, or folds into the open alarm of the same device and
-kind (`event_count` grows; one queue entry). `alarm.cancel` flags the device's open safety
-alarms "reset at device"; they stay until an operator resolves them. Events are applied in the
-order they were received, one statement each (alarms are rare next to heartbeats).
+Each new `alarm.*` event raises an alarm (`tamper` and `link.lost` raise technical ones), or
+folds into the open alarm of the same device and kind (`event_count` grows; one queue entry).
+`alarm.cancel` flags the device's open safety alarms "reset at device"; they stay until an
+operator resolves them. Events are applied in the order they were received, one statement each
+(alarms are rare next to heartbeats).
 """
 
 from __future__ import annotations
@@ -36,6 +37,16 @@ INSERT INTO alarm_events (alarm_id, event_id, kind, received_at)
 VALUES (%s, %s, %s, %s) ON CONFLICT DO NOTHING
 """
 
+# The system may end a technical alarm whose cause is gone (the link is back).
+END_LINK_LOST = """
+UPDATE alarms SET state = 'resolved', resolved_at = now(), resolved_by = 'system',
+                  outcome = 'link restored', version = version + 1
+WHERE device_id = %s AND kind = 'link.lost' AND state <> 'resolved'
+"""
+
+# Device faults that go to the operator queue as technical alarms (priority 4).
+TECHNICAL_EVENTS = frozenset({Kind.TAMPER, Kind.LINK_LOST})
+
 MARK_RESET = """
 UPDATE alarms SET reset_at_device = %(received_at)s, version = version + 1
 WHERE device_id = %(device_id)s AND state <> 'resolved' AND reset_at_device IS NULL
@@ -50,10 +61,12 @@ class AlarmProcessor:
     def process(self, cur: Cursor, new: Sequence[ReceivedEvent]) -> None:
         for received in new:
             kind = received.event.kind
-            if kind.is_alarm:
+            if kind.is_alarm or kind in TECHNICAL_EVENTS:
                 self._press(cur, received)
             elif kind is Kind.ALARM_CANCEL:
                 self._cancel(cur, received)
+            elif kind is Kind.LINK_RESTORED:
+                cur.execute(END_LINK_LOST, (received.event.device_id,))
 
     def _press(self, cur: Cursor, received: ReceivedEvent) -> None:
         event = received.event

@@ -100,3 +100,29 @@ class EscalationOut(BaseModel):
     cancel_reason: str | None
     unack_alerts: int
     overdue: bool = Field(description="open and past its acknowledgement deadline")
+
+
+class DeviceOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    device_id: str
+    site: str
+    online: bool
+    last_seen: datetime = Field(description="when the system last received any of its events")
+    first_seen: datetime
+    heartbeat_interval_s: float | None = Field(description="its own period; null: the default")
+    offline_due_at: datetime
+    offline_since: datetime | None
+    on_mains: bool
+    mains_lost_at: datetime | None
+    link_ok: bool
+    battery_percent: float | None
+    battery_reported_at: datetime | None
+    backup_hours_estimate: float | None = Field(
+        description="hours left on battery: now if on battery, else if mains went now"
+    )
+    full_battery_hours: float | None
+    discharge_pct_per_h: float | None
+    rate_source: str | None = Field(description="observed, learned or spec")
+    backup_spec_hours: float
+    backup_below_spec: bool

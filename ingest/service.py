@@ -92,9 +92,12 @@ class Ingest:
         self._ack_lock = threading.Lock()
         self._generation = 0
         self._connected = False
+        self._disconnected_since: datetime | None = now()
         self._subscribed = threading.Event()
+        self._beat_now = threading.Event()  # report a state change without waiting
         self._last_commit: datetime | None = None
-        self._last_beat = 0.0
+        self._pending = 0  # messages in the batch being written
+        self._writing_since: datetime | None = None  # receive time of that batch's first
         self._stop_deadline = 0.0
 
     @property
@@ -122,6 +125,7 @@ class Ingest:
         with self._ack_lock:
             self._generation += 1
             self._connected = True
+            self._disconnected_since = None
         self._metrics.connected.set(1)
         self._subscribed.clear()
         client.subscribe(self._subscription, options=SubscribeOptions(qos=1))
@@ -139,6 +143,7 @@ class Ingest:
             log.error("subscription refused: %s", reasons)
             return
         self._subscribed.set()
+        self._beat_now.set()
 
     def _on_disconnect(
         self,
@@ -151,7 +156,9 @@ class Ingest:
         with self._ack_lock:
             self._generation += 1
             self._connected = False
+            self._disconnected_since = self._disconnected_since or self._now()
         self._metrics.connected.set(0)
+        self._beat_now.set()
         if not self._stopping.is_set():
             log.warning("disconnected from the broker: %s; reconnecting", reason)
 
@@ -189,22 +196,25 @@ class Ingest:
             ),
         )
         self._client.loop_start()
+        beat = threading.Thread(target=self._beat_forever, name="ingest-heartbeat", daemon=True)
+        beat.start()
         try:
             while not self._stopping.is_set():
                 batch = self._take_batch()
                 if batch:
                     self._handle(batch)
-                self._housekeeping()
             self._drain()
         finally:
             self._client.disconnect()
             self._client.loop_stop()
+            beat.join(timeout=5)
             self._store.close()
 
     def stop(self, *, grace_s: float = 8.0) -> None:
         """Stop taking messages; `run` then commits what it holds (for at most `grace_s`)."""
         self._stop_deadline = time.monotonic() + grace_s
         self._stopping.set()
+        self._beat_now.set()
         with self._cond:
             self._cond.notify()
 
@@ -231,6 +241,15 @@ class Ingest:
         return batch
 
     def _handle(self, batch: list[_Message]) -> None:
+        self._pending = len(batch)
+        self._writing_since = batch[0].item.received_at if batch else None
+        try:
+            self._handle_batch(batch)
+        finally:
+            self._pending = 0
+            self._writing_since = None
+
+    def _handle_batch(self, batch: list[_Message]) -> None:
         events = [m.item for m in batch if isinstance(m.item, ReceivedEvent)]
         dead = [m.item for m in batch if isinstance(m.item, DeadLetter)]
         started = time.perf_counter()
@@ -334,24 +353,47 @@ class Ingest:
             f"larm/v1/{dead.site or '_invalid'}/deadletter", orjson.dumps(notice), qos=1
         )
 
-    def _housekeeping(self) -> None:
-        now = time.monotonic()
-        if now - self._last_beat < self._settings.service_heartbeat_s:
-            return
-        self._last_beat = now
-        details: dict[str, object] = {
-            "mqtt_connected": self._connected,
-            "last_commit_at": self._last_commit.isoformat() if self._last_commit else None,
-        }
-        try:
-            with self._store.connection.cursor() as cur:
-                cur.execute(
+    def _oldest_pending_at(self) -> str | None:
+        """Receive time of the oldest message not yet committed (None: nothing waits)."""
+        batch_start = self._writing_since
+        with self._cond:
+            first = self._buffer[0].item.received_at if self._buffer else None
+        oldest = min((t for t in (batch_start, first) if t is not None), default=None)
+        return oldest.isoformat() if oldest else None
+
+    def _beat_forever(self) -> None:
+        """Say this instance is alive, from its own thread and connection, so a writer stuck
+        on a slow database still shows as alive-but-not-committing (and the engine says so)."""
+        conn: db.Conn | None = None
+        while True:
+            details: dict[str, object] = {
+                "mqtt_connected": self._connected,
+                "disconnected_since": (
+                    self._disconnected_since.isoformat() if self._disconnected_since else None
+                ),
+                "last_commit_at": self._last_commit.isoformat() if self._last_commit else None,
+                "pending": self._pending + len(self._buffer),
+                "oldest_pending_at": self._oldest_pending_at(),
+            }
+            try:
+                if conn is None or conn.closed:
+                    conn = psycopg.connect(
+                        self._settings.database_url, autocommit=True, connect_timeout=5
+                    )
+                conn.execute(
                     db.UPSERT_HEARTBEAT,
                     db.beat_params(
                         service="ingest", instance=self._settings.ingest_instance, details=details
                     ),
                 )
-            self._store.connection.commit()
-        except psycopg.Error as exc:
-            log.warning("heartbeat not written: %s", exc)
-            self._store.close()
+            except psycopg.Error as exc:
+                log.warning("heartbeat not written: %s", exc)
+                if conn is not None:
+                    conn.close()
+                conn = None
+            self._beat_now.wait(self._settings.service_heartbeat_s)
+            self._beat_now.clear()
+            if self._stopping.is_set():
+                break
+        if conn is not None:
+            conn.close()

@@ -64,19 +64,30 @@ def cmd_ingest(args: argparse.Namespace, settings: Settings) -> int:
 
 def processors(settings: Settings) -> list[Processor]:
     """What ingest does, in its transaction, with each new event."""
+    from alarms.devices_psycopg import DeviceProcessor
     from alarms.processor_psycopg import AlarmProcessor
 
-    return [AlarmProcessor(settings=settings)]
+    return [DeviceProcessor(settings=settings), AlarmProcessor(settings=settings)]
 
 
 def sweeps(settings: Settings, metrics: EngineMetrics) -> list[Sweep]:
     """The engine's deadline sweeps, in the order they run each tick."""
+    from alarms.device_sweeps_psycopg import (
+        DeviceGauges,
+        OfflineSweep,
+        PowerCutSweep,
+        SilenceSweep,
+    )
     from alarms.sweeps_psycopg import AnswerTimeSweep, QueueGauges, UnansweredSweep
 
     return [
+        OfflineSweep(settings=settings),
+        PowerCutSweep(settings=settings),
         UnansweredSweep(settings=settings),
         AnswerTimeSweep(settings=settings, metrics=metrics),
+        SilenceSweep(settings=settings),
         QueueGauges(metrics=metrics),
+        DeviceGauges(registry=metrics.registry),
     ]
 
 

@@ -55,6 +55,15 @@ class Settings(BaseSettings):
     token_cache_s: Annotated[float, Field(ge=0)] = 5.0
     timezone: str = "Europe/Stockholm"
 
+    # --- devices (issue: device supervision) ---
+    heartbeat_default_s: Positive = 90.0
+    power_cut_devices: Annotated[int, Field(ge=2)] = 20
+    power_cut_window_s: Positive = 300.0
+    backup_alert_hours: Positive = 12.0
+    battery_ok_percent: Annotated[float, Field(ge=0, le=100)] = 50.0
+
     # --- self-watch ---
+    silence_s: Positive = 300.0
+    commit_stall_s: Positive = 30.0
     service_heartbeat_s: Positive = 2.0
     service_stale_s: Positive = 10.0

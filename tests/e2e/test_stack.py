@@ -38,7 +38,14 @@ def test_up_is_idempotent_serves_health_and_stores_a_mosquitto_pub(stack: Stack)
         assert f"export {name}=" in env_file
     env = stack.env()
     with urllib.request.urlopen(env["LARM_API_URL"] + "/readyz", timeout=5) as resp:
-        assert json.load(resp)["checks"] == {"database": True, "broker": True, "ingest": True}
+        checks = json.load(resp)["checks"]
+    assert checks == {
+        "database": True,
+        "broker": True,
+        "ingest": True,
+        "engine": True,
+        "not_silent": True,
+    }
     with urllib.request.urlopen(env["LARM_API_URL"] + "/openapi.json", timeout=5) as resp:
         assert "/readyz" in json.load(resp)["paths"]
 

@@ -1,0 +1,143 @@
+"""Engine sweeps for device supervision and the system's watch over itself."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Gauge
+from psycopg.types.json import Jsonb
+
+from alarms.selfwatch_psycopg import silence
+from larmkedja.db import Conn
+from larmkedja.settings import Settings
+
+# Every device past its deadline goes offline in one statement. Devices of a site in an area
+# power cut that are on battery are expected to fall silent: they are not alerted one by one
+# (the site's incident covers them); the API and the dashboards still show each.
+FIRE_OFFLINE = """
+WITH gone AS (
+    UPDATE devices
+    SET online = false, online_changed_at = now(), version = version + 1
+    WHERE online AND offline_due_at <= now()
+    RETURNING device_id, site, last_seen, on_mains,
+              coalesce(heartbeat_interval_s, %(default_s)s) AS period_s
+)
+SELECT larm_device_offline(g.device_id, g.site, g.last_seen, g.period_s, %(unanswered_s)s)
+FROM gone g
+WHERE g.on_mains OR NOT EXISTS (
+    SELECT 1 FROM alerts a
+    WHERE a.kind = 'site.power_cut' AND a.subject = g.site AND a.resolved_at IS NULL)
+"""
+
+
+class OfflineSweep:
+    """`device.offline` after LARM_HEARTBEAT_MISSES missed periods (deadline in the row)."""
+
+    name = "device_offline"
+
+    def __init__(self, *, settings: Settings) -> None:
+        self._params = {
+            "default_s": settings.heartbeat_default_s,
+            "unanswered_s": settings.unanswered_alert_s,
+        }
+
+    def run(self, conn: Conn) -> int:
+        return len(conn.execute(FIRE_OFFLINE, self._params).fetchall())
+
+
+POWER_CUTS = """
+SELECT a.subject, (SELECT count(*) FROM devices d WHERE d.site = a.subject AND NOT d.on_mains)
+FROM alerts a WHERE a.kind = 'site.power_cut' AND a.resolved_at IS NULL
+"""
+
+
+class PowerCutSweep:
+    """Ends a site's power-cut incident once fewer than LARM_POWER_CUT_DEVICES are on battery."""
+
+    name = "site_power_cut"
+
+    def __init__(self, *, settings: Settings) -> None:
+        self._threshold = settings.power_cut_devices
+
+    def run(self, conn: Conn) -> int:
+        ended = 0
+        for site, on_battery in conn.execute(POWER_CUTS).fetchall():
+            if int(on_battery) < self._threshold:
+                conn.execute("SELECT larm_resolve_power_cut(%s, %s)", (site, int(on_battery)))
+                ended += 1
+        return ended
+
+
+class SilenceSweep:
+    """`system.silent` while no device event arrives, no ingest runs, or writes stall."""
+
+    name = "system_silent"
+    kind = "system.silent"
+    site = "_system"  # not a valid site name, so it never collides with one
+
+    def __init__(self, *, settings: Settings) -> None:
+        self._settings = settings
+
+    def run(self, conn: Conn) -> int:
+        reasons = silence(conn, self._settings)
+        details = Jsonb({"reasons": reasons})
+        if reasons:
+            row = conn.execute(
+                "SELECT larm_raise_alert(%s, %s, 'critical', 'larmkedja', %s)",
+                (self.site, self.kind, details),
+            ).fetchone()
+        else:
+            row = conn.execute(
+                "SELECT larm_resolve_alert(%s, 'larmkedja', %s)", (self.kind, details)
+            ).fetchone()
+        return 1 if row and row[0] else 0
+
+
+DEVICE_GAUGES = """
+SELECT count(*) FILTER (WHERE online), count(*) FILTER (WHERE NOT online),
+       count(*) FILTER (WHERE NOT on_mains),
+       count(*) FILTER (WHERE backup_below_spec),
+       count(*) FILTER (WHERE NOT link_ok)
+FROM devices
+"""
+BACKUP_BUCKETS = (6, 12, 24, 36, 48, 72, 96)
+BACKUP_HISTOGRAM = f"""
+SELECT {", ".join(f"count(*) FILTER (WHERE backup_hours_estimate <= {b})" for b in BACKUP_BUCKETS)},
+       count(backup_hours_estimate)
+FROM devices
+"""  # noqa: S608 - the buckets are constants
+
+
+class DeviceGauges:
+    """Refresh the device gauges (every few seconds: it reads the whole registry)."""
+
+    name = "device_gauges"
+
+    def __init__(self, *, registry: CollectorRegistry) -> None:
+        self._every = 5
+        self._ticks = 0
+        self.by_state = Gauge(
+            "larm_devices", "Registered devices by state.", ["state"], registry=registry
+        )
+        self.backup = Gauge(
+            "larm_devices_backup_hours",
+            "Devices whose estimated backup (hours left on battery) is at most `le` hours.",
+            ["le"],
+            registry=registry,
+        )
+
+    def run(self, conn: Conn) -> int:
+        self._ticks += 1
+        if self._ticks % self._every != 1:
+            return 0
+        row = conn.execute(DEVICE_GAUGES).fetchone()
+        if row:
+            for state, value in zip(
+                ("online", "offline", "on_battery", "backup_below_spec", "link_lost"),
+                row,
+                strict=True,
+            ):
+                self.by_state.labels(state).set(int(value))
+        buckets = conn.execute(BACKUP_HISTOGRAM).fetchone()
+        if buckets:
+            for le, value in zip([*map(str, BACKUP_BUCKETS), "+Inf"], buckets, strict=True):
+                self.backup.labels(le).set(int(value))
+        return 0

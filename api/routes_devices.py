@@ -1,0 +1,65 @@
+"""The device registry: one device's state, and lists filtered by state (contract §3)."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Depends, Path, Query, Request
+
+from alarms import device_queries_psycopg as q
+from api.auth import Permission, Principal, require
+from api.errors import ApiError
+from api.models import DeviceOut, Problem
+from larmkedja.events import DEVICE_ID_PATTERN
+from larmkedja.settings import Settings
+
+router = APIRouter(prefix="/api/v1", tags=["devices"])
+Reader = Annotated[Principal, Depends(require(Permission.DEVICES_READ))]
+ERRORS: dict[int | str, dict[str, object]] = {
+    401: {"model": Problem},
+    403: {"model": Problem},
+    404: {"model": Problem},
+}
+
+
+def _out(row: q.DeviceRow, settings: Settings) -> DeviceOut:
+    return DeviceOut.model_validate(
+        {**asdict(row), "backup_spec_hours": settings.battery_spec_hours}
+    )
+
+
+@router.get("/devices/{device_id}", response_model=DeviceOut, responses=ERRORS)
+async def get_device(
+    request: Request,
+    principal: Reader,
+    device_id: Annotated[str, Path(pattern=DEVICE_ID_PATTERN)],
+) -> DeviceOut:
+    """Is it alive, on mains, and how long would its battery last (`backup_hours_estimate`)."""
+    async with request.app.state.pool.connection() as conn:
+        row = await q.get_device(conn, device_id)
+    if row is None:
+        raise ApiError(status=404, code="not_found", message="no such device")
+    return _out(row, request.app.state.settings)
+
+
+@router.get("/devices", response_model=list[DeviceOut], responses=ERRORS)
+async def list_devices(
+    request: Request,
+    principal: Reader,
+    state: Literal["online", "offline", "on_battery", "below_spec", "link_lost"] | None = None,
+    site: Annotated[str | None, Query(pattern=r"^[a-z0-9-]{1,32}$")] = None,
+    limit: Annotated[int, Query(ge=1, le=5000)] = 500,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> list[DeviceOut]:
+    """Devices, by site and id, optionally only those offline, on battery, below spec…"""
+    settings: Settings = request.app.state.settings
+    async with request.app.state.pool.connection() as conn:
+        rows = await q.list_devices(
+            conn,
+            site=site,
+            state=state,
+            limit=limit,
+            offset=offset,
+        )
+    return [_out(r, settings) for r in rows]
