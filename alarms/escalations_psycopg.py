@@ -7,6 +7,15 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from psycopg.types.json import Jsonb
+
+from alarms.escalation import (
+    ALLOWED_FROM,
+    TARGET,
+    EscalationAction,
+    EscalationState,
+    EscalationTransitionError,
+)
 from larmkedja.db import AsyncConn, from_row
 
 LIVE_STATES = ("open", "acknowledged", "arrived")
@@ -78,3 +87,68 @@ async def get_escalation(conn: AsyncConn, escalation_id: uuid.UUID) -> Escalatio
     cur = await conn.execute(GET, (escalation_id,))
     row = await cur.fetchone()
     return _row(row) if row else None
+
+
+TRANSITION = f"""
+WITH e AS (
+    UPDATE escalations SET
+        state = %(target)s,
+        acknowledged_at = CASE WHEN %(target)s IN ('acknowledged', 'arrived', 'completed')
+                               THEN coalesce(acknowledged_at, now()) ELSE acknowledged_at END,
+        acknowledged_by = CASE WHEN %(target)s IN ('acknowledged', 'arrived', 'completed')
+                               THEN coalesce(acknowledged_by, %(actor)s) ELSE acknowledged_by END,
+        arrived_at = CASE WHEN %(target)s = 'arrived' THEN now() ELSE arrived_at END,
+        arrived_by = CASE WHEN %(target)s = 'arrived' THEN %(actor)s ELSE arrived_by END,
+        completed_at = CASE WHEN %(target)s = 'completed' THEN now() ELSE completed_at END,
+        completed_by = CASE WHEN %(target)s = 'completed' THEN %(actor)s ELSE completed_by END,
+        outcome = CASE WHEN %(target)s = 'completed' THEN %(text)s ELSE outcome END,
+        cancelled_at = CASE WHEN %(target)s = 'cancelled' THEN now() ELSE cancelled_at END,
+        cancelled_by = CASE WHEN %(target)s = 'cancelled' THEN %(actor)s ELSE cancelled_by END,
+        cancel_reason = CASE WHEN %(target)s = 'cancelled' THEN %(text)s ELSE cancel_reason END,
+        version = version + 1
+    WHERE escalation_id = %(id)s AND state = ANY(%(allowed)s)
+    RETURNING *
+), audited AS (
+    INSERT INTO audit_log (actor, role, action, subject_type, subject_id, details)
+    SELECT %(actor)s, %(role)s, %(action)s, 'escalation', escalation_id::text, %(details)s FROM e
+)
+SELECT {COLUMNS} FROM e
+"""  # noqa: S608 - constant columns
+
+
+class EscalationNotFound(LookupError):
+    pass
+
+
+async def act(
+    conn: AsyncConn,
+    *,
+    escalation_id: uuid.UUID,
+    action: EscalationAction,
+    actor: str,
+    role: str,
+    text: str | None = None,
+) -> EscalationRow:
+    """One step of the patrol (or a supervisor's cancel); raises EscalationNotFound or
+    EscalationTransitionError with nothing changed."""
+    async with conn.transaction():
+        cur = await conn.execute(
+            TRANSITION,
+            {
+                "id": escalation_id,
+                "target": TARGET[action].value,
+                "allowed": [s.value for s in ALLOWED_FROM[action]],
+                "actor": actor,
+                "role": role,
+                "text": text,
+                "action": f"escalation.{action.value}",
+                "details": Jsonb({"text": text} if text else {}),
+            },
+        )
+        row = await cur.fetchone()
+        if row is None:
+            current = await get_escalation(conn, escalation_id)
+            if current is None:
+                raise EscalationNotFound(str(escalation_id))
+            raise EscalationTransitionError(action=action, state=EscalationState(current.state))
+        return _row(row)

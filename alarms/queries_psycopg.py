@@ -95,8 +95,8 @@ SELECT {COLUMNS}, a.answered_at = now() AS answered_now FROM a
 
 CREATE_ESCALATION = """
 SELECT (e).escalation_id FROM (
-    SELECT larm_create_escalation(%(site)s, %(device_id)s, %(alarm_id)s, NULL, NULL,
-                                  %(reason)s, %(actor)s, %(ack_s)s) AS e
+    SELECT larm_create_escalation(%(site)s, %(device_id)s, %(alarm_id)s, NULL, NULL, NULL,
+                                  NULL, %(reason)s, %(actor)s, %(ack_s)s) AS e
 ) created
 """
 

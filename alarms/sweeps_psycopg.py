@@ -147,3 +147,29 @@ class QueueGauges:
         self._metrics.unanswered.set(sum(int(r[2]) for r in rows))
         self._metrics.oldest_unanswered.set(max((float(r[3]) for r in rows), default=0.0))
         return 0
+
+
+FIRE_UNACKNOWLEDGED = """
+WITH due AS (
+    UPDATE escalations
+    SET unack_alerts = unack_alerts + 1,
+        ack_due_at = now() + make_interval(secs => %(ack_s)s),
+        version = version + 1
+    WHERE state = 'open' AND ack_due_at <= now()
+    RETURNING escalation_id
+)
+SELECT larm_escalation_unacknowledged(escalation_id) FROM due
+"""
+
+
+class UnacknowledgedSweep:
+    """`escalation.unacknowledged` to the supervisor and the escalation published again, every
+    LARM_PATROL_ACK_MINUTES while the patrol has not acknowledged it."""
+
+    name = "escalation_unacknowledged"
+
+    def __init__(self, *, settings: Settings) -> None:
+        self._ack_s = settings.patrol_ack_minutes * 60
+
+    def run(self, conn: Conn) -> int:
+        return len(conn.execute(FIRE_UNACKNOWLEDGED, {"ack_s": self._ack_s}).fetchall())

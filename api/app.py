@@ -12,7 +12,15 @@ from prometheus_client import CollectorRegistry
 from psycopg_pool import AsyncConnectionPool
 
 from alarms.metrics import ApiMetrics
-from api import health, routes_alarms, routes_devices, routes_kpi, stream
+from api import (
+    health,
+    routes_alarms,
+    routes_devices,
+    routes_escalations,
+    routes_kpi,
+    routes_supervision,
+    stream,
+)
 from api.auth import TokenCache
 from api.errors import install_error_handlers
 from api.metrics_route import metrics_router
@@ -56,5 +64,7 @@ def create_app(*, settings: Settings, registry: CollectorRegistry | None = None)
     app.include_router(routes_alarms.router)
     app.include_router(routes_kpi.router)
     app.include_router(routes_devices.router)
+    app.include_router(routes_escalations.router)
+    app.include_router(routes_supervision.router)
     app.include_router(stream.router)
     return app

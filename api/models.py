@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from datetime import date, datetime
 from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
@@ -126,3 +126,75 @@ class DeviceOut(BaseModel):
     rate_source: str | None = Field(description="observed, learned or spec")
     backup_spec_hours: float
     backup_below_spec: bool
+
+
+class PlanIn(BaseModel):
+    device_id: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_-]{1,64}$")]
+    site: Annotated[str, StringConstraints(pattern=r"^[a-z0-9-]{1,32}$")]
+    checks: Annotated[
+        list[Annotated[str, StringConstraints(pattern=r"^\d{2}:\d{2}(:\d{2})?$")]],
+        Field(min_length=1, max_length=48),
+    ] = Field(description='local wall-clock times, e.g. ["22:00", "01:30", "04:00"]')
+    window_minutes: Annotated[float, Field(gt=0, le=180)] = 15.0
+    timezone: str = "Europe/Stockholm"
+    paused_nights: list[date] = Field(
+        default_factory=list, description="nights (named by their evening's date) not checked"
+    )
+
+
+class CheckOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    check_id: int
+    plan_id: str
+    night: date
+    local_time: str
+    site: str
+    device_id: str
+    scheduled_for: datetime
+    window_end: datetime
+    state: str = Field(description="pending, done_ok, not_seen, rechecked_ok, missed or escalated")
+    result_at: datetime | None
+    outcome: str | None
+    operator: str | None = Field(description="who looked (no images are ever stored)")
+    look_s: float | None = Field(description="for how long")
+    recheck_due_at: datetime | None
+    rechecked_at: datetime | None
+    recheck_outcome: str | None
+    late_result_at: datetime | None
+    escalation_id: uuid.UUID | None
+
+
+class PlanOut(PlanIn):
+    plan_id: str
+    created: bool = False
+    checks_upcoming: list[CheckOut] = []
+
+
+class NightReportOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    night: date
+    site: str | None
+    planned: int
+    done_on_time: int
+    rechecked_ok: int
+    rechecks: int
+    missed: int
+    escalated_checks: int
+    open: int
+    paused_plans: int
+    escalations: int
+    escalations_completed: int
+    arrival_count: int
+    arrival_p50_s: float | None
+    arrival_p90_s: float | None
+    arrival_max_s: float | None
+
+
+class CompleteIn(BaseModel):
+    outcome: Text
+
+
+class CancelIn(BaseModel):
+    reason: Text

@@ -65,9 +65,14 @@ def cmd_ingest(args: argparse.Namespace, settings: Settings) -> int:
 def processors(settings: Settings) -> list[Processor]:
     """What ingest does, in its transaction, with each new event."""
     from alarms.devices_psycopg import DeviceProcessor
+    from alarms.night_psycopg import SupervisionProcessor
     from alarms.processor_psycopg import AlarmProcessor
 
-    return [DeviceProcessor(settings=settings), AlarmProcessor(settings=settings)]
+    return [
+        DeviceProcessor(settings=settings),
+        AlarmProcessor(settings=settings),
+        SupervisionProcessor(settings=settings),
+    ]
 
 
 def sweeps(settings: Settings, metrics: EngineMetrics) -> list[Sweep]:
@@ -78,12 +83,22 @@ def sweeps(settings: Settings, metrics: EngineMetrics) -> list[Sweep]:
         PowerCutSweep,
         SilenceSweep,
     )
-    from alarms.sweeps_psycopg import AnswerTimeSweep, QueueGauges, UnansweredSweep
+    from alarms.night_psycopg import CameraSweep, CheckDeadlineSweep, MaterialiseSweep
+    from alarms.sweeps_psycopg import (
+        AnswerTimeSweep,
+        QueueGauges,
+        UnacknowledgedSweep,
+        UnansweredSweep,
+    )
 
     return [
         OfflineSweep(settings=settings),
         PowerCutSweep(settings=settings),
         UnansweredSweep(settings=settings),
+        MaterialiseSweep(),
+        CheckDeadlineSweep(settings=settings),
+        CameraSweep(settings=settings),
+        UnacknowledgedSweep(settings=settings),
         AnswerTimeSweep(settings=settings, metrics=metrics),
         SilenceSweep(settings=settings),
         QueueGauges(metrics=metrics),

@@ -62,6 +62,9 @@ class Settings(BaseSettings):
     backup_alert_hours: Positive = 12.0
     battery_ok_percent: Annotated[float, Field(ge=0, le=100)] = 50.0
 
+    # --- night supervision ---
+    night_lead_minutes: Positive = 60.0  # a plan's night starts this long before its first check
+
     # --- self-watch ---
     silence_s: Positive = 300.0
     commit_stall_s: Positive = 30.0

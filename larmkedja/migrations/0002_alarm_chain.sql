@@ -52,6 +52,8 @@ CREATE TABLE escalations (
     alarm_id        uuid        REFERENCES alarms,
     plan_id         text,
     check_id        bigint,
+    night           date,
+    dedupe_key      text,                  -- one escalation per cause (e.g. a check)
     reason          text        NOT NULL,
     state           text        NOT NULL DEFAULT 'open'
                     CHECK (state IN ('open', 'acknowledged', 'arrived', 'completed', 'cancelled')),
@@ -78,6 +80,9 @@ CREATE INDEX escalations_ack_due ON escalations (ack_due_at) WHERE state = 'open
 -- One live escalation per alarm: escalating twice does not send two cars.
 CREATE UNIQUE INDEX escalations_one_per_alarm ON escalations (alarm_id)
     WHERE alarm_id IS NOT NULL AND state IN ('open', 'acknowledged', 'arrived');
+-- One escalation per cause, whatever process (or how many engines) sees it.
+CREATE UNIQUE INDEX escalations_dedupe ON escalations (dedupe_key) WHERE dedupe_key IS NOT NULL;
+CREATE INDEX escalations_night ON escalations (night, site) WHERE night IS NOT NULL;
 
 -- Alerts and the outbox -------------------------------------------------------------------
 CREATE TABLE alerts (
@@ -260,29 +265,33 @@ CREATE FUNCTION larm_escalation_payload(e escalations) RETURNS jsonb LANGUAGE sq
     SELECT jsonb_strip_nulls(jsonb_build_object(
         'escalation_id', e.escalation_id, 'reason', e.reason, 'device_id', e.device_id,
         'site', e.site, 'alarm_id', e.alarm_id, 'plan_id', e.plan_id, 'check_id', e.check_id,
+        'night', e.night,
         'state', e.state, 'created_at', e.created_at, 'ack_deadline', e.ack_deadline,
         'republished', e.unack_alerts > 0))
 $$;
 
--- Create an escalation for the night patrol and publish it (one live escalation per alarm:
--- a second call for the same alarm returns the live one and publishes nothing).
+-- Create an escalation for the night patrol and publish it. Idempotent: a second call for the
+-- same live alarm, or with the same dedupe key, returns the existing one and publishes nothing.
 CREATE FUNCTION larm_create_escalation(
     p_site text, p_device_id text, p_alarm_id uuid, p_plan_id text, p_check_id bigint,
-    p_reason text, p_created_by text, p_ack_s double precision
+    p_night date, p_dedupe_key text, p_reason text, p_created_by text, p_ack_s double precision
 ) RETURNS escalations LANGUAGE plpgsql AS $$
 DECLARE
     e escalations;
 BEGIN
-    INSERT INTO escalations (site, device_id, alarm_id, plan_id, check_id, reason, created_by,
-                             ack_deadline, ack_due_at)
-    VALUES (p_site, p_device_id, p_alarm_id, p_plan_id, p_check_id, p_reason, p_created_by,
-            now() + make_interval(secs => p_ack_s), now() + make_interval(secs => p_ack_s))
-    ON CONFLICT (alarm_id) WHERE alarm_id IS NOT NULL AND state IN ('open', 'acknowledged', 'arrived')
-    DO NOTHING
+    INSERT INTO escalations (site, device_id, alarm_id, plan_id, check_id, night, dedupe_key,
+                             reason, created_by, ack_deadline, ack_due_at)
+    VALUES (p_site, p_device_id, p_alarm_id, p_plan_id, p_check_id, p_night, p_dedupe_key,
+            p_reason, p_created_by, now() + make_interval(secs => p_ack_s),
+            now() + make_interval(secs => p_ack_s))
+    ON CONFLICT DO NOTHING
     RETURNING * INTO e;
     IF e.escalation_id IS NULL THEN
         SELECT * INTO e FROM escalations
-        WHERE alarm_id = p_alarm_id AND state IN ('open', 'acknowledged', 'arrived');
+        WHERE (p_dedupe_key IS NOT NULL AND dedupe_key = p_dedupe_key)
+           OR (p_alarm_id IS NOT NULL AND alarm_id = p_alarm_id
+               AND state IN ('open', 'acknowledged', 'arrived'))
+        LIMIT 1;
         RETURN e;
     END IF;
     INSERT INTO outbox (topic, payload)

@@ -1,0 +1,59 @@
+"""The night patrol's escalation lifecycle, pure.
+
+open → acknowledged → arrived → completed (with an outcome). The patrol may also arrive or
+complete without acknowledging first (the first step it takes counts as the acknowledgement).
+An escalation ends only by `complete` with an outcome or by a supervisor's `cancel` with a
+reason; nothing else closes it.
+"""
+
+from __future__ import annotations
+
+import enum
+
+
+class EscalationState(enum.StrEnum):
+    OPEN = "open"
+    ACKNOWLEDGED = "acknowledged"
+    ARRIVED = "arrived"
+    COMPLETED = "completed"
+    CANCELLED = "cancelled"
+
+
+class EscalationAction(enum.StrEnum):
+    ACK = "ack"
+    ARRIVE = "arrive"
+    COMPLETE = "complete"
+    CANCEL = "cancel"
+
+
+_O, _A, _R = EscalationState.OPEN, EscalationState.ACKNOWLEDGED, EscalationState.ARRIVED
+LIVE_STATES = frozenset({_O, _A, _R})
+
+ALLOWED_FROM: dict[EscalationAction, frozenset[EscalationState]] = {
+    EscalationAction.ACK: frozenset({_O}),
+    EscalationAction.ARRIVE: frozenset({_O, _A}),
+    EscalationAction.COMPLETE: LIVE_STATES,
+    EscalationAction.CANCEL: LIVE_STATES,
+}
+TARGET: dict[EscalationAction, EscalationState] = {
+    EscalationAction.ACK: EscalationState.ACKNOWLEDGED,
+    EscalationAction.ARRIVE: EscalationState.ARRIVED,
+    EscalationAction.COMPLETE: EscalationState.COMPLETED,
+    EscalationAction.CANCEL: EscalationState.CANCELLED,
+}
+NEEDS_TEXT = frozenset({EscalationAction.COMPLETE, EscalationAction.CANCEL})
+
+
+class EscalationTransitionError(ValueError):
+    """Not allowed from the escalation's state (HTTP 409)."""
+
+    def __init__(self, *, action: EscalationAction, state: EscalationState) -> None:
+        super().__init__(f"cannot {action.value} an escalation that is {state.value}")
+        self.action = action
+        self.state = state
+
+
+def transition(state: EscalationState, action: EscalationAction) -> EscalationState:
+    if state not in ALLOWED_FROM[action]:
+        raise EscalationTransitionError(action=action, state=state)
+    return TARGET[action]

@@ -1,0 +1,95 @@
+"""The night patrol's work: open escalations, acknowledge, arrive, complete; cancel."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Depends, Query, Request
+
+from alarms import escalations_psycopg as q
+from alarms.escalation import EscalationAction, EscalationTransitionError
+from api.auth import Permission, Principal, require
+from api.errors import ApiError
+from api.models import CancelIn, CompleteIn, EscalationOut, Problem
+
+router = APIRouter(prefix="/api/v1/escalations", tags=["escalations"])
+Reader = Annotated[Principal, Depends(require(Permission.ESCALATIONS_READ))]
+Worker = Annotated[Principal, Depends(require(Permission.ESCALATIONS_WORK))]
+Canceller = Annotated[Principal, Depends(require(Permission.ESCALATIONS_CANCEL))]
+ERRORS: dict[int | str, dict[str, object]] = {
+    401: {"model": Problem},
+    403: {"model": Problem},
+    404: {"model": Problem},
+    409: {"model": Problem},
+}
+
+
+@router.get("", response_model=list[EscalationOut], responses=ERRORS)
+async def list_escalations(
+    request: Request,
+    principal: Reader,
+    state: Literal["open", "acknowledged", "arrived", "completed", "cancelled", "all"] = "open",
+    site: Annotated[str | None, Query(pattern=r"^[a-z0-9-]{1,32}$")] = None,
+    limit: Annotated[int, Query(ge=1, le=5000)] = 500,
+) -> list[EscalationOut]:
+    """`open` means not ended: open, acknowledged or arrived. Oldest first."""
+    async with request.app.state.pool.connection() as conn:
+        rows = await q.list_escalations(conn, state=state, site=site, limit=limit)
+    return [EscalationOut.model_validate(r) for r in rows]
+
+
+async def _act(
+    request: Request,
+    principal: Principal,
+    escalation_id: uuid.UUID,
+    action: EscalationAction,
+    text: str | None = None,
+) -> EscalationOut:
+    metrics = request.app.state.api_metrics
+    try:
+        async with request.app.state.pool.connection() as conn:
+            row = await q.act(
+                conn,
+                escalation_id=escalation_id,
+                action=action,
+                actor=principal.name,
+                role=principal.role.value,
+                text=text,
+            )
+    except q.EscalationNotFound:
+        metrics.actions.labels(f"escalation.{action.value}", "not_found").inc()
+        raise ApiError(status=404, code="not_found", message="no such escalation") from None
+    except EscalationTransitionError as exc:
+        metrics.actions.labels(f"escalation.{action.value}", "conflict").inc()
+        raise ApiError(status=409, code="conflict", message=str(exc)) from None
+    metrics.actions.labels(f"escalation.{action.value}", "ok").inc()
+    return EscalationOut.model_validate(row)
+
+
+@router.post("/{escalation_id}/ack", response_model=EscalationOut, responses=ERRORS)
+async def ack(request: Request, principal: Worker, escalation_id: uuid.UUID) -> EscalationOut:
+    """The patrol has taken it (stops the `escalation.unacknowledged` reminders)."""
+    return await _act(request, principal, escalation_id, EscalationAction.ACK)
+
+
+@router.post("/{escalation_id}/arrive", response_model=EscalationOut, responses=ERRORS)
+async def arrive(request: Request, principal: Worker, escalation_id: uuid.UUID) -> EscalationOut:
+    """The patrol is at the door."""
+    return await _act(request, principal, escalation_id, EscalationAction.ARRIVE)
+
+
+@router.post("/{escalation_id}/complete", response_model=EscalationOut, responses=ERRORS)
+async def complete(
+    request: Request, principal: Worker, escalation_id: uuid.UUID, body: CompleteIn
+) -> EscalationOut:
+    """Done, with an outcome (the only way a patrol ends an escalation)."""
+    return await _act(request, principal, escalation_id, EscalationAction.COMPLETE, body.outcome)
+
+
+@router.post("/{escalation_id}/cancel", response_model=EscalationOut, responses=ERRORS)
+async def cancel(
+    request: Request, principal: Canceller, escalation_id: uuid.UUID, body: CancelIn
+) -> EscalationOut:
+    """A supervisor calls the patrol off, with a reason."""
+    return await _act(request, principal, escalation_id, EscalationAction.CANCEL, body.reason)

@@ -1,0 +1,108 @@
+"""Night digital supervision: plans, the checks of a night, and the night report."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+from typing import Annotated
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from fastapi import APIRouter, Depends, Path, Query, Request
+
+from alarms import plans_psycopg as q
+from alarms.night import Plan, night_of, nights_around, parse_local_time
+from api.auth import Permission, Principal, require
+from api.errors import ApiError
+from api.models import CheckOut, NightReportOut, PlanIn, PlanOut, Problem
+
+router = APIRouter(prefix="/api/v1/supervision", tags=["supervision"])
+Writer = Annotated[Principal, Depends(require(Permission.PLANS_WRITE))]
+Reader = Annotated[Principal, Depends(require(Permission.SUPERVISION_READ))]
+Reporter = Annotated[Principal, Depends(require(Permission.REPORTS_READ))]
+PlanId = Annotated[str, Path(pattern=r"^[A-Za-z0-9_.-]{1,128}$")]
+SiteQ = Annotated[str | None, Query(pattern=r"^[a-z0-9-]{1,32}$")]
+ERRORS: dict[int | str, dict[str, object]] = {
+    401: {"model": Problem},
+    403: {"model": Problem},
+    404: {"model": Problem},
+    422: {"model": Problem},
+}
+
+
+def _plan(plan_id: str, body: PlanIn) -> Plan:
+    try:
+        ZoneInfo(body.timezone)
+        for text in body.checks:
+            parse_local_time(text)
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise ApiError(status=422, code="invalid", message=str(exc)) from None
+    if len(set(body.checks)) != len(body.checks):
+        raise ApiError(status=422, code="invalid", message="a check time is listed twice")
+    return Plan(
+        plan_id=plan_id,
+        device_id=body.device_id,
+        site=body.site,
+        checks=tuple(body.checks),
+        window_minutes=body.window_minutes,
+        timezone=body.timezone,
+        paused_nights=frozenset(body.paused_nights),
+    )
+
+
+async def _out(request: Request, plan: Plan, *, created: bool) -> PlanOut:
+    upcoming = []
+    async with request.app.state.pool.connection() as conn:
+        for night in nights_around(datetime.now(UTC), ZoneInfo(plan.timezone)):
+            upcoming += await q.list_checks(conn, night=night, site=None, plan_id=plan.plan_id)
+    return PlanOut(
+        plan_id=plan.plan_id,
+        device_id=plan.device_id,
+        site=plan.site,
+        checks=list(plan.checks),
+        window_minutes=plan.window_minutes,
+        timezone=plan.timezone,
+        paused_nights=sorted(plan.paused_nights),
+        created=created,
+        checks_upcoming=[CheckOut.model_validate(c) for c in upcoming],
+    )
+
+
+@router.put("/plans/{plan_id}", response_model=PlanOut, responses=ERRORS)
+async def put_plan(request: Request, principal: Writer, plan_id: PlanId, body: PlanIn) -> PlanOut:
+    """Create or replace a plan: its checks that have not begun are replaced at once."""
+    plan = _plan(plan_id, body)
+    async with request.app.state.pool.connection() as conn:
+        created = await q.upsert_plan(conn, plan, actor=principal.name, role=principal.role.value)
+    return await _out(request, plan, created=created)
+
+
+@router.get("/plans/{plan_id}", response_model=PlanOut, responses=ERRORS)
+async def get_plan(request: Request, principal: Reader, plan_id: PlanId) -> PlanOut:
+    async with request.app.state.pool.connection() as conn:
+        plan = await q.get_plan(conn, plan_id)
+    if plan is None:
+        raise ApiError(status=404, code="not_found", message="no such plan")
+    return await _out(request, plan, created=False)
+
+
+@router.get("/checks", response_model=list[CheckOut], responses=ERRORS)
+async def checks(
+    request: Request, principal: Reader, night: date | None = None, site: SiteQ = None
+) -> list[CheckOut]:
+    """Each expected check of a night (default: the current one) and its state."""
+    tz = ZoneInfo(request.app.state.settings.timezone)
+    async with request.app.state.pool.connection() as conn:
+        rows = await q.list_checks(conn, night=night or night_of(datetime.now(UTC), tz), site=site)
+    return [CheckOut.model_validate(r) for r in rows]
+
+
+@router.get("/report", response_model=NightReportOut, responses=ERRORS)
+async def report(
+    request: Request, principal: Reporter, night: date | None = None, site: SiteQ = None
+) -> NightReportOut:
+    """A night's checks planned, done on time, re-checked, missed and escalated, and the
+    patrol's time from escalation to arrival (p50, p90, max)."""
+    tz = ZoneInfo(request.app.state.settings.timezone)
+    the_night = night or night_of(datetime.now(UTC), tz)
+    async with request.app.state.pool.connection() as conn:
+        result = await q.night_report(conn, night=the_night, site=site)
+    return NightReportOut.model_validate(result)

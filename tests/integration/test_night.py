@@ -1,0 +1,334 @@
+"""A whole night of digital supervision in seconds, on the real stack, and the engine killed
+with deadlines pending."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import httpx
+import psycopg
+import pytest
+
+from alarms.night import night_of
+from larmkedja.events import Kind
+from tests.conftest import Broker
+from tests.helpers import (
+    Subscriber,
+    make_event,
+    publish_all,
+    running_api,
+    running_engine,
+    running_ingest,
+    scalar,
+    settings_for,
+    token,
+    wait_until,
+)
+
+pytestmark = pytest.mark.integration
+# How long after its deadline (window end, or re-check deadline) each escalation was made.
+ESCALATION_DELAY = """
+SELECT e.plan_id,
+       extract(epoch FROM e.created_at - coalesce(c.recheck_deadline, c.window_end))::float8
+FROM escalations e JOIN supervision_checks c USING (check_id)
+WHERE e.plan_id IN ('missed', 'no-recheck')
+"""
+STOCKHOLM = ZoneInfo("Europe/Stockholm")
+WINDOW_MIN = 0.05  # 3 s
+FAST = {
+    "recheck_minutes": 0.02,  # 1.2 s
+    "patrol_ack_minutes": 0.1,  # 6 s
+    "night_lead_minutes": 0.05,
+    "engine_tick_s": 0.1,
+}
+
+
+def local(at: datetime) -> str:
+    return at.astimezone(STOCKHOLM).strftime("%H:%M:%S")
+
+
+def put_plan(
+    url: str, headers: dict[str, str], plan_id: str, camera: str, at: datetime, **extra: Any
+) -> dict[str, Any]:
+    body = {
+        "device_id": camera,
+        "site": "natt",
+        "checks": [local(at)],
+        "window_minutes": WINDOW_MIN,
+        **extra,
+    }
+    response = httpx.put(f"{url}/api/v1/supervision/plans/{plan_id}", json=body, headers=headers)
+    assert response.status_code == 200, response.text
+    return dict(response.json())
+
+
+def result(camera: str, plan_id: str, at: datetime, outcome: str) -> Any:
+    return make_event(
+        camera,
+        Kind.CHECK_RESULT,
+        {
+            "plan_id": plan_id,
+            "scheduled_for": at.isoformat(),
+            "outcome": outcome,
+            "operator": "op-7",
+            "duration_s": 25,
+        },
+    )
+
+
+def check_of(url: str, headers: dict[str, str], plan_id: str, night: date) -> dict[str, Any]:
+    rows = httpx.get(
+        f"{url}/api/v1/supervision/checks", params={"night": night.isoformat()}, headers=headers
+    ).json()
+    [row] = [r for r in rows if r["plan_id"] == plan_id]
+    return dict(row)
+
+
+def test_a_whole_night_in_seconds(database_url: str, broker: Broker) -> None:
+    s = settings_for(database_url, broker.host, broker.port, **FAST)
+    patrol_topic = Subscriber(broker.host, broker.port, "larm/v1/natt/escalations")
+    alerts = Subscriber(broker.host, broker.port, "larm/v1/natt/alerts")
+    cameras = {
+        p: f"cam-{p}"
+        for p in [
+            "ok",
+            "recheck-ok",
+            "recheck-fail",
+            "no-recheck",
+            "help",
+            "cam",
+            "missed",
+            "power",
+            "paused",
+        ]
+    }
+    try:
+        with running_ingest(s), running_engine(s), running_api(s) as url:
+            sup = token(s, "supervisor", "sup-1")
+            patrol = token(s, "patrol", "natt-1")
+            publish_all(
+                broker.host,
+                broker.port,
+                [
+                    (e.topic("natt"), e.to_json())
+                    for e in (
+                        make_event(c, Kind.HEARTBEAT, {"interval_s": 3600})
+                        for c in cameras.values()
+                    )
+                ],
+            )
+            wait_until(lambda: scalar(database_url, "SELECT count(*) FROM devices") == 9, timeout=3)
+            at = datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=3)
+            night = night_of(at, STOCKHOLM)
+            for plan_id, camera in cameras.items():
+                paused = [night.isoformat()] if plan_id == "paused" else []
+                put_plan(url, sup, plan_id, camera, at, paused_nights=paused)
+            tonight = "SELECT count(*) FROM supervision_checks WHERE night = %s"
+            assert scalar(database_url, tonight, (night,)) == 8  # the paused plan has none
+
+            def send(*events: Any) -> None:
+                publish_all(
+                    broker.host, broker.port, [(e.topic("natt"), e.to_json()) for e in events]
+                )
+
+            wait_until(lambda: datetime.now(UTC) >= at, timeout=5)
+            send(
+                result(cameras["ok"], "ok", at, "seen_ok"),
+                result(cameras["recheck-ok"], "recheck-ok", at, "not_seen"),
+                result(cameras["recheck-fail"], "recheck-fail", at, "not_seen"),
+                result(cameras["no-recheck"], "no-recheck", at, "not_seen"),
+                result(cameras["help"], "help", at, "needs_help"),
+                result(cameras["cam"], "cam", at, "camera_offline"),
+                result(cameras["power"], "power", at, "seen_ok"),
+                make_event(cameras["power"], Kind.POWER_MAINS_LOST),
+            )
+            time.sleep(0.5)
+            send(
+                result(cameras["recheck-ok"], "recheck-ok", at, "seen_ok"),
+                result(cameras["recheck-fail"], "recheck-fail", at, "not_seen"),
+            )
+            # the window (3 s) and the no-recheck deadline (1.2 s + 3 s) pass
+            wait_until(
+                lambda: scalar(database_url, "SELECT count(*) FROM escalations") == 6,
+                timeout=10,
+                what="six escalations",
+            )
+            time.sleep(0.5)  # a second firing would show now
+            op = token(s, "operator")
+            queue = httpx.get(f"{url}/api/v1/alarms", headers=op).json()
+            states = {p: check_of(url, sup, p, night)["state"] for p in cameras if p != "paused"}
+            esc = httpx.get(f"{url}/api/v1/escalations", headers=patrol).json()
+
+            # the patrol: one acknowledged late (after the reminder), the rest at once
+            by_plan = {e["plan_id"]: e for e in esc}
+            late = by_plan["missed"]["escalation_id"]
+            for e in esc:
+                if e["escalation_id"] != late:
+                    eid = e["escalation_id"]
+                    assert httpx.post(
+                        f"{url}/api/v1/escalations/{eid}/ack", headers=patrol
+                    ).is_success
+                    assert httpx.post(
+                        f"{url}/api/v1/escalations/{eid}/arrive", headers=patrol
+                    ).is_success
+                    done = httpx.post(
+                        f"{url}/api/v1/escalations/{eid}/complete",
+                        headers=patrol,
+                        json={"outcome": "visited, all well"},
+                    )
+                    assert done.status_code == 200
+            unacked = (
+                "SELECT count(*) FROM alerts WHERE kind = 'escalation.unacknowledged'"
+                " AND subject = %s AND resolved_at IS NULL"
+            )
+            wait_until(
+                lambda: scalar(database_url, unacked, (late,)) == 1,
+                timeout=8,
+                what="escalation.unacknowledged",
+            )
+            all_unacked = "SELECT count(*) FROM alerts WHERE kind = 'escalation.unacknowledged'"
+            assert scalar(database_url, all_unacked) == 1  # the others were taken in time
+            refused = httpx.post(
+                f"{url}/api/v1/escalations/{late}/complete", headers=op, json={"outcome": "x"}
+            )
+            assert refused.status_code == 403  # operators do not work escalations
+            ack = f"{url}/api/v1/escalations/{late}/ack"
+            assert httpx.post(ack, headers=patrol).is_success
+            assert httpx.post(ack, headers=patrol).status_code == 409
+            cancelled = httpx.post(
+                f"{url}/api/v1/escalations/{late}/cancel",
+                headers=sup,
+                json={"reason": "the daughter is there"},
+            )
+            assert cancelled.status_code == 200 and cancelled.json()["state"] == "cancelled"
+            report = httpx.get(
+                f"{url}/api/v1/supervision/report",
+                params={"night": night.isoformat(), "site": "natt"},
+                headers=sup,
+            ).json()
+            time.sleep(0.3)
+    finally:
+        patrol_topic.close()
+        alerts.close()
+
+    assert states == {
+        "ok": "done_ok",
+        "recheck-ok": "rechecked_ok",
+        "recheck-fail": "escalated",
+        "no-recheck": "escalated",
+        "help": "escalated",
+        "cam": "escalated",
+        "missed": "missed",
+        "power": "done_ok",
+    }
+    assert [(a["kind"], a["priority"], a["source"]) for a in queue] == [
+        ("supervision.needs_help", 1, "supervision")
+    ]
+    reasons = {e["plan_id"]: e["reason"] for e in esc}
+    assert reasons == {
+        "recheck-fail": "not seen on the re-check",
+        "no-recheck": "not seen, and no re-check was done",
+        "help": "needs help (seen on camera)",
+        "cam": "camera offline: physical visit",
+        "missed": "check missed: no result by the end of its window",
+        "power": "camera on battery (power cut) during the night: physical visit",
+    }
+    with psycopg.connect(database_url) as conn:
+        timing: dict[str, float] = dict(conn.execute(ESCALATION_DELAY).fetchall())
+    assert all(0 <= v <= 1.0 for v in timing.values()), timing  # on time, not early
+
+    published = [json.loads(p) for p in patrol_topic.payloads()]
+    first_time = [p for p in published if not p.get("republished")]
+    assert sorted(p["plan_id"] for p in first_time) == sorted(reasons)  # each once
+    assert any(p["escalation_id"] == late and p["republished"] for p in published)
+    kinds = [json.loads(p)["kind"] for p in alerts.payloads()]
+    assert kinds.count("supervision.check_missed") >= 1
+    assert {"supervision.not_seen", "escalation.unacknowledged"} <= set(kinds)
+
+    assert report["planned"] == 8 and report["paused_plans"] == 1
+    counted = (report[k] for k in ("done_on_time", "rechecked_ok", "missed", "escalated_checks"))
+    assert tuple(counted) == (2, 1, 1, 4)
+    assert report["rechecks"] == 3 and report["escalations"] == 6
+    assert report["escalations_completed"] == 5
+    assert report["arrival_count"] == 5 and report["arrival_max_s"] is not None
+    audit = scalar(database_url, "SELECT count(*) FROM audit_log WHERE subject_type = 'escalation'")
+    assert audit == 5 * 3 + 2  # ack, arrive, complete for five; the late one: ack, cancel
+
+
+def test_killing_the_engine_with_deadlines_pending_fires_each_once_after_restart(
+    database_url: str, broker: Broker, tmp_path: Path
+) -> None:
+    s = settings_for(database_url, broker.host, broker.port, **FAST)
+    env = {
+        **os.environ,
+        "LARM_DATABASE_URL": database_url,
+        "LARM_MQTT_HOST": broker.host,
+        "LARM_MQTT_PORT": str(broker.port),
+        "LARM_ENGINE_METRICS_PORT": "0",
+        **{f"LARM_{k.upper()}": str(v) for k, v in FAST.items()},
+    }
+    exe = str(Path(sys.executable).with_name("larmkedja"))
+    escalations = "SELECT count(*) FROM escalations"
+    unack = "SELECT count(*) FROM alerts WHERE kind = 'escalation.unacknowledged'"
+
+    with (
+        (tmp_path / "engine.log").open("ab") as log,
+        running_ingest(s),
+        running_api(s) as url,
+    ):
+
+        def engine() -> subprocess.Popen[bytes]:
+            return subprocess.Popen([exe, "engine"], env=env, stdout=log, stderr=subprocess.STDOUT)
+
+        sup = token(s, "supervisor")
+        beats = [make_event(f"cam-{i}", Kind.HEARTBEAT, {"interval_s": 3600}) for i in (1, 2)]
+        publish_all(broker.host, broker.port, [(e.topic("natt"), e.to_json()) for e in beats])
+        # the cameras must be known before their night starts (else: "camera offline")
+        wait_until(lambda: scalar(database_url, "SELECT count(*) FROM devices") == 2, timeout=3)
+        at = datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=2)
+        put_plan(url, sup, "k-recheck", "cam-1", at)
+        put_plan(url, sup, "k-esc", "cam-2", at)
+        first = engine()
+        try:
+            wait_until(lambda: datetime.now(UTC) >= at, timeout=5)
+            results = [
+                result("cam-1", "k-recheck", at, "not_seen"),
+                result("cam-2", "k-esc", at, "needs_help"),
+            ]
+            messages = [(e.topic("natt"), e.to_json()) for e in results]
+            publish_all(broker.host, broker.port, messages)
+            wait_until(lambda: scalar(database_url, escalations) == 1, timeout=5)
+        finally:
+            first.send_signal(signal.SIGKILL)
+            first.wait(5)
+        # Down while the re-check deadline (1.2 s + 3 s) and the ack deadline (6 s) pass.
+        time.sleep(6.5)
+        assert scalar(database_url, escalations) == 1
+        second, third = engine(), engine()  # two at once: still each fires once
+        try:
+            started = time.monotonic()
+            wait_until(
+                lambda: scalar(database_url, escalations) == 2 and scalar(database_url, unack) >= 1,
+                timeout=5,
+                what="the overdue deadlines",
+            )
+            assert time.monotonic() - started < 3.0  # at once on start (process start included)
+            time.sleep(1.0)
+        finally:
+            for proc in (second, third):
+                proc.send_signal(signal.SIGTERM)
+                proc.wait(10)
+    assert scalar(database_url, f"{escalations} WHERE plan_id = 'k-recheck'") == 1
+    assert scalar(database_url, unack) == 1  # the overdue one, not two for two engines
+    assert scalar(database_url, "SELECT unack_alerts FROM escalations WHERE plan_id = 'k-esc'") == 1
+    published = "SELECT count(*) FROM outbox WHERE payload->>'kind' = 'escalation.unacknowledged'"
+    assert scalar(database_url, published) == 1
