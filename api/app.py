@@ -24,6 +24,7 @@ from api import (
 from api.auth import TokenCache
 from api.errors import install_error_handlers
 from api.metrics_route import metrics_router
+from api.pages import install_pages
 from larmkedja.settings import Settings
 
 
@@ -53,6 +54,8 @@ def create_app(*, settings: Settings, registry: CollectorRegistry | None = None)
         version="1",
         summary="The alarm chain: operator queue, night patrol, answer times, device supervision.",
         lifespan=lifespan,
+        docs_url=None,  # Swagger UI and ReDoc load from a CDN; /openapi.json is the reference
+        redoc_url=None,
     )
     app.state.settings = settings
     app.state.registry = registry
@@ -67,4 +70,5 @@ def create_app(*, settings: Settings, registry: CollectorRegistry | None = None)
     app.include_router(routes_escalations.router)
     app.include_router(routes_supervision.router)
     app.include_router(stream.router)
+    install_pages(app)
     return app

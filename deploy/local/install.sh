@@ -118,8 +118,8 @@ install_postgres() {
 }
 
 install_tools() {
-  # promtool / prometheus for rule tests; chromium for browser tests (later issues add theirs).
-  apt_install ca-certificates
+  # chromium: the browser tests (Playwright drives Debian's build; nothing is downloaded).
+  apt_install ca-certificates chromium fonts-dejavu-core
 }
 
 case "${1:-all}" in

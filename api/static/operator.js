@@ -1,0 +1,171 @@
+// The operator console: the live queue, answer / escalate / resolve, the answer-time strip.
+"use strict";
+
+(() => {
+  const { t, api, el, duration } = LK;
+  const alarms = new Map(); // alarm_id -> {alarm, base: waiting_s at receipt, at: ms at receipt}
+  const devices = new Map(); // device_id -> {data, at}
+  const seen = new Set();
+  let selected = null;
+  let audio = null;
+
+  function beep() {
+    try {
+      audio = audio || new AudioContext();
+      const osc = audio.createOscillator(), gain = audio.createGain();
+      osc.frequency.value = 880; gain.gain.value = 0.2;
+      osc.connect(gain).connect(audio.destination);
+      osc.start(); osc.stop(audio.currentTime + 0.35);
+    } catch (e) { /* no sound device: the visual cue remains */ }
+  }
+
+  function cue() {
+    beep();
+    const flash = document.getElementById("flash");
+    flash.hidden = false;
+    clearTimeout(cue.timer);
+    cue.timer = setTimeout(() => { flash.hidden = true; }, 5000);
+  }
+
+  function upsert(alarm) {
+    if (alarm.state === "resolved") { alarms.delete(alarm.alarm_id); return; }
+    const isNew = !seen.has(alarm.alarm_id);
+    seen.add(alarm.alarm_id);
+    alarms.set(alarm.alarm_id, { alarm, base: alarm.waiting_s, at: performance.now(), isNew });
+    if (isNew && alarm.state === "raised") cue();
+  }
+
+  function ordered() {
+    return [...alarms.values()].sort((a, b) =>
+      a.alarm.priority - b.alarm.priority || a.alarm.raised_at.localeCompare(b.alarm.raised_at));
+  }
+
+  function waitingOf(entry) {
+    return entry.alarm.state === "raised" ? entry.base + (performance.now() - entry.at) / 1000 : entry.alarm.waiting_s;
+  }
+
+  function deviceCell(deviceId) {
+    const d = devices.get(deviceId);
+    if (!d || !d.data) return el("td", {}, t("none"));
+    const x = d.data;
+    return el("td", {},
+      el("span", { class: x.online ? "tag" : "tag bad" }, x.online ? t("online") : t("offline_dev")),
+      el("span", { class: x.on_mains ? "tag" : "tag warn" }, x.on_mains ? t("mains") : t("battery")),
+      x.battery_percent === null ? null : el("span", { class: "tag" }, `${Math.round(x.battery_percent)} %`));
+  }
+
+  async function refreshDevices() {
+    const now = Date.now();
+    for (const { alarm } of alarms.values()) {
+      const known = devices.get(alarm.device_id);
+      if (known && now - known.at < 30000) continue;
+      devices.set(alarm.device_id, { data: known && known.data, at: now });
+      try { devices.get(alarm.device_id).data = await api("GET", `/api/v1/devices/${encodeURIComponent(alarm.device_id)}`); }
+      catch (e) { /* site alarms have no device row */ }
+    }
+    render();
+  }
+
+  async function act(alarm, action) {
+    let body;
+    if (action === "escalate") { const r = await LK.ask(t("reason")); if (!r) return; body = { reason: r }; }
+    if (action === "resolve") { const o = await LK.ask(t("outcome")); if (!o) return; body = { outcome: o }; }
+    try {
+      upsert(await api("POST", `/api/v1/alarms/${alarm.alarm_id}/${action}`, body));
+    } catch (e) {
+      alert(e.message);
+    }
+    render();
+    refreshKpi();
+  }
+
+  function row(entry) {
+    const a = entry.alarm;
+    const tr = el("tr", {
+      class: [a.state, a.alarm_id === selected ? "selected" : "", entry.isNew && a.state === "raised" ? "new" : ""].join(" "),
+      "data-alarm": a.alarm_id, onclick: () => { selected = a.alarm_id; render(); },
+    },
+      el("td", {}, String(a.priority)),
+      el("td", {}, a.kind, a.reset_at_device ? el("span", { class: "tag warn" }, t("reset")) : null),
+      el("td", {}, a.device_id), el("td", {}, a.site),
+      el("td", { class: "waiting" }, duration(waitingOf(entry))),
+      el("td", { class: "presses" }, String(a.event_count)),
+      el("td", { class: "state" }, t(a.state)),
+      deviceCell(a.device_id),
+      el("td", {},
+        a.state === "raised" ? el("button", { class: "answer", onclick: (ev) => { ev.stopPropagation(); act(a, "answer"); } }, t("answer")) : null,
+        a.state !== "escalated" ? el("button", { class: "escalate", onclick: (ev) => { ev.stopPropagation(); act(a, "escalate"); } }, t("escalate")) : null,
+        a.state !== "raised" ? el("button", { class: "resolve", onclick: (ev) => { ev.stopPropagation(); act(a, "resolve"); } }, t("resolve")) : null));
+    entry.isNew = false;
+    return tr;
+  }
+
+  function render() {
+    const body = document.getElementById("queue");
+    const list = ordered();
+    body.replaceChildren(...list.map(row));
+    document.getElementById("empty").hidden = list.length > 0;
+    const waiting = list.filter((e) => e.alarm.state === "raised").map(waitingOf);
+    document.getElementById("kpi-oldest").textContent = waiting.length ? duration(Math.max(...waiting)) : t("none");
+  }
+
+  function tick() {
+    document.querySelectorAll("#queue tr").forEach((tr) => {
+      const entry = alarms.get(tr.dataset.alarm);
+      if (entry) tr.querySelector(".waiting").textContent = duration(waitingOf(entry));
+    });
+    const waiting = ordered().filter((e) => e.alarm.state === "raised").map(waitingOf);
+    document.getElementById("kpi-oldest").textContent = waiting.length ? duration(Math.max(...waiting)) : t("none");
+  }
+
+  async function refreshKpi() {
+    try {
+      const k = await api("GET", "/api/v1/kpi/answer-time");
+      const mean = document.getElementById("kpi-mean");
+      mean.textContent = k.mean_s === null ? t("none") : `${k.mean_s.toFixed(1)} s (${k.count})`;
+      mean.className = k.mean_above_target ? "bad" : "good";
+      document.getElementById("kpi-target").textContent = String(k.target_mean_s);
+      document.getElementById("kpi-60").textContent = k.within_60s_ratio === null ? t("none") : `${Math.round(k.within_60s_ratio * 100)} %`;
+    } catch (e) { /* shown as stale; retried */ }
+  }
+
+  function onKey(ev) {
+    if (document.querySelector("dialog[open]") || ev.target.tagName === "INPUT") return;
+    const list = ordered();
+    if (!list.length) return;
+    let index = list.findIndex((e) => e.alarm.alarm_id === selected);
+    if (ev.key === "ArrowDown" || ev.key === "j") index = Math.min(list.length - 1, index + 1);
+    else if (ev.key === "ArrowUp" || ev.key === "k") index = Math.max(0, index - 1);
+    else {
+      const current = index >= 0 ? list[index].alarm : (list.find((e) => e.alarm.state === "raised") || list[0]).alarm;
+      const action = { a: "answer", e: "escalate", r: "resolve" }[ev.key.toLowerCase()];
+      if (action) { ev.preventDefault(); act(current, action); }
+      return;
+    }
+    ev.preventDefault();
+    selected = list[index].alarm.alarm_id;
+    render();
+  }
+
+  LK.page({
+    roles: ["operator", "supervisor"],
+    start() {
+      LK.stream((msg) => {
+        if (msg.type === "snapshot.alarms") {
+          alarms.clear();
+          msg.alarms.forEach((a) => { seen.add(a.alarm_id); upsert(a); });
+        } else if (msg.type === "alarm") {
+          upsert(msg.alarm);
+          if (msg.alarm.answered_at) refreshKpi();
+        } else return;
+        render();
+        refreshDevices();
+      }, LK.status);
+      document.addEventListener("keydown", onKey);
+      refreshKpi();
+      setInterval(tick, 1000);
+      setInterval(refreshKpi, 10000);
+      setInterval(refreshDevices, 15000);
+    },
+  });
+})();
