@@ -6,12 +6,13 @@ VENV := .venv
 BIN := $(VENV)/bin
 PIP := $(BIN)/pip --disable-pip-version-check -q
 
-.PHONY: help venv system up run down test lint typecheck unit integration e2e schema lock status
+.PHONY: help venv system up run down test lint typecheck unit integration e2e bench schema lock status
 
 help:
 	@echo "make run    the whole system with a simulated fleet (installs what it needs)"
 	@echo "make up     the same without the fleet;  make down: stop it all"
 	@echo "make test   lint, types and every test layer against real Mosquitto + TimescaleDB"
+	@echo "make bench  the benchmark: a table beside the limits of this machine (BENCH_ARGS=...)"
 
 $(VENV)/.installed: requirements.lock pyproject.toml
 	@test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -55,6 +56,10 @@ e2e: venv system
 
 test: venv system lint typecheck
 	$(BIN)/pytest -q
+
+# The benchmark prints its table and writes JSON under .state/bench/ (own broker and cluster).
+bench: venv system
+	$(BIN)/larmkedja --log-level WARNING bench $(BENCH_ARGS)
 
 schema: venv
 	$(BIN)/larmkedja schema > docs/event-v1.schema.json

@@ -1,13 +1,12 @@
 """Device state from events, inside the ingest transaction: the registry, liveness, mains and
-battery. Liveness is one statement per batch (every event of a device proves it is alive);
-the rarer kinds (mains, battery) are applied one by one in the order they were received.
+battery. Liveness is one set-based statement per batch over `ingest_new` (every event of a
+device proves it is alive); the rarer kinds (mains, battery) are applied one by one in the
+order they were received.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
-from datetime import datetime
 
 from psycopg.types.json import Jsonb
 
@@ -20,14 +19,21 @@ from larmkedja.settings import Settings
 # were offline and are now back (their alert and technical alarm end).
 UPSERT_LIVENESS = """
 WITH batch AS (
-    SELECT * FROM unnest(%(ids)s::text[], %(sites)s::text[], %(seen)s::timestamptz[],
-                         %(intervals)s::float8[]) AS t(device_id, site, seen, interval_s)
+    SELECT device_id,
+           (array_agg(site ORDER BY received_at DESC))[1] AS site,
+           max(received_at) AS seen,
+           (array_agg((data->>'interval_s')::float8 ORDER BY received_at DESC)
+                FILTER (WHERE kind = 'heartbeat' AND jsonb_typeof(data->'interval_s') = 'number')
+           )[1] AS interval_s
+    FROM ingest_new
+    GROUP BY device_id
 ), up AS (
     INSERT INTO devices AS d (device_id, site, first_seen, last_seen, heartbeat_interval_s,
                               offline_due_at)
     SELECT device_id, site, seen, seen, interval_s,
            seen + make_interval(secs => coalesce(interval_s, %(default_s)s) * %(misses)s)
     FROM batch
+    ORDER BY device_id  -- one lock order for every ingest process
     ON CONFLICT (device_id) DO UPDATE SET
         site = EXCLUDED.site,
         last_seen = greatest(d.last_seen, EXCLUDED.last_seen),
@@ -86,20 +92,13 @@ WHERE device_id = %(device_id)s
 """
 
 
-@dataclass(slots=True)
-class _Seen:
-    site: str
-    at: datetime
-    interval_s: float | None
-
-
 class DeviceProcessor:
     def __init__(self, *, settings: Settings) -> None:
         self._s = settings
 
-    def process(self, cur: Cursor, new: Sequence[ReceivedEvent]) -> None:
-        self._liveness(cur, new)
-        for received in new:
+    def process(self, cur: Cursor, notable: Sequence[ReceivedEvent]) -> None:
+        self._liveness(cur)
+        for received in notable:
             kind = received.event.kind
             if kind is Kind.POWER_MAINS_LOST:
                 self._mains_lost(cur, received)
@@ -115,28 +114,11 @@ class DeviceProcessor:
                     (kind is Kind.LINK_RESTORED, received.event.device_id),
                 )
 
-    def _liveness(self, cur: Cursor, new: Sequence[ReceivedEvent]) -> None:
-        seen: dict[str, _Seen] = {}
-        for r in new:
-            interval = r.event.heartbeat_interval_s()
-            known = seen.get(r.event.device_id)
-            if known is None:
-                seen[r.event.device_id] = _Seen(r.site, r.received_at, interval)
-                continue
-            known.site = r.site
-            known.at = max(known.at, r.received_at)
-            known.interval_s = interval if interval is not None else known.interval_s
-        ids = sorted(seen)  # one lock order for every ingest process
+    def _liveness(self, cur: Cursor) -> None:
+        """Every new event of the batch (in `ingest_new`) proves its device alive."""
         cur.execute(
             UPSERT_LIVENESS,
-            {
-                "ids": ids,
-                "sites": [seen[d].site for d in ids],
-                "seen": [seen[d].at for d in ids],
-                "intervals": [seen[d].interval_s for d in ids],
-                "default_s": self._s.heartbeat_default_s,
-                "misses": self._s.heartbeat_misses,
-            },
+            {"default_s": self._s.heartbeat_default_s, "misses": self._s.heartbeat_misses},
         )
         for (device_id,) in cur.fetchall():
             cur.execute(DEVICE_BACK, (device_id,))

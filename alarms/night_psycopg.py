@@ -302,8 +302,8 @@ class SupervisionProcessor:
     def __init__(self, *, settings: Settings) -> None:
         self._rules = CheckRules(settings=settings)
 
-    def process(self, cur: Cursor, new: Sequence[ReceivedEvent]) -> None:
-        for received in new:
+    def process(self, cur: Cursor, notable: Sequence[ReceivedEvent]) -> None:
+        for received in notable:
             if received.event.kind is Kind.CHECK_RESULT:
                 self._result(cur, received)
 

@@ -58,8 +58,8 @@ class AlarmProcessor:
     def __init__(self, *, settings: Settings) -> None:
         self._unanswered_s = settings.unanswered_alert_s
 
-    def process(self, cur: Cursor, new: Sequence[ReceivedEvent]) -> None:
-        for received in new:
+    def process(self, cur: Cursor, notable: Sequence[ReceivedEvent]) -> None:
+        for received in notable:
             kind = received.event.kind
             if kind.is_alarm or kind in TECHNICAL_EVENTS:
                 self._press(cur, received)

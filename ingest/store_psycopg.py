@@ -1,14 +1,18 @@
 """Write batches of events and dead letters to PostgreSQL/TimescaleDB in one transaction.
 
 A batch is COPYed into a temporary staging table, then one statement inserts the ids that are
-new into `event_ids` and those events into the `events` hypertable. Effects that must happen
-exactly once per event (alarms, device state) run in the same transaction, on the new events
-only, through `Processor`s. The caller acknowledges the messages only after `write` returns.
+new into `event_ids`, those events into the `events` hypertable and into the temporary table
+`ingest_new` (the batch's new events, for set-based work), and returns counts per kind. Effects
+that must happen exactly once per event (alarms, device state) run in the same transaction
+through `Processor`s: in SQL over `ingest_new` for the bulk (device liveness), and in Python
+for the notable events (every kind but heartbeats). The caller acknowledges the messages only
+after `write` returns.
 """
 
 from __future__ import annotations
 
 import logging
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -31,7 +35,8 @@ CREATE TEMP TABLE IF NOT EXISTS ingest_staging (
     kind        text        NOT NULL,
     device_ts   timestamptz NOT NULL,
     data        jsonb       NOT NULL
-) ON COMMIT DELETE ROWS
+) ON COMMIT DELETE ROWS;
+CREATE TEMP TABLE IF NOT EXISTS ingest_new (LIKE ingest_staging) ON COMMIT DELETE ROWS;
 """
 
 COPY_STAGING = (
@@ -49,11 +54,16 @@ WITH batch AS (
     SELECT event_id, received_at FROM batch ORDER BY event_id
     ON CONFLICT (event_id) DO NOTHING
     RETURNING event_id
+), stored AS (
+    INSERT INTO events (received_at, event_id, site, device_id, kind, device_ts, data)
+    SELECT b.received_at, b.event_id, b.site, b.device_id, b.kind, b.device_ts, b.data
+    FROM batch b JOIN fresh f USING (event_id)
+    RETURNING *
+), kept AS (
+    INSERT INTO ingest_new SELECT * FROM stored RETURNING event_id, kind
 )
-INSERT INTO events (received_at, event_id, site, device_id, kind, device_ts, data)
-SELECT b.received_at, b.event_id, b.site, b.device_id, b.kind, b.device_ts, b.data
-FROM batch b JOIN fresh f USING (event_id)
-RETURNING event_id
+SELECT kind, count(*), array_agg(event_id) FILTER (WHERE kind <> 'heartbeat') FROM kept
+GROUP BY kind
 """
 
 COPY_DEAD_LETTERS = (
@@ -64,13 +74,16 @@ COPY_DEAD_LETTERS = (
 class Processor(Protocol):
     """Work done once per newly stored event, inside the ingest transaction."""
 
-    def process(self, cur: Cursor, new: Sequence[ReceivedEvent]) -> None:
-        """Apply the effects of `new` (events never seen before) using `cur`."""
+    def process(self, cur: Cursor, notable: Sequence[ReceivedEvent]) -> None:
+        """Apply the effects of this batch's new events. `notable` holds the new events of
+        every kind but heartbeats, in the order received; all new events, heartbeats too, are
+        in the temporary table `ingest_new` for set-based SQL."""
 
 
 @dataclass(slots=True, kw_only=True)
 class WriteResult:
-    new: list[ReceivedEvent] = field(default_factory=list)
+    stored: Counter[str] = field(default_factory=Counter)  # new events per kind
+    notable: list[ReceivedEvent] = field(default_factory=list)  # new, not heartbeats
     duplicates: int = 0
 
 
@@ -111,17 +124,20 @@ class EventStore:
             with conn.cursor() as cur:
                 if events:
                     result = self._write_events(cur, events)
+                    self._process(cur, result)
                 if dead:
                     self._write_dead(cur, dead)
-                if result.new:
-                    for processor in self._processors:
-                        processor.process(cur, result.new)
             conn.commit()
         except BaseException:
             if not conn.closed:
                 conn.rollback()
             raise
         return result
+
+    def _process(self, cur: Cursor, result: WriteResult) -> None:
+        if result.stored:
+            for processor in self._processors:
+                processor.process(cur, result.notable)
 
     def _write_events(self, cur: Cursor, events: Sequence[ReceivedEvent]) -> WriteResult:
         with cur.copy(COPY_STAGING) as copy:
@@ -139,13 +155,20 @@ class EventStore:
                     )
                 )
         cur.execute(INSERT_NEW_EVENTS)
-        fresh = {row[0] for row in cur.fetchall()}
-        new: list[ReceivedEvent] = []
-        for r in events:
-            if r.event.event_id in fresh:
-                new.append(r)
-                fresh.discard(r.event.event_id)  # a repeat inside the batch is a duplicate
-        return WriteResult(new=new, duplicates=len(events) - len(new))
+        stored: Counter[str] = Counter()
+        notable_ids: set[object] = set()
+        for kind, count, ids in cur.fetchall():
+            stored[kind] = count
+            notable_ids.update(ids or ())
+        notable: list[ReceivedEvent] = []
+        if notable_ids:
+            for r in events:
+                if r.event.event_id in notable_ids:
+                    notable.append(r)
+                    notable_ids.discard(r.event.event_id)  # a repeat inside the batch
+        return WriteResult(
+            stored=stored, notable=notable, duplicates=len(events) - sum(stored.values())
+        )
 
     def _write_dead(self, cur: Cursor, dead: Sequence[DeadLetter]) -> None:
         with cur.copy(COPY_DEAD_LETTERS) as copy:
@@ -164,11 +187,8 @@ class EventStore:
                 for i, received in enumerate(events):
                     cur.execute("SAVEPOINT probe")
                     try:
-                        cur.execute("DELETE FROM ingest_staging")
-                        result = self._write_events(cur, [received])
-                        for processor in self._processors:
-                            if result.new:
-                                processor.process(cur, result.new)
+                        cur.execute("DELETE FROM ingest_staging; DELETE FROM ingest_new")
+                        self._process(cur, self._write_events(cur, [received]))
                         cur.execute("RELEASE SAVEPOINT probe")
                     except (psycopg.OperationalError, psycopg.InterfaceError):
                         raise

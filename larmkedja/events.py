@@ -10,7 +10,7 @@ from __future__ import annotations
 import enum
 import uuid
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
 import orjson
@@ -145,6 +145,8 @@ class DeviceEvent(BaseModel):
 
     @model_validator(mode="after")
     def _check_data(self) -> DeviceEvent:
+        if _plainly_valid(self.kind, self.data):
+            return self  # the common cases, without building a data model (hot path)
         model = DATA_MODELS.get(self.kind, _NoData)
         try:
             model.model_validate(self.data, strict=False)
@@ -153,6 +155,26 @@ class DeviceEvent(BaseModel):
             where = ".".join(str(part) for part in first["loc"])
             raise ValueError(f"data.{where} for {self.kind.value}: {first['msg']}") from None
         return self
+
+    @classmethod
+    def create(
+        cls,
+        device_id: str,
+        kind: Kind,
+        data: dict[str, Any] | None = None,
+        *,
+        ts: datetime | None = None,
+        event_id: uuid.UUID | None = None,
+    ) -> DeviceEvent:
+        """A new, valid event as a device would make it (a fresh id, now as its time)."""
+        return cls(
+            v=1,
+            event_id=event_id or uuid.uuid4(),
+            device_id=device_id,
+            ts=ts or datetime.now(UTC),
+            kind=kind,
+            data=data or {},
+        )
 
     def typed_data(self) -> _Data:
         """`data` checked and typed for this kind (the raw dict stays the stored form)."""
@@ -168,6 +190,23 @@ class DeviceEvent(BaseModel):
 
     def topic(self, site: str) -> str:
         return events_topic(site, self.device_id)
+
+
+_MAX_INTERVAL_S = 7 * 24 * 3600
+_NEEDS_DATA = frozenset({Kind.BATTERY_REPORT, Kind.CHECK_RESULT})
+
+
+def _plainly_valid(kind: Kind, data: dict[str, Any]) -> bool:
+    """True only where the kind's data model would surely accept `data` (a heartbeat with a
+    plain `interval_s`, any kind without data that needs none). False means: ask the model."""
+    if not data:
+        return kind not in _NEEDS_DATA
+    if kind is Kind.HEARTBEAT and len(data) == 1:
+        interval = data.get("interval_s")
+        if type(interval) is not int and type(interval) is not float:
+            return False  # bools, strings, None: let the model decide
+        return 0 < interval <= _MAX_INTERVAL_S
+    return False
 
 
 def events_topic(site: str, device_id: str) -> str:

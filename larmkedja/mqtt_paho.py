@@ -17,13 +17,25 @@ def make_client(
     settings: Settings,
     client_id: str,
     manual_ack: bool = False,
+    v311_persistent: bool = False,
 ) -> Client:
-    client = Client(
-        callback_api_version=CallbackAPIVersion.VERSION2,
-        client_id=client_id,
-        protocol=MQTTProtocolVersion.MQTTv5,
-        manual_ack=manual_ack,
-    )
+    """An MQTT v5 client; or, with `v311_persistent`, MQTT 3.1.1 with a persistent session
+    (clean session off), which paho decodes about twice as fast (see docs/bench.md)."""
+    if v311_persistent:
+        client = Client(
+            callback_api_version=CallbackAPIVersion.VERSION2,
+            client_id=client_id,
+            protocol=MQTTProtocolVersion.MQTTv311,
+            clean_session=False,
+            manual_ack=manual_ack,
+        )
+    else:
+        client = Client(
+            callback_api_version=CallbackAPIVersion.VERSION2,
+            client_id=client_id,
+            protocol=MQTTProtocolVersion.MQTTv5,
+            manual_ack=manual_ack,
+        )
     client.max_queued_messages_set(0)
     client.reconnect_delay_set(min_delay=1, max_delay=5)
     if settings.mqtt_username:

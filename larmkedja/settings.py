@@ -6,7 +6,7 @@ environment. Seconds and minutes may be fractional so tests can run a night in s
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -39,6 +39,10 @@ class Settings(BaseSettings):
     # --- ingest ---
     ingest_instance: str = "1"
     ingest_share_group: str = "ingest"
+    # "5" (the default: receive maximum, session expiry) or "3.1.1" (Mosquitto's shared
+    # subscriptions work for it too; faster to decode; memory bounded by the broker's
+    # max_inflight_messages). See docs/bench.md for what each gives.
+    ingest_mqtt_protocol: Literal["5", "3.1.1"] = "5"
     ingest_batch_max: Annotated[int, Field(ge=1, le=65_535)] = 2000
     ingest_flush_s: Positive = 0.05
     ingest_receive_maximum: Annotated[int, Field(ge=1, le=65_535)] = 20_000

@@ -7,7 +7,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import psycopg
@@ -42,14 +42,7 @@ def make_event(
     ts: datetime | None = None,
     event_id: uuid.UUID | None = None,
 ) -> DeviceEvent:
-    return DeviceEvent(
-        v=1,
-        event_id=event_id or uuid.uuid4(),
-        device_id=device_id,
-        ts=ts or datetime.now(UTC),
-        kind=kind,
-        data=data or {},
-    )
+    return DeviceEvent.create(device_id, kind, data, ts=ts, event_id=event_id)
 
 
 def wait_until(predicate: Callable[[], bool], *, timeout: float, what: str = "condition") -> None:
@@ -75,17 +68,29 @@ def publisher(host: str, port: int, client_id: str | None = None) -> Client:
 
 
 def publish_all(host: str, port: int, messages: Iterable[tuple[str, bytes]], qos: int = 1) -> int:
-    """Publish and wait for every PUBACK; returns how many were sent."""
+    """Publish and wait for every PUBACK; returns how many were sent. At most 20,000 are in
+    flight at once (paho has 65,535 packet ids and refuses more)."""
     client = publisher(host, port)
+    sent = 0
     try:
-        infos = [client.publish(topic, payload, qos=qos) for topic, payload in messages]
-        for info in infos:
-            info.wait_for_publish(timeout=60)
-            assert info.is_published(), "a publish was not acknowledged by the broker"
-        return len(infos)
+        infos: list[Any] = []
+        for topic, payload in messages:
+            infos.append(client.publish(topic, payload, qos=qos))
+            if len(infos) >= 20_000:
+                _wait_all(infos)
+                sent += len(infos)
+                infos = []
+        _wait_all(infos)
+        return sent + len(infos)
     finally:
         client.disconnect()
         client.loop_stop()
+
+
+def _wait_all(infos: list[Any]) -> None:
+    for info in infos:
+        info.wait_for_publish(timeout=60)
+        assert info.is_published(), "a publish was not acknowledged by the broker"
 
 
 class Subscriber:
@@ -127,7 +132,9 @@ def running_ingest(settings: Settings) -> Iterator[Ingest]:
 
     ingest = Ingest(
         settings=settings,
-        store=EventStore(conninfo=settings.database_url, processors=processors(settings)),
+        store_factory=lambda: EventStore(
+            conninfo=settings.database_url, processors=processors(settings)
+        ),
         metrics=IngestMetrics(registry=CollectorRegistry()),
     )
     thread = threading.Thread(target=ingest.run, name="ingest", daemon=True)

@@ -31,7 +31,9 @@ class Mosquitto:
     autosave_interval_s: int = 5
     # 0 = no limit: a backlog is held, not dropped (memory is the limit; see the docs).
     max_queued_messages: int = 0
-    max_inflight_messages: int = 0
+    # Unacknowledged messages out to one client (MQTT v5 clients also set their own receive
+    # maximum): bounds what a consumer holds in memory.
+    max_inflight_messages: int = 20_000
 
     @property
     def config_file(self) -> Path:

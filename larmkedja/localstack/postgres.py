@@ -18,7 +18,7 @@ from larmkedja.localstack.procs import (
     as_user,
     chown_to,
     ensure_traversable_by,
-    port_open,
+    read_pid,
     run,
 )
 
@@ -125,7 +125,9 @@ class Postgres:
         return True
 
     def running(self) -> bool:
-        return port_open(self.host, self.port) and (self.data_dir / "postmaster.pid").exists()
+        """The cluster's postmaster is alive (whatever port it listens on)."""
+        pid_file = self.data_dir / "postmaster.pid"
+        return pid_file.exists() and read_pid(pid_file) is not None
 
     def start(self, *, timeout: float = 60.0) -> bool:
         """Start (init first if needed); True if it was started now."""

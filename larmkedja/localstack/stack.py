@@ -83,7 +83,7 @@ class Stack:
             Service(name="api", argv=(exe, "api"), env=env),
         ]
         if fleet:
-            found.append(Service(name="fleet", argv=(exe, "demo"), env=env))
+            found.append(Service(name="fleet", argv=(exe, "simulate"), env=env))
         return found
 
     # --- up / down ---------------------------------------------------------------------
@@ -97,11 +97,16 @@ class Stack:
             started.append("postgres")
         self.postgres.ensure_database(DATABASE)
         db.migrate(self.postgres.url(DATABASE))
-        for service in self.services(fleet=fleet):
-            if self._start_service(service):
+        services = self.services(fleet=fleet)
+        for service in services:
+            if service.name != "fleet" and self._start_service(service):
                 started.append(service.name)
         self.write_env_file()
         self.wait_ready(timeout=60.0)
+        # The fleet last: its staff work through the API, which is ready now.
+        for service in services:
+            if service.name == "fleet" and self._start_service(service):
+                started.append(service.name)
         return started
 
     def _start_service(self, service: Service) -> bool:

@@ -142,8 +142,8 @@ Cursor = psycopg.Cursor[tuple[object, ...]]
 class _Poison:
     """A processor that the database refuses for one event (as a bad row would be refused)."""
 
-    def process(self, cur: Cursor, new: Sequence[ReceivedEvent]) -> None:
-        for r in new:
+    def process(self, cur: Cursor, notable: Sequence[ReceivedEvent]) -> None:
+        for r in notable:
             if r.event.data.get("poison"):
                 cur.execute("SELECT 1/0")
 
@@ -154,7 +154,7 @@ def test_an_event_the_database_refuses_becomes_a_dead_letter_and_the_rest_is_sto
     settings = settings_for(database_url, broker.host, broker.port, ingest_flush_s=0.5)
     ingest = Ingest(
         settings=settings,
-        store=EventStore(conninfo=database_url, processors=[_Poison()]),
+        store_factory=lambda: EventStore(conninfo=database_url, processors=[_Poison()]),
         metrics=IngestMetrics(registry=CollectorRegistry()),
     )
     thread = threading.Thread(target=ingest.run, daemon=True)
@@ -162,7 +162,7 @@ def test_an_event_the_database_refuses_becomes_a_dead_letter_and_the_rest_is_sto
     try:
         wait_until(lambda: ingest.connected, timeout=10)
         events = [make_event(f"d-{i}", Kind.HEARTBEAT) for i in range(20)]
-        events.insert(7, make_event("d-p", Kind.HEARTBEAT, {"poison": True}))
+        events.insert(7, make_event("d-p", Kind.LINK_RESTORED, {"poison": True}))
         publish_all(broker.host, broker.port, [(e.topic("solna"), e.to_json()) for e in events])
         wait_until(lambda: count_events(database_url) == 20, timeout=10, what="20 good events")
         wait_until(

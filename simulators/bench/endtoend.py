@@ -1,0 +1,301 @@
+"""Parts 2 to 5 of the benchmark: larmkedja itself (ingest drain, alarm latency, memory), and the
+device sweep at the scale of all of Sweden."""
+
+from __future__ import annotations
+
+import statistics
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+import orjson
+import psycopg
+from websockets.sync.client import connect
+
+from larmkedja.events import DeviceEvent, Kind
+from simulators.bench.infra import (
+    BenchInfra,
+    cpu_s,
+    larmkedja,
+    rss_mb,
+    stop,
+    wait_for,
+)
+from simulators.bench.load import Publisher
+
+
+@dataclass
+class IngestRun:
+    processes: int
+    messages: int
+    seconds: float
+    rss_start_mb: list[float]
+    rss_end_mb: list[float]
+    cpu_s: list[float]
+
+    @property
+    def rate(self) -> float:
+        return self.messages / self.seconds if self.seconds > 0 else 0.0
+
+
+def drain_ingest(
+    infra: BenchInfra,
+    *,
+    group: str,
+    instances: list[str],
+    database_url: str,
+    expected: int,
+    protocol: str = "5",
+) -> IngestRun:
+    """Start ingest process(es) on a preloaded backlog; the sustained rate runs from the first
+    commit to the last (process start-up excluded)."""
+    procs = [
+        larmkedja(
+            ["ingest"],
+            infra.env(
+                database_url,
+                LARM_INGEST_SHARE_GROUP=group,
+                LARM_INGEST_INSTANCE=name,
+                LARM_INGEST_MQTT_PROTOCOL=protocol,
+            ),
+            infra.root / f"ingest-{name}.log",
+        )
+        for name in instances
+    ]
+    try:
+        time.sleep(0.3)
+        rss_start = [rss_mb(p.pid) for p in procs]
+        first: tuple[float, int] | None = None
+        last = (time.perf_counter(), 0)
+        with psycopg.connect(database_url, autocommit=True) as conn:
+            deadline = time.monotonic() + 900
+            while time.monotonic() < deadline:
+                row = conn.execute("SELECT count(*) FROM event_ids").fetchone()
+                n = int(row[0]) if row else 0
+                now = time.perf_counter()
+                if n and first is None:
+                    first = (now, n)
+                last = (now, n)
+                if n >= expected:
+                    break
+                time.sleep(0.1)
+        if first is None or last[1] < expected:
+            raise RuntimeError(f"ingest stored {last[1]} of {expected}")
+        rss_end = [rss_mb(p.pid) for p in procs]
+        cpu = [cpu_s(p.pid) for p in procs]
+    finally:
+        for p in procs:
+            stop(p)
+    return IngestRun(
+        processes=len(procs),
+        messages=expected - first[1],
+        seconds=last[0] - first[0],
+        rss_start_mb=rss_start,
+        rss_end_mb=rss_end,
+        cpu_s=cpu,
+    )
+
+
+@dataclass
+class Latency:
+    ws_ms: list[float] = field(default_factory=list)
+    api_ms: list[float] = field(default_factory=list)
+    to_ingest_ms: list[float] = field(default_factory=list)  # publish → received by ingest
+    background_sent: int = 0
+    rss_start_mb: float = 0.0
+    rss_end_mb: float = 0.0
+
+    @staticmethod
+    def summary(values: list[float]) -> dict[str, float | None]:
+        if not values:
+            return {"p50": None, "p99": None, "max": None, "n": 0}
+        ordered = sorted(values)
+        q = statistics.quantiles(ordered, n=100, method="inclusive") if len(ordered) > 1 else None
+        return {
+            "p50": statistics.median(ordered),
+            "p99": q[98] if q else ordered[0],
+            "max": ordered[-1],
+            "n": len(ordered),
+        }
+
+
+def alarm_latency(
+    infra: BenchInfra, *, database_url: str, alarms: int, rate_per_s: float, background: float
+) -> Latency:
+    """Alarm published → in the queue API and on the WebSocket, with `background` heartbeats/s
+    from another process (all of Sweden: 4,000/s)."""
+    from api.tokens_admin import create
+    from larmkedja.localstack.procs import free_port
+    from larmkedja.settings import Settings
+
+    port = free_port()
+    env = infra.env(database_url, LARM_API_PORT=str(port), LARM_INGEST_INSTANCE="lat")
+    procs = {
+        name: larmkedja([name], env, infra.root / f"latency-{name}.log")
+        for name in ("ingest", "engine", "api")
+    }
+    url = f"http://127.0.0.1:{port}"
+    result = Latency()
+    load = None
+    try:
+        wait_for(lambda: _ready(url), timeout=30)
+        secret = create(Settings(database_url=database_url), role="operator", name="bench")
+        headers = {"Authorization": f"Bearer {secret}"}
+        duration = alarms / rate_per_s + 10
+        load = _background(infra, rate=background, seconds=duration)
+        time.sleep(2)  # the background is flowing
+        result.rss_start_mb = rss_mb(procs["ingest"].pid)
+        wall = _measure(infra, url, headers, alarms=alarms, rate=rate_per_s, into=result)
+        with psycopg.connect(database_url) as conn:
+            rows = conn.execute(
+                "SELECT device_id, extract(epoch FROM raised_at)::float8 FROM alarms"
+            ).fetchall()
+        result.to_ingest_ms = [(t - wall[d]) * 1000 for d, t in rows if d in wall]
+        result.rss_end_mb = rss_mb(procs["ingest"].pid)
+        out, _ = load.communicate(timeout=duration + 60)
+        result.background_sent = int(out.strip() or 0)
+    finally:
+        if load is not None and load.poll() is None:
+            load.kill()
+            load.wait()
+        for proc in procs.values():
+            stop(proc)
+    return result
+
+
+def _ready(url: str) -> bool:
+    try:
+        checks = httpx.get(f"{url}/readyz", timeout=2).json().get("checks", {})
+    except (httpx.HTTPError, ValueError):
+        return False
+    return bool(checks) and all(v for k, v in checks.items() if k != "not_silent")
+
+
+def _background(infra: BenchInfra, *, rate: float, seconds: float) -> Any:
+    import subprocess
+
+    return subprocess.Popen(  # noqa: S603 - our own module, numeric arguments
+        [
+            sys.executable,
+            "-m",
+            "simulators.bench.load",
+            "--port",
+            str(infra.broker.port),
+            "--rate",
+            str(rate),
+            "--seconds",
+            str(seconds),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+
+
+def _measure(
+    infra: BenchInfra,
+    url: str,
+    headers: dict[str, str],
+    *,
+    alarms: int,
+    rate: float,
+    into: Latency,
+) -> dict[str, float]:
+    """Returns the wall-clock publish time of each alarm (by device id)."""
+    published: dict[str, float] = {}
+    wall: dict[str, float] = {}
+    seen_api: dict[str, float] = {}
+    stop_polling = threading.Event()
+
+    def poll_api() -> None:
+        with httpx.Client(base_url=url, headers=headers, timeout=5) as client:
+            while not stop_polling.is_set():
+                for alarm in client.get("/api/v1/alarms", params={"limit": 5000}).json():
+                    seen_api.setdefault(alarm["device_id"], time.perf_counter())
+                time.sleep(0.005)
+
+    ws_url = url.replace("http://", "ws://") + "/api/v1/stream"
+    with connect(ws_url, additional_headers=headers) as ws:
+        poller = threading.Thread(target=poll_api, daemon=True)
+        poller.start()
+        reader_done = threading.Event()
+
+        def read_ws() -> None:
+            while len(into.ws_ms) < alarms:
+                try:
+                    message = orjson.loads(ws.recv(timeout=30))
+                except TimeoutError:
+                    break
+                if message.get("type") != "alarm":
+                    continue
+                device = message["alarm"]["device_id"]
+                at = time.perf_counter()
+                if device in published and message["alarm"]["event_count"] == 1:
+                    into.ws_ms.append((at - published.pop(device)) * 1000)
+            reader_done.set()
+
+        reader = threading.Thread(target=read_ws, daemon=True)
+        reader.start()
+        pub = Publisher("127.0.0.1", infra.broker.port)
+        sent_at: dict[str, float] = {}
+        try:
+            for i in range(alarms):
+                event = DeviceEvent.create(f"alarm-{i:05d}", Kind.ALARM_BUTTON)
+                payload = event.to_json()
+                now = time.perf_counter()
+                published[event.device_id] = now
+                sent_at[event.device_id] = now
+                wall[event.device_id] = time.time()
+                pub.send(event.topic("bench"), payload)
+                time.sleep(1 / rate)
+            reader_done.wait(30)
+            time.sleep(0.5)
+        finally:
+            pub.close()
+            stop_polling.set()
+            poller.join(10)
+    into.api_ms = [(seen_api[d] - t) * 1000 for d, t in sent_at.items() if d in seen_api]
+    return wall
+
+
+def device_sweep(database_url: str, *, devices: int = 250_000, due: int = 2_500) -> dict[str, Any]:
+    """The offline sweep with `devices` registered (`due` of them past their deadline), and the
+    liveness statement for one batch of 2,000 new heartbeats."""
+    from alarms.device_sweeps_psycopg import FIRE_OFFLINE
+
+    params = {"default_s": 90.0, "unanswered_s": 60.0}
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        conn.execute(
+            "INSERT INTO devices (device_id, site, first_seen, last_seen, offline_due_at)"
+            " SELECT 'b-' || lpad(g::text, 6, '0'), 'site-' || (g %% 290), now(), now(),"
+            "        now() + make_interval(secs => 270 + g %% 60)"
+            " FROM generate_series(1, %s) g",
+            (devices,),
+        )
+        conn.execute("VACUUM ANALYZE devices")
+        timings: list[float] = []
+        for _ in range(10):
+            started = time.perf_counter()
+            with conn.transaction():
+                fired = len(conn.execute(FIRE_OFFLINE, params).fetchall())
+            timings.append((time.perf_counter() - started) * 1000)
+        conn.execute(
+            "UPDATE devices SET offline_due_at = now() - interval '1 s'"
+            " WHERE device_id IN (SELECT device_id FROM devices ORDER BY device_id LIMIT %s)",
+            (due,),
+        )
+        started = time.perf_counter()
+        with conn.transaction():
+            fired = len(conn.execute(FIRE_OFFLINE, params).fetchall())
+        due_ms = (time.perf_counter() - started) * 1000
+    return {
+        "devices": devices,
+        "sweep_idle_ms_median": statistics.median(timings),
+        "sweep_idle_ms_max": max(timings),
+        "due": due,
+        "sweep_with_due_ms": due_ms,
+        "fired": fired,
+        "core_share_at_2_per_s": statistics.median(timings) / 1000 * 2,
+    }

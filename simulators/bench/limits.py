@@ -1,0 +1,175 @@
+"""Part 1 of the benchmark: what this machine can do at all, measured in the same run.
+
+Every consumer drains the same backlog: the events are published once, while every consumer's
+persistent session is subscribed and offline, so the broker queues a copy for each
+(`max_queued_messages 0`). A drain then measures only the consumer and the broker, never the
+load generator."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import threading
+import time
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import psycopg
+from paho.mqtt.client import Client, MQTTMessage
+from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
+from paho.mqtt.subscribeoptions import SubscribeOptions
+
+from larmkedja.mqtt_paho import connect_properties
+
+TOPIC = "larm/v1/+/+/events"
+
+
+@dataclass(frozen=True, slots=True)
+class Drain:
+    messages: int
+    seconds: float
+
+    @property
+    def rate(self) -> float:
+        return self.messages / self.seconds if self.seconds > 0 else 0.0
+
+
+def _client(client_id: str, *, manual_ack: bool = False, v311: bool = False) -> Client:
+    if v311:
+        return Client(
+            callback_api_version=CallbackAPIVersion.VERSION2,
+            client_id=client_id,
+            protocol=MQTTProtocolVersion.MQTTv311,
+            clean_session=False,
+            manual_ack=manual_ack,
+        )
+    return Client(
+        callback_api_version=CallbackAPIVersion.VERSION2,
+        client_id=client_id,
+        protocol=MQTTProtocolVersion.MQTTv5,
+        manual_ack=manual_ack,
+    )
+
+
+def _connect(client: Client, host: str, port: int, *, v311: bool) -> None:
+    if v311:
+        client.connect(host, port)
+    else:
+        client.connect(
+            host,
+            port,
+            clean_start=False,
+            properties=connect_properties(session_expiry_s=86_400, receive_maximum=20_000),
+        )
+
+
+def make_session(
+    host: str, port: int, client_id: str, topic_filter: str, *, v311: bool = False
+) -> None:
+    """A persistent session subscribed to `topic_filter`, left offline (it queues a backlog)."""
+    done = threading.Event()
+    client = _client(client_id, v311=v311)
+    client.on_subscribe = lambda *a: done.set()
+    _connect(client, host, port, v311=v311)
+    client.loop_start()
+    if v311:
+        client.subscribe(topic_filter, qos=1)  # SubscribeOptions are MQTT v5 only
+    else:
+        client.subscribe(topic_filter, options=SubscribeOptions(qos=1))
+    if not done.wait(10):
+        raise RuntimeError(f"subscription of {client_id} not acknowledged")
+    client.disconnect()
+    client.loop_stop()
+
+
+def c_client_session(host: str, port: int, client_id: str) -> None:
+    """The same for Mosquitto's own C client (MQTT 3.1.1, clean session off)."""
+    exe = shutil.which("mosquitto_sub")
+    if exe is None:
+        raise RuntimeError("mosquitto_sub is not installed")
+    subprocess.run(  # noqa: S603 - mosquitto_sub with our own arguments
+        [exe, "-h", host, "-p", str(port), "-c", "-i", client_id, "-q", "1", "-t", TOPIC, "-E"],
+        check=True,
+        timeout=10,
+        capture_output=True,
+    )
+
+
+def drain_c_client(host: str, port: int, client_id: str, expected: int) -> Drain:
+    """mosquitto_sub (C) drains the backlog of its session; output discarded."""
+    exe = shutil.which("mosquitto_sub")
+    if exe is None:
+        raise RuntimeError("mosquitto_sub is not installed")
+    started = time.perf_counter()
+    subprocess.run(  # noqa: S603 - mosquitto_sub with our own arguments
+        [
+            exe,
+            "-h",
+            host,
+            "-p",
+            str(port),
+            "-c",
+            "-i",
+            client_id,
+            "-q",
+            "1",
+            "-t",
+            TOPIC,
+            "-C",
+            str(expected),
+        ],
+        check=True,
+        timeout=600,
+        stdout=subprocess.DEVNULL,
+    )
+    return Drain(expected, time.perf_counter() - started)
+
+
+def drain_paho(host: str, port: int, client_id: str, expected: int, *, v311: bool = False) -> Drain:
+    """A bare Python paho 2.x QoS 1 consumer with manual acks, acknowledging at once (MQTT v5
+    like ingest, or 3.1.1, which paho decodes about twice as fast)."""
+    received = 0
+    done = threading.Event()
+    client = _client(client_id, manual_ack=True, v311=v311)
+
+    def on_message(c: Client, userdata: object, msg: MQTTMessage) -> None:
+        nonlocal received
+        c.ack(msg.mid, msg.qos)
+        received += 1
+        if received >= expected:
+            done.set()
+
+    client.on_message = on_message
+    started = time.perf_counter()
+    _connect(client, host, port, v311=v311)
+    client.loop_start()
+    finished = done.wait(600)
+    elapsed = time.perf_counter() - started
+    client.disconnect()
+    client.loop_stop()
+    if not finished:
+        raise RuntimeError(f"the bare consumer got {received} of {expected}")
+    return Drain(expected, elapsed)
+
+
+def copy_rate(database_url: str, rows: int) -> Drain:
+    """Raw COPY into the events hypertable, one transaction (text format, psycopg)."""
+    now = datetime.now(UTC)
+    data = [
+        (now, uuid.uuid4(), "bench", f"b-{i % 250_000:06d}", "heartbeat", now, '{"interval_s": 60}')
+        for i in range(rows)
+    ]
+    with psycopg.connect(database_url) as conn:
+        started = time.perf_counter()
+        with (
+            conn.cursor() as cur,
+            cur.copy(
+                "COPY events (received_at, event_id, site, device_id, kind, device_ts, data)"
+                " FROM STDIN"
+            ) as copy,
+        ):
+            for row in data:
+                copy.write_row(row)
+        conn.commit()
+        return Drain(rows, time.perf_counter() - started)
