@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Gauge
 from psycopg.types.json import Jsonb
 
+from alarms.metrics import EngineMetrics
 from alarms.selfwatch_psycopg import silence
 from larmkedja.db import Conn
 from larmkedja.settings import Settings
@@ -73,11 +73,13 @@ class SilenceSweep:
     kind = "system.silent"
     site = "_system"  # not a valid site name, so it never collides with one
 
-    def __init__(self, *, settings: Settings) -> None:
+    def __init__(self, *, settings: Settings, metrics: EngineMetrics) -> None:
         self._settings = settings
+        self._metrics = metrics
 
     def run(self, conn: Conn) -> int:
         reasons = silence(conn, self._settings)
+        self._metrics.silent.set(1 if reasons else 0)
         details = Jsonb({"reasons": reasons})
         if reasons:
             row = conn.execute(
@@ -89,55 +91,3 @@ class SilenceSweep:
                 "SELECT larm_resolve_alert(%s, 'larmkedja', %s)", (self.kind, details)
             ).fetchone()
         return 1 if row and row[0] else 0
-
-
-DEVICE_GAUGES = """
-SELECT count(*) FILTER (WHERE online), count(*) FILTER (WHERE NOT online),
-       count(*) FILTER (WHERE NOT on_mains),
-       count(*) FILTER (WHERE backup_below_spec),
-       count(*) FILTER (WHERE NOT link_ok)
-FROM devices
-"""
-BACKUP_BUCKETS = (6, 12, 24, 36, 48, 72, 96)
-BACKUP_HISTOGRAM = f"""
-SELECT {", ".join(f"count(*) FILTER (WHERE backup_hours_estimate <= {b})" for b in BACKUP_BUCKETS)},
-       count(backup_hours_estimate)
-FROM devices
-"""  # noqa: S608 - the buckets are constants
-
-
-class DeviceGauges:
-    """Refresh the device gauges (every few seconds: it reads the whole registry)."""
-
-    name = "device_gauges"
-
-    def __init__(self, *, registry: CollectorRegistry) -> None:
-        self._every = 5
-        self._ticks = 0
-        self.by_state = Gauge(
-            "larm_devices", "Registered devices by state.", ["state"], registry=registry
-        )
-        self.backup = Gauge(
-            "larm_devices_backup_hours",
-            "Devices whose estimated backup (hours left on battery) is at most `le` hours.",
-            ["le"],
-            registry=registry,
-        )
-
-    def run(self, conn: Conn) -> int:
-        self._ticks += 1
-        if self._ticks % self._every != 1:
-            return 0
-        row = conn.execute(DEVICE_GAUGES).fetchone()
-        if row:
-            for state, value in zip(
-                ("online", "offline", "on_battery", "backup_below_spec", "link_lost"),
-                row,
-                strict=True,
-            ):
-                self.by_state.labels(state).set(int(value))
-        buckets = conn.execute(BACKUP_HISTOGRAM).fetchone()
-        if buckets:
-            for le, value in zip([*map(str, BACKUP_BUCKETS), "+Inf"], buckets, strict=True):
-                self.backup.labels(le).set(int(value))
-        return 0

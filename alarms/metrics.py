@@ -68,6 +68,11 @@ class EngineMetrics:
             ["sweep"],
             registry=registry,
         )
+        self.silent = Gauge(
+            "larm_system_silent",
+            "1 while the system is silent (no ingest, stalled commits, or no device events).",
+            registry=registry,
+        )
         self.last_tick = Gauge(
             "larm_engine_last_tick_timestamp_seconds",
             "Unix time of the last completed tick.",
@@ -93,6 +98,12 @@ class ApiMetrics:
             "larm_api_auth_failures_total",
             "Refused authentications, by reason.",
             ["reason"],
+            registry=registry,
+        )
+        self.arrival = Histogram(
+            "larm_escalation_arrival_seconds",
+            "Night patrol: escalation created → arrived at the door.",
+            buckets=(60, 300, 600, 900, 1200, 1800, 2700, 3600, 5400, 7200),
             registry=registry,
         )
         self.stream_clients = Gauge(

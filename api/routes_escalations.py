@@ -64,6 +64,8 @@ async def _act(
         metrics.actions.labels(f"escalation.{action.value}", "conflict").inc()
         raise ApiError(status=409, code="conflict", message=str(exc)) from None
     metrics.actions.labels(f"escalation.{action.value}", "ok").inc()
+    if action is EscalationAction.ARRIVE and row.arrived_at is not None:
+        metrics.arrival.observe((row.arrived_at - row.created_at).total_seconds())
     return EscalationOut.model_validate(row)
 
 

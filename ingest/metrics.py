@@ -70,7 +70,8 @@ class IngestMetrics:
         )
         self.db_errors = Counter(
             "larm_ingest_db_errors_total",
-            "Failed batch writes (retried; nothing acknowledged), by class.",
+            "Failed batch writes (retried; nothing acknowledged), by class: connection (the "
+            "database is gone), data (a row it refuses), other.",
             ["error"],
             registry=registry,
         )
@@ -79,6 +80,8 @@ class IngestMetrics:
             self.stored.labels(kind.value)
         for reason in Reason:
             self.dead_letters.labels(reason.value)
+        for error in ("connection", "data", "other"):
+            self.db_errors.labels(error)
 
     def count_kinds(self, counter: Counter, kinds: Tally[str]) -> None:
         for kind, n in kinds.items():

@@ -42,8 +42,11 @@ class Writer:
             try:
                 return self.store.write(events, dead).stored, dead
             except psycopg.Error as exc:
-                self._metrics.db_errors.labels(type(exc).__name__).inc()
-                if (exc.sqlstate or "")[:2] in DATA_ERROR_CLASSES and events:
+                data_error = (exc.sqlstate or "")[:2] in DATA_ERROR_CLASSES
+                connection = isinstance(exc, psycopg.OperationalError | psycopg.InterfaceError)
+                kind = "data" if data_error else "connection" if connection else "other"
+                self._metrics.db_errors.labels(kind).inc()
+                if data_error and events:
                     kept, rejected = self._set_aside_unstorable(events, exc)
                     if rejected:
                         events, dead = kept, dead + rejected
@@ -51,7 +54,7 @@ class Writer:
                 log.warning(
                     "batch not stored (%s: %s); retrying in %.1f s", type(exc).__name__, exc, delay
                 )
-                if isinstance(exc, psycopg.OperationalError | psycopg.InterfaceError):
+                if connection:
                     self.store.close()
             if not self._backoff(delay):
                 return None

@@ -53,7 +53,9 @@ def cmd_ingest(args: argparse.Namespace, settings: Settings) -> int:
     db.migrate(settings.database_url, chunk_interval_s=settings.events_chunk_interval_s)
     registry = CollectorRegistry()
     if settings.ingest_metrics_port:
-        start_http_server(settings.ingest_metrics_port, addr="127.0.0.1", registry=registry)
+        start_http_server(
+            settings.ingest_metrics_port, addr=settings.ingest_metrics_host, registry=registry
+        )
     ingest = Ingest(
         settings=settings,
         store_factory=lambda: EventStore(
@@ -91,12 +93,8 @@ def processors(settings: Settings) -> list[Processor]:
 
 def sweeps(settings: Settings, metrics: EngineMetrics) -> list[Sweep]:
     """The engine's deadline sweeps, in the order they run each tick."""
-    from alarms.device_sweeps_psycopg import (
-        DeviceGauges,
-        OfflineSweep,
-        PowerCutSweep,
-        SilenceSweep,
-    )
+    from alarms.device_sweeps_psycopg import OfflineSweep, PowerCutSweep, SilenceSweep
+    from alarms.gauges_psycopg import GaugeSweep
     from alarms.night_psycopg import CameraSweep, CheckDeadlineSweep, MaterialiseSweep
     from alarms.sweeps_psycopg import (
         AnswerTimeSweep,
@@ -114,9 +112,9 @@ def sweeps(settings: Settings, metrics: EngineMetrics) -> list[Sweep]:
         CameraSweep(settings=settings),
         UnacknowledgedSweep(settings=settings),
         AnswerTimeSweep(settings=settings, metrics=metrics),
-        SilenceSweep(settings=settings),
+        SilenceSweep(settings=settings, metrics=metrics),
         QueueGauges(metrics=metrics),
-        DeviceGauges(registry=metrics.registry),
+        GaugeSweep(settings=settings, registry=metrics.registry),
     ]
 
 
@@ -131,7 +129,9 @@ def cmd_engine(args: argparse.Namespace, settings: Settings) -> int:
     db.migrate(settings.database_url)
     registry = CollectorRegistry()
     if settings.engine_metrics_port:
-        start_http_server(settings.engine_metrics_port, addr="127.0.0.1", registry=registry)
+        start_http_server(
+            settings.engine_metrics_port, addr=settings.engine_metrics_host, registry=registry
+        )
     metrics = EngineMetrics(registry=registry)
     engine = Engine(
         settings=settings,

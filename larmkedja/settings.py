@@ -48,12 +48,14 @@ class Settings(BaseSettings):
     ingest_receive_maximum: Annotated[int, Field(ge=1, le=65_535)] = 20_000
     ingest_session_expiry_s: Annotated[int, Field(ge=1)] = 7 * 24 * 3600
     ingest_metrics_port: Annotated[int, Field(ge=0, le=65_535)] = 9101
+    ingest_metrics_host: str = "127.0.0.1"
     events_chunk_interval_s: Positive = 3600.0
 
     # --- engine (deadlines, outbox) ---
     engine_instance: str = "1"
     engine_tick_s: Positive = 0.5
     engine_metrics_port: Annotated[int, Field(ge=0, le=65_535)] = 9102
+    engine_metrics_host: str = "127.0.0.1"
 
     # --- api ---
     token_cache_s: Annotated[float, Field(ge=0)] = 5.0

@@ -119,7 +119,8 @@ install_postgres() {
 
 install_tools() {
   # chromium: the browser tests (Playwright drives Debian's build; nothing is downloaded).
-  apt_install ca-certificates chromium fonts-dejavu-core
+  # prometheus: promtool for the rule tests, and the local stack's own Prometheus.
+  apt_install ca-certificates chromium fonts-dejavu-core prometheus
 }
 
 case "${1:-all}" in

@@ -21,9 +21,10 @@ from larmkedja import db
 from larmkedja.localstack.mosquitto import Mosquitto
 from larmkedja.localstack.postgres import Postgres
 from larmkedja.localstack.procs import StackError, free_port, read_pid, spawn, stop_pid
+from larmkedja.localstack.prometheus import Prometheus, prometheus_binary
 
 DATABASE = "larmkedja"
-PORT_NAMES = ("mqtt", "postgres", "api", "ingest_metrics", "engine_metrics")
+PORT_NAMES = ("mqtt", "postgres", "api", "ingest_metrics", "engine_metrics", "prometheus")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -34,11 +35,21 @@ class Service:
 
 
 class Stack:
-    def __init__(self, *, state_dir: Path) -> None:
+    def __init__(self, *, state_dir: Path, scrape_interval: str = "5s") -> None:
         self.state_dir = state_dir.resolve()
         self.ports = self._ports()
         self.mosquitto = Mosquitto(state_dir=self.state_dir / "mosquitto", port=self.ports["mqtt"])
         self.postgres = Postgres(state_dir=self.state_dir / "pg", port=self.ports["postgres"])
+        self.prometheus = Prometheus(
+            state_dir=self.state_dir / "prometheus",
+            port=self.ports["prometheus"],
+            targets={
+                "larmkedja-ingest": [f"127.0.0.1:{self.ports['ingest_metrics']}"],
+                "larmkedja-engine": [f"127.0.0.1:{self.ports['engine_metrics']}"],
+                "larmkedja-api": [f"127.0.0.1:{self.ports['api']}"],
+            },
+            scrape_interval=scrape_interval,
+        )
 
     def _ports(self) -> dict[str, int]:
         path = self.state_dir / "ports.json"
@@ -62,6 +73,7 @@ class Stack:
             "LARM_API_URL": f"http://127.0.0.1:{self.ports['api']}",
             "LARM_INGEST_METRICS_PORT": str(self.ports["ingest_metrics"]),
             "LARM_ENGINE_METRICS_PORT": str(self.ports["engine_metrics"]),
+            "LARM_PROMETHEUS_URL": f"http://127.0.0.1:{self.ports['prometheus']}",
         }
 
     def write_env_file(self) -> Path:
@@ -103,6 +115,8 @@ class Stack:
                 started.append(service.name)
         self.write_env_file()
         self.wait_ready(timeout=60.0)
+        if prometheus_binary() is not None and self.prometheus.start():
+            started.append("prometheus")
         # The fleet last: its staff work through the API, which is ready now.
         for service in services:
             if service.name == "fleet" and self._start_service(service):
@@ -134,6 +148,8 @@ class Stack:
         for pid_file in order:
             if stop_pid(pid_file, timeout=15.0):
                 stopped.append(pid_file.stem)
+        if self.prometheus.stop():
+            stopped.append("prometheus")
         if self.postgres.stop():
             stopped.append("postgres")
         if self.mosquitto.stop():
@@ -161,6 +177,7 @@ class Stack:
         found = {
             "mosquitto": self.mosquitto.running(),
             "postgres": self.postgres.running(),
+            "prometheus": self.prometheus.running(),
         }
         for pid_file in sorted(run_dir.glob("*.pid")) if run_dir.exists() else []:
             found[pid_file.stem] = read_pid(pid_file) is not None

@@ -1,0 +1,120 @@
+"""deploy/: the compose stack, Prometheus, Grafana and Mosquitto files agree with each other and
+with the local stack (the compose file is not run here: no Docker engine)."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from larmkedja.localstack.mosquitto import Mosquitto
+from tests.conftest import ROOT
+
+DEPLOY = ROOT / "deploy"
+
+
+def compose() -> dict[str, Any]:
+    data: dict[str, Any] = yaml.safe_load((DEPLOY / "compose.yml").read_text())
+    return data
+
+
+def test_compose_has_every_part_with_health_checks_and_ordered_start() -> None:
+    services = compose()["services"]
+    assert {
+        "mosquitto",
+        "timescaledb",
+        "ingest-1",
+        "ingest-2",
+        "engine",
+        "api",
+        "prometheus",
+        "alertmanager",
+        "grafana",
+    } <= services.keys()
+    for name, service in services.items():
+        if service.get("restart") != "no":
+            assert "healthcheck" in service, f"{name} has no health check"
+    for name in ("ingest-1", "ingest-2", "engine", "api"):
+        depends = services[name]["depends_on"]
+        assert isinstance(depends, dict)
+        assert depends["timescaledb"] == {"condition": "service_healthy"}
+        assert depends["mosquitto"] == {"condition": "service_healthy"}
+        assert depends["migrate"] == {"condition": "service_completed_successfully"}
+    assert services["timescaledb"]["image"].startswith("timescale/timescaledb")
+
+
+def test_every_file_compose_mounts_exists() -> None:
+    for name, service in compose()["services"].items():
+        for volume in service.get("volumes", []):
+            source = str(volume).split(":")[0]
+            if source.startswith("."):
+                assert (DEPLOY / source).exists(), f"{name} mounts missing {source}"
+
+
+def test_prometheus_scrapes_the_compose_services_on_their_ports() -> None:
+    config = yaml.safe_load((DEPLOY / "prometheus" / "prometheus.yml").read_text())
+    services = compose()["services"]
+    for job in config["scrape_configs"]:
+        for target in job["static_configs"][0]["targets"]:
+            host, port = target.split(":")
+            assert host in services, target
+            env = services[host].get("environment", {})
+            assert isinstance(env, dict)
+            if host == "api":
+                assert env["LARM_API_PORT"] == port
+            else:
+                assert port in ("9101", "9102")
+                assert any(k.endswith("_METRICS_HOST") and v == "0.0.0.0" for k, v in env.items())
+
+
+def _conf(path: Path) -> dict[str, str]:
+    return _conf_text(path.read_text())
+
+
+def test_the_broker_limits_are_the_same_in_compose_and_in_the_local_stack() -> None:
+    compose_conf = _conf(DEPLOY / "mosquitto" / "mosquitto.conf")
+    local_conf = _conf_text(Mosquitto(state_dir=Path("/nonexistent"), port=1883).config_text())
+    for key in (
+        "persistence",
+        "autosave_interval",
+        "max_queued_messages",
+        "max_inflight_messages",
+        "persistent_client_expiration",
+    ):
+        assert compose_conf[key] == local_conf[key], key
+    assert compose_conf["allow_anonymous"] == "false"
+
+
+def _conf_text(text: str) -> dict[str, str]:
+    values: dict[str, str] = {}
+    for line in text.splitlines():
+        if line.strip() and not line.startswith("#"):
+            key, _, value = line.partition(" ")
+            values.setdefault(key, value.strip())
+    return values
+
+
+def test_dashboards_use_the_provisioned_datasource_and_have_unique_ids() -> None:
+    datasource = yaml.safe_load(
+        (DEPLOY / "grafana/provisioning/datasources/prometheus.yml").read_text()
+    )["datasources"][0]["uid"]
+    uids = []
+    for path in (DEPLOY / "grafana" / "dashboards").glob("*.json"):
+        dashboard = json.loads(path.read_text())
+        uids.append(dashboard["uid"])
+        for panel in dashboard["panels"]:
+            assert panel["datasource"]["uid"] == datasource
+            assert panel["targets"], f"{path.name}: {panel['title']} has no query"
+    assert len(uids) == len(set(uids)) == 4
+
+
+def test_the_image_contains_every_package() -> None:
+    pyproject = (ROOT / "pyproject.toml").read_text()
+    packages = re.search(r"include = \[(.*?)\]", pyproject)
+    assert packages
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    for package in re.findall(r'"(\w+)\*"', packages[1]):
+        assert f"COPY {package} ./{package}" in dockerfile, package
