@@ -46,13 +46,15 @@ class EscalationRow:
     cancel_reason: str | None
     unack_alerts: int
     overdue: bool
+    person_ref: str | None = None
 
 
 COLUMNS = """
 e.escalation_id, e.site, e.device_id, e.alarm_id, e.plan_id, e.check_id, e.reason, e.state,
 e.created_at, e.created_by, e.ack_deadline, e.acknowledged_at, e.acknowledged_by, e.arrived_at,
 e.arrived_by, e.completed_at, e.completed_by, e.outcome, e.cancelled_at, e.cancelled_by,
-e.cancel_reason, e.unack_alerts, (e.state = 'open' AND e.ack_deadline < now()) AS overdue
+e.cancel_reason, e.unack_alerts, (e.state = 'open' AND e.ack_deadline < now()) AS overdue,
+(SELECT p.person_ref FROM persons p WHERE p.device_id = e.device_id) AS person_ref
 """
 
 LIST = f"""

@@ -8,7 +8,9 @@ at its first tick.
 
 from __future__ import annotations
 
+import logging
 import math
+import time
 from typing import Protocol
 
 from psycopg.types.json import Jsonb
@@ -17,6 +19,8 @@ from alarms.answer_time import AlertChange, mean_alert_change
 from alarms.metrics import EngineMetrics
 from larmkedja.db import Conn
 from larmkedja.settings import Settings
+
+log = logging.getLogger(__name__)
 
 
 class Sweep(Protocol):
@@ -173,3 +177,24 @@ class UnacknowledgedSweep:
 
     def run(self, conn: Conn) -> int:
         return len(conn.execute(FIRE_UNACKNOWLEDGED, {"ack_s": self._ack_s}).fetchall())
+
+
+class RetentionSweep:
+    """Removes what is older than its retention (`larm_apply_retention`, periods from
+    `larm_config`): raw events by dropping whole chunks, alarms and audit by their own."""
+
+    name = "retention"
+
+    def __init__(self, *, settings: Settings) -> None:
+        self._every_s = settings.retention_every_s
+        self._last = 0.0
+
+    def run(self, conn: Conn) -> int:
+        now = time.monotonic()
+        if self._last and now - self._last < self._every_s:
+            return 0
+        self._last = now
+        row = conn.execute("SELECT larm_apply_retention()").fetchone()
+        removed = row[0] if row else {}
+        log.info("retention applied: %s", removed)
+        return int(removed.get("event_chunks", 0)) if isinstance(removed, dict) else 0

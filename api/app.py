@@ -18,12 +18,14 @@ from api import (
     routes_devices,
     routes_escalations,
     routes_kpi,
+    routes_persons,
     routes_supervision,
     stream,
 )
-from api.auth import TokenCache
+from api.auth import FailureLimiter, TokenCache
 from api.errors import install_error_handlers
 from api.metrics_route import metrics_router
+from api.models import Problem
 from api.pages import install_pages
 from larmkedja.settings import Settings
 
@@ -56,11 +58,14 @@ def create_app(*, settings: Settings, registry: CollectorRegistry | None = None)
         lifespan=lifespan,
         docs_url=None,  # Swagger UI and ReDoc load from a CDN; /openapi.json is the reference
         redoc_url=None,
+        # Every route may answer 400 (an unreadable body), 429 (too many failed sign-ins).
+        responses={400: {"model": Problem}, 429: {"model": Problem}},
     )
     app.state.settings = settings
     app.state.registry = registry
     app.state.api_metrics = ApiMetrics(registry=registry)
     app.state.tokens = TokenCache(ttl_s=settings.token_cache_s)
+    app.state.failures = FailureLimiter(per_minute=settings.auth_failures_per_minute)
     install_error_handlers(app)
     app.include_router(health.router)
     app.include_router(metrics_router(registry))
@@ -69,6 +74,7 @@ def create_app(*, settings: Settings, registry: CollectorRegistry | None = None)
     app.include_router(routes_devices.router)
     app.include_router(routes_escalations.router)
     app.include_router(routes_supervision.router)
+    app.include_router(routes_persons.router)
     app.include_router(stream.router)
     install_pages(app)
     return app

@@ -8,6 +8,7 @@ import hashlib
 import secrets
 import time
 import uuid
+from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Annotated
@@ -43,6 +44,7 @@ class Permission(enum.StrEnum):
     SUPERVISION_READ = "supervision.read"
     PLANS_WRITE = "plans.write"
     PERSONS_READ = "persons.read"
+    PERSONS_WRITE = "persons.write"
     TOKENS_ADMIN = "tokens.admin"
     STREAM = "stream"
 
@@ -63,6 +65,7 @@ ROLES: dict[Permission, frozenset[Role]] = {
     Permission.SUPERVISION_READ: frozenset({_O, _S}),
     Permission.PLANS_WRITE: frozenset({_S}),
     Permission.PERSONS_READ: frozenset({_S, _A}),
+    Permission.PERSONS_WRITE: frozenset({_A}),
     Permission.TOKENS_ADMIN: frozenset({_A}),
     Permission.STREAM: frozenset({_O, _P, _S}),
 }
@@ -123,18 +126,48 @@ class TokenCache:
         return principal
 
 
+class FailureLimiter:
+    """Failed sign-ins per client address in the last minute; over the limit: 429."""
+
+    def __init__(self, *, per_minute: int) -> None:
+        self._per_minute = per_minute
+        self._failures: dict[str, deque[float]] = {}
+
+    def _recent(self, key: str, now: float) -> deque[float]:
+        times = self._failures.setdefault(key, deque())
+        while times and now - times[0] > 60.0:
+            times.popleft()
+        return times
+
+    def blocked(self, key: str) -> bool:
+        return len(self._recent(key, time.monotonic())) >= self._per_minute
+
+    def record(self, key: str) -> None:
+        if len(self._failures) > 10_000:
+            self._failures.clear()
+        self._recent(key, time.monotonic()).append(time.monotonic())
+
+
 _bearer = HTTPBearer(auto_error=False, description="A token from `larmkedja token create`.")
 BearerCredentials = Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
 
 
 async def authenticate(request: HTTPConnection, token: str | None) -> Principal:
     metrics: ApiMetrics = request.app.state.api_metrics
+    limiter: FailureLimiter = request.app.state.failures
+    client = request.client.host if request.client else "unknown"
+    if limiter.blocked(client):
+        metrics.auth_failures.labels("rate_limited").inc()
+        raise ApiError(
+            status=429, code="too_many_failures", message="too many failed sign-ins; wait a minute"
+        )
     if not token:
         metrics.auth_failures.labels("missing").inc()
         raise ApiError(status=401, code="unauthenticated", message="a Bearer token is required")
     cache: TokenCache = request.app.state.tokens
     principal = await cache.lookup(request.app.state.pool, token)
     if principal is None:
+        limiter.record(client)
         metrics.auth_failures.labels("invalid").inc()
         raise ApiError(status=401, code="unauthenticated", message="the token is not valid")
     return principal

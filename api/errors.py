@@ -4,10 +4,18 @@ from __future__ import annotations
 
 import logging
 
+import psycopg
 from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 log = logging.getLogger(__name__)
+
+
+def invalid(where: tuple[str, ...], message: str) -> RequestValidationError:
+    """A 422 in FastAPI's own shape (`{"detail": [...]}`), so every 422 matches the schema."""
+    return RequestValidationError([{"type": "value_error", "loc": where, "msg": message}])
 
 
 class ApiError(Exception):
@@ -24,6 +32,31 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(ApiError)
     async def _api_error(request: Request, exc: ApiError) -> JSONResponse:
         return JSONResponse({"error": exc.code, "message": exc.message}, status_code=exc.status)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        """Starlette's own errors (an unreadable body, no such route) in the same shape."""
+        code = {400: "bad_request", 404: "not_found", 405: "method_not_allowed"}.get(
+            exc.status_code, "error"
+        )
+        return JSONResponse(
+            {"error": code, "message": str(exc.detail)},
+            status_code=exc.status_code,
+            headers=getattr(exc, "headers", None),
+        )
+
+    @app.exception_handler(psycopg.errors.UniqueViolation)
+    async def _duplicate(request: Request, exc: Exception) -> JSONResponse:
+        return JSONResponse(
+            {"error": "conflict", "message": "another record already has this value"},
+            status_code=409,
+        )
+
+    @app.exception_handler(psycopg.DataError)
+    async def _bad_value(request: Request, exc: Exception) -> JSONResponse:
+        """A value PostgreSQL cannot hold (a NUL in a text, say): the caller's input, a 422."""
+        detail = [{"type": "value_error", "loc": ["body"], "msg": "a value cannot be stored"}]
+        return JSONResponse({"detail": detail}, status_code=422)
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:

@@ -100,6 +100,9 @@ class EscalationOut(BaseModel):
     cancel_reason: str | None
     unack_alerts: int
     overdue: bool = Field(description="open and past its acknowledgement deadline")
+    person_ref: str | None = Field(
+        default=None, description="the person's reference (e.g. key box); no name, no address"
+    )
 
 
 class DeviceOut(BaseModel):
@@ -198,3 +201,20 @@ class CompleteIn(BaseModel):
 
 class CancelIn(BaseModel):
     reason: Text
+
+
+class PersonIn(BaseModel):
+    device_id: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_-]{1,64}$")] | None = None
+    plan_id: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.-]{1,128}$")] | None = None
+    name: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+    address: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=300)]
+    phone: Annotated[str, StringConstraints(max_length=40)] | None = None
+    access_notes: Annotated[str, StringConstraints(max_length=1000)] | None = None
+
+
+class PersonOut(PersonIn):
+    model_config = ConfigDict(from_attributes=True)
+
+    person_ref: str
+    updated_at: datetime
+    updated_by: str

@@ -12,6 +12,7 @@ from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel
 
 from api.auth import ROLES, BearerCredentials, Permission, Principal, authenticate
+from api.models import Problem
 
 PAGES = ("operator", "patrol", "supervisor")
 STATIC = resources.files("api") / "static"
@@ -71,7 +72,7 @@ async def _me(request: Request, credentials: BearerCredentials) -> Principal:
 me_router = APIRouter(prefix="/api/v1", tags=["auth"])
 
 
-@me_router.get("/me", response_model=Me)
+@me_router.get("/me", response_model=Me, responses={401: {"model": Problem}})
 async def me(principal: Annotated[Principal, Depends(_me)]) -> Me:
     """Who the token belongs to and what its role may do (the pages use it)."""
     allowed = sorted(p.value for p in Permission if principal.role in ROLES[p])

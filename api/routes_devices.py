@@ -7,6 +7,7 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Path, Query, Request
 
+from alarms import audit_psycopg
 from alarms import device_queries_psycopg as q
 from api.auth import Permission, Principal, require
 from api.errors import ApiError
@@ -36,8 +37,16 @@ async def get_device(
     device_id: Annotated[str, Path(pattern=DEVICE_ID_PATTERN)],
 ) -> DeviceOut:
     """Is it alive, on mains, and how long would its battery last (`backup_hours_estimate`)."""
-    async with request.app.state.pool.connection() as conn:
+    async with request.app.state.pool.connection() as conn, conn.transaction():
         row = await q.get_device(conn, device_id)
+        await audit_psycopg.record(
+            conn,
+            actor=principal.name,
+            role=principal.role.value,
+            action="device.read",
+            subject_type="device",
+            subject_id=device_id,
+        )
     if row is None:
         raise ApiError(status=404, code="not_found", message="no such device")
     return _out(row, request.app.state.settings)

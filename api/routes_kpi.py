@@ -12,7 +12,7 @@ from pydantic import AwareDatetime
 from alarms import queries_psycopg as q
 from alarms.answer_time import by_bucket, summarize
 from api.auth import Permission, Principal, require
-from api.errors import ApiError
+from api.errors import invalid
 from api.models import AnswerTimeBucket, AnswerTimeOut, AnswerTimeStatsOut, Problem
 
 router = APIRouter(prefix="/api/v1", tags=["kpi"])
@@ -23,7 +23,7 @@ MAX_RANGE = timedelta(days=400)
 @router.get(
     "/kpi/answer-time",
     response_model=AnswerTimeOut,
-    responses={401: {"model": Problem}, 403: {"model": Problem}, 422: {"model": Problem}},
+    responses={401: {"model": Problem}, 403: {"model": Problem}},
 )
 async def answer_time(
     request: Request,
@@ -40,9 +40,9 @@ async def answer_time(
     end = until or datetime.now(UTC)
     start = since or end - timedelta(seconds=settings.answer_window_s)
     if start >= end:
-        raise ApiError(status=422, code="invalid", message="since must be before until")
+        raise invalid(("query", "since"), "since must be before until")
     if end - start > MAX_RANGE:
-        raise ApiError(status=422, code="invalid", message="at most 400 days at a time")
+        raise invalid(("query", "since"), "at most 400 days at a time")
     async with request.app.state.pool.connection() as conn:
         answers = await q.answer_times(conn, since=start, until=end, site=site)
     target = settings.answer_target_s

@@ -8,10 +8,11 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from fastapi import APIRouter, Depends, Path, Query, Request
 
+from alarms import audit_psycopg
 from alarms import plans_psycopg as q
 from alarms.night import Plan, night_of, nights_around, parse_local_time
 from api.auth import Permission, Principal, require
-from api.errors import ApiError
+from api.errors import ApiError, invalid
 from api.models import CheckOut, NightReportOut, PlanIn, PlanOut, Problem
 
 router = APIRouter(prefix="/api/v1/supervision", tags=["supervision"])
@@ -24,7 +25,6 @@ ERRORS: dict[int | str, dict[str, object]] = {
     401: {"model": Problem},
     403: {"model": Problem},
     404: {"model": Problem},
-    422: {"model": Problem},
 }
 
 
@@ -34,9 +34,9 @@ def _plan(plan_id: str, body: PlanIn) -> Plan:
         for text in body.checks:
             parse_local_time(text)
     except (ZoneInfoNotFoundError, ValueError) as exc:
-        raise ApiError(status=422, code="invalid", message=str(exc)) from None
+        raise invalid(("body",), str(exc)) from None
     if len(set(body.checks)) != len(body.checks):
-        raise ApiError(status=422, code="invalid", message="a check time is listed twice")
+        raise invalid(("body", "checks"), "a check time is listed twice")
     return Plan(
         plan_id=plan_id,
         device_id=body.device_id,
@@ -77,8 +77,16 @@ async def put_plan(request: Request, principal: Writer, plan_id: PlanId, body: P
 
 @router.get("/plans/{plan_id}", response_model=PlanOut, responses=ERRORS)
 async def get_plan(request: Request, principal: Reader, plan_id: PlanId) -> PlanOut:
-    async with request.app.state.pool.connection() as conn:
+    async with request.app.state.pool.connection() as conn, conn.transaction():
         plan = await q.get_plan(conn, plan_id)
+        await audit_psycopg.record(
+            conn,
+            actor=principal.name,
+            role=principal.role.value,
+            action="plan.read",
+            subject_type="plan",
+            subject_id=plan_id,
+        )
     if plan is None:
         raise ApiError(status=404, code="not_found", message="no such plan")
     return await _out(request, plan, created=False)
@@ -90,8 +98,18 @@ async def checks(
 ) -> list[CheckOut]:
     """Each expected check of a night (default: the current one) and its state."""
     tz = ZoneInfo(request.app.state.settings.timezone)
-    async with request.app.state.pool.connection() as conn:
-        rows = await q.list_checks(conn, night=night or night_of(datetime.now(UTC), tz), site=site)
+    the_night = night or night_of(datetime.now(UTC), tz)
+    async with request.app.state.pool.connection() as conn, conn.transaction():
+        rows = await q.list_checks(conn, night=the_night, site=site)
+        await audit_psycopg.record(
+            conn,
+            actor=principal.name,
+            role=principal.role.value,
+            action="checks.read",
+            subject_type="night",
+            subject_id=the_night.isoformat(),
+            details={"site": site},
+        )
     return [CheckOut.model_validate(r) for r in rows]
 
 

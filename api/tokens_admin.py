@@ -19,7 +19,7 @@ def create(settings: Settings, *, role: str, name: str, days: float | None = Non
     Role(role)  # refuse unknown roles before touching the database
     if not name.strip():
         raise ValueError("a token needs a name")
-    db.migrate(settings.database_url)
+    db.prepare(settings)
     token = new_token()
     with psycopg.connect(settings.database_url) as conn:
         if days is None:

@@ -17,12 +17,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
-import orjson
 import psycopg
 
 from ingest.parse import DeadLetter
 from larmkedja.db import Conn, Cursor
-from larmkedja.events import ReceivedEvent
+from larmkedja.events import ReceivedEvent, json_bytes
 
 log = logging.getLogger(__name__)
 
@@ -151,7 +150,7 @@ class EventStore:
                         e.device_id,
                         e.kind.value,
                         e.ts,
-                        orjson.dumps(e.data).decode(),
+                        json_bytes(e.data).decode(),
                     )
                 )
         cur.execute(INSERT_NEW_EVENTS)
@@ -192,7 +191,7 @@ class EventStore:
                         cur.execute("RELEASE SAVEPOINT probe")
                     except (psycopg.OperationalError, psycopg.InterfaceError):
                         raise
-                    except psycopg.Error:
+                    except Exception:  # refused by PostgreSQL, or by our own serialisation
                         cur.execute("ROLLBACK TO SAVEPOINT probe")
                         bad.append(i)
         finally:

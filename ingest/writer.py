@@ -56,6 +56,14 @@ class Writer:
                 )
                 if connection:
                     self.store.close()
+            except Exception as exc:  # a bug must not stop ingest, nor lose the batch
+                log.exception("batch not stored (unexpected %s)", type(exc).__name__)
+                self._metrics.db_errors.labels("other").inc()
+                kept, rejected = self._set_aside_unstorable(events, exc)
+                if rejected:
+                    events, dead = kept, dead + rejected
+                    continue
+                self.store.close()
             if not self._backoff(delay):
                 return None
             delay = min(delay * 2, 5.0)
@@ -72,7 +80,7 @@ class Writer:
         return True
 
     def _set_aside_unstorable(
-        self, events: list[ReceivedEvent], exc: psycopg.Error
+        self, events: list[ReceivedEvent], exc: Exception
     ) -> tuple[list[ReceivedEvent], list[DeadLetter]]:
         """Split off the events the database refuses one by one (none: the fault is elsewhere)."""
         try:
@@ -84,7 +92,8 @@ class Writer:
                 topic=r.event.topic(r.site),
                 site=r.site,
                 reason=Reason.STORE_REJECTED,
-                detail=f"the database refused it: {exc.sqlstate} {type(exc).__name__}",
+                detail=f"it could not be stored: {getattr(exc, 'sqlstate', None) or ''} "
+                f"{type(exc).__name__}",
                 received_at=r.received_at,
                 payload_head=r.event.to_json()[:256],
             )

@@ -50,7 +50,7 @@ def cmd_ingest(args: argparse.Namespace, settings: Settings) -> int:
     from ingest.store_psycopg import EventStore
     from larmkedja import db
 
-    db.migrate(settings.database_url, chunk_interval_s=settings.events_chunk_interval_s)
+    db.prepare(settings)
     registry = CollectorRegistry()
     if settings.ingest_metrics_port:
         start_http_server(
@@ -99,6 +99,7 @@ def sweeps(settings: Settings, metrics: EngineMetrics) -> list[Sweep]:
     from alarms.sweeps_psycopg import (
         AnswerTimeSweep,
         QueueGauges,
+        RetentionSweep,
         UnacknowledgedSweep,
         UnansweredSweep,
     )
@@ -115,6 +116,7 @@ def sweeps(settings: Settings, metrics: EngineMetrics) -> list[Sweep]:
         SilenceSweep(settings=settings, metrics=metrics),
         QueueGauges(metrics=metrics),
         GaugeSweep(settings=settings, registry=metrics.registry),
+        RetentionSweep(settings=settings),
     ]
 
 
@@ -126,7 +128,7 @@ def cmd_engine(args: argparse.Namespace, settings: Settings) -> int:
     from larmkedja import db
     from larmkedja.mqtt_paho import make_client
 
-    db.migrate(settings.database_url)
+    db.prepare(settings)
     registry = CollectorRegistry()
     if settings.engine_metrics_port:
         start_http_server(
@@ -161,13 +163,24 @@ def cmd_token(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def cmd_device(args: argparse.Namespace, settings: Settings) -> int:
+    from larmkedja import db, device_admin
+
+    db.prepare(settings, migrate_if_owner=False)
+    if args.action == "provision":
+        print(json.dumps(device_admin.provision(settings, site=args.site, device_id=args.device)))
+    else:
+        print(f"revoked: {device_admin.revoke(settings, device_id=args.device)}")
+    return 0
+
+
 def cmd_api(args: argparse.Namespace, settings: Settings) -> int:
     import uvicorn
 
     from api.app import create_app
     from larmkedja import db
 
-    db.migrate(settings.database_url)
+    db.prepare(settings)
     uvicorn.run(
         create_app(settings=settings),
         host=settings.api_host,
@@ -183,7 +196,12 @@ def cmd_api(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_migrate(args: argparse.Namespace, settings: Settings) -> int:
     from larmkedja import db
 
-    applied = db.migrate(settings.database_url, chunk_interval_s=settings.events_chunk_interval_s)
+    applied = db.migrate(
+        settings.database_admin_url or settings.database_url,
+        chunk_interval_s=settings.events_chunk_interval_s,
+        app_password=settings.app_db_password,
+        config=db.retention_config(settings),
+    )
     print(f"{len(applied)} migration(s) applied" + (": " + ", ".join(applied) if applied else ""))
     return 0
 
@@ -191,7 +209,7 @@ def cmd_migrate(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_stack(args: argparse.Namespace, settings: Settings) -> int:
     from larmkedja.localstack.stack import Stack
 
-    stack = Stack(state_dir=Path(args.state_dir))
+    stack = Stack(state_dir=Path(args.state_dir), tls=settings.mqtt_tls)
     if args.action == "up":
         started = stack.up(fleet=args.fleet)
         print("started: " + (", ".join(started) if started else "nothing (already running)"))
@@ -272,6 +290,15 @@ def build_parser() -> argparse.ArgumentParser:
     revoke.add_argument("--name", required=True)
     token_sub.add_parser("list", help="list tokens (never the secrets)")
     token.set_defaults(func=cmd_token)
+
+    device = sub.add_parser("device", help="device credentials on the broker")
+    device_sub = device.add_subparsers(dest="action", required=True)
+    provision = device_sub.add_parser("provision", help="create a device; print its credentials")
+    provision.add_argument("--site", required=True)
+    provision.add_argument("--device", required=True)
+    revoke_device = device_sub.add_parser("revoke", help="remove a device's credentials")
+    revoke_device.add_argument("--device", required=True)
+    device.set_defaults(func=cmd_device)
     sub.add_parser("migrate", help="apply database migrations").set_defaults(func=cmd_migrate)
     sub.add_parser("schema", help="print the event JSON Schema").set_defaults(func=cmd_schema)
 

@@ -7,13 +7,18 @@ import logging
 import os
 import re
 import socket
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from importlib import resources
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import orjson
 import psycopg
+import psycopg.sql
+
+if TYPE_CHECKING:
+    from larmkedja.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -46,8 +51,15 @@ def migrations() -> list[Migration]:
     return found
 
 
-def migrate(conninfo: str, *, chunk_interval_s: float | None = None) -> list[str]:
-    """Apply pending migrations, each in its own transaction; returns the names applied."""
+def migrate(
+    conninfo: str,
+    *,
+    chunk_interval_s: float | None = None,
+    app_password: str | None = None,
+    config: dict[str, str] | None = None,
+) -> list[str]:
+    """Apply pending migrations, each in its own transaction; returns the names applied.
+    Run by the database owner. Also sets the services' role password and `larm_config`."""
     applied: list[str] = []
     with psycopg.connect(conninfo, autocommit=True) as conn:
         conn.execute("SELECT pg_advisory_lock(%s)", (_MIGRATION_LOCK,))
@@ -74,9 +86,50 @@ def migrate(conninfo: str, *, chunk_interval_s: float | None = None) -> list[str
                     "SELECT set_chunk_time_interval('events', make_interval(secs => %s))",
                     (chunk_interval_s,),
                 )
+            if app_password is not None:
+                conn.execute(
+                    psycopg.sql.SQL("ALTER ROLE larm_app PASSWORD {}").format(
+                        psycopg.sql.Literal(app_password)
+                    )
+                )
+            for key, value in (config or {}).items():
+                conn.execute(
+                    "INSERT INTO larm_config (key, value) VALUES (%s, %s) ON CONFLICT (key)"
+                    " DO UPDATE SET value = EXCLUDED.value, updated_at = now()",
+                    (key, value),
+                )
         finally:
             conn.execute("SELECT pg_advisory_unlock(%s)", (_MIGRATION_LOCK,))
     return applied
+
+
+def latest_version() -> int:
+    return max(m.version for m in migrations())
+
+
+def may_migrate(conninfo: str) -> bool:
+    """True for the owner (or a superuser); the services' own role may not."""
+    with psycopg.connect(conninfo, connect_timeout=5) as conn:
+        row = conn.execute(
+            "SELECT has_database_privilege(current_user, current_database(), 'CREATE')"
+        ).fetchone()
+    return bool(row and row[0])
+
+
+def wait_for_schema(conninfo: str, *, timeout: float = 120.0) -> None:
+    """Wait until the owner has applied every migration this code knows."""
+    wanted, deadline = latest_version(), time.monotonic() + timeout
+    while True:
+        try:
+            with psycopg.connect(conninfo, connect_timeout=5) as conn:
+                row = conn.execute("SELECT max(version) FROM schema_migrations").fetchone()
+            if row and row[0] is not None and int(row[0]) >= wanted:
+                return
+        except psycopg.Error as exc:
+            log.info("waiting for the database schema: %s", exc)
+        if time.monotonic() > deadline:
+            raise DatabaseError(f"schema version {wanted} not applied within {timeout:.0f} s")
+        time.sleep(1.0)
 
 
 UPSERT_HEARTBEAT = """
@@ -109,3 +162,26 @@ def from_row(cls: type[T], values: Sequence[Any]) -> T:
     """A dataclass from a positional row whose columns are in the dataclass's field order."""
     names = [f.name for f in dataclasses.fields(cls)]  # type: ignore[arg-type]
     return cls(**dict(zip(names, values, strict=False)))
+
+
+def retention_config(settings: Settings) -> dict[str, str]:
+    return {
+        "retention_days": str(settings.retention_days),
+        "alarm_retention_days": str(settings.alarm_retention_days),
+        "audit_retention_days": str(settings.audit_retention_days),
+    }
+
+
+def prepare(settings: Settings, *, migrate_if_owner: bool = True) -> None:
+    """What every process does at start: migrate if it may (the owner: dev and tests), else wait
+    until the owner has (the services' own role in `make up` and in compose)."""
+    owner_url = settings.database_admin_url or settings.database_url
+    if migrate_if_owner and may_migrate(owner_url):
+        migrate(
+            owner_url,
+            chunk_interval_s=settings.events_chunk_interval_s,
+            app_password=settings.app_db_password,
+            config=retention_config(settings),
+        )
+    else:
+        wait_for_schema(settings.database_url)

@@ -8,6 +8,7 @@ alarm chain, supervision and the API read it from there. Nothing passes raw dict
 from __future__ import annotations
 
 import enum
+import json
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -186,7 +187,7 @@ class DeviceEvent(BaseModel):
 
     def to_json(self) -> bytes:
         """The wire form: compact UTF-8 JSON, as a device would publish it."""
-        return orjson.dumps(self.model_dump(mode="json"))
+        return json_bytes(self.model_dump(mode="json"))
 
     def topic(self, site: str) -> str:
         return events_topic(site, self.device_id)
@@ -207,6 +208,15 @@ def _plainly_valid(kind: Kind, data: dict[str, Any]) -> bool:
             return False  # bools, strings, None: let the model decide
         return 0 < interval <= _MAX_INTERVAL_S
     return False
+
+
+def json_bytes(value: Any) -> bytes:
+    """Compact JSON. orjson is fast but refuses integers beyond 64 bits, which JSON (and a
+    device) may send and PostgreSQL's jsonb keeps: those take the standard library's way."""
+    try:
+        return orjson.dumps(value)
+    except TypeError:
+        return json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode()
 
 
 def events_topic(site: str, device_id: str) -> str:

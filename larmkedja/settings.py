@@ -28,11 +28,16 @@ class Settings(BaseSettings):
 
     # --- where things are ---
     database_url: str = "postgresql://larmkedja@127.0.0.1:5432/larmkedja"
+    # The owner's URL, for migrations only (`larmkedja migrate`); the services run as the
+    # `larm_app` role of `database_url`, which cannot change the audit log.
+    database_admin_url: str | None = None
+    app_db_password: str | None = None
     mqtt_host: str = "127.0.0.1"
     mqtt_port: int = 1883
     mqtt_username: str | None = None
     mqtt_password: str | None = None
-    mqtt_tls_ca: str | None = None
+    mqtt_tls_ca: str | None = None  # a client uses TLS with this CA (e.g. the local one)
+    mqtt_tls: bool = False  # `make up` adds a TLS listener with a generated local CA
     api_host: str = "127.0.0.1"
     api_port: int = 8080
 
@@ -70,6 +75,19 @@ class Settings(BaseSettings):
 
     # --- night supervision ---
     night_lead_minutes: Positive = 60.0  # a plan's night starts this long before its first check
+
+    # --- retention (applied by `larmkedja migrate`, enforced by the engine) ---
+    retention_days: Annotated[int, Field(ge=1)] = 90
+    alarm_retention_days: Annotated[int, Field(ge=1)] = 1825
+    audit_retention_days: Annotated[int, Field(ge=1)] = 1825
+    retention_every_s: Positive = 3600.0
+
+    # --- security ---
+    auth_failures_per_minute: Annotated[int, Field(ge=1)] = 20
+    # The local broker's password and ACL files, where `device provision` writes, and its pid
+    # (reloaded with SIGHUP after a change).
+    mqtt_auth_dir: str | None = None
+    mqtt_broker_pid_file: str | None = None
 
     # --- self-watch ---
     silence_s: Positive = 300.0

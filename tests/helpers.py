@@ -54,12 +54,16 @@ def wait_until(predicate: Callable[[], bool], *, timeout: float, what: str = "co
     raise AssertionError(f"timed out after {timeout} s waiting for {what}")
 
 
-def publisher(host: str, port: int, client_id: str | None = None) -> Client:
+def publisher(
+    host: str, port: int, client_id: str | None = None, auth: tuple[str, str] | None = None
+) -> Client:
     client = Client(
         callback_api_version=CallbackAPIVersion.VERSION2,
         client_id=client_id or f"test-pub-{uuid.uuid4().hex[:8]}",
         protocol=MQTTProtocolVersion.MQTTv5,
     )
+    if auth:
+        client.username_pw_set(*auth)
     client.max_inflight_messages_set(1000)
     client.max_queued_messages_set(0)
     client.connect(host, port)
@@ -67,10 +71,16 @@ def publisher(host: str, port: int, client_id: str | None = None) -> Client:
     return client
 
 
-def publish_all(host: str, port: int, messages: Iterable[tuple[str, bytes]], qos: int = 1) -> int:
+def publish_all(
+    host: str,
+    port: int,
+    messages: Iterable[tuple[str, bytes]],
+    qos: int = 1,
+    auth: tuple[str, str] | None = None,
+) -> int:
     """Publish and wait for every PUBACK; returns how many were sent. At most 20,000 are in
     flight at once (paho has 65,535 packet ids and refuses more)."""
-    client = publisher(host, port)
+    client = publisher(host, port, auth=auth)
     sent = 0
     try:
         infos: list[Any] = []

@@ -120,7 +120,7 @@ install_postgres() {
 install_tools() {
   # chromium: the browser tests (Playwright drives Debian's build; nothing is downloaded).
   # prometheus: promtool for the rule tests, and the local stack's own Prometheus.
-  apt_install ca-certificates chromium fonts-dejavu-core prometheus
+  apt_install ca-certificates chromium fonts-dejavu-core prometheus openssl
 }
 
 case "${1:-all}" in

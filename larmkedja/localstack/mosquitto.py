@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from larmkedja.localstack.procs import StackError, read_pid, spawn, stop_pid, wait_for_port
+from larmkedja.localstack.tls import TlsFiles
 
 
 def mosquitto_binary() -> str:
@@ -34,6 +35,9 @@ class Mosquitto:
     # Unacknowledged messages out to one client (MQTT v5 clients also set their own receive
     # maximum): bounds what a consumer holds in memory.
     max_inflight_messages: int = 20_000
+    # A second listener with TLS (a local CA; see larmkedja/localstack/tls.py).
+    tls_port: int | None = None
+    tls: TlsFiles | None = None
 
     @property
     def config_file(self) -> Path:
@@ -65,13 +69,25 @@ class Mosquitto:
             lines.insert(1, "user root")  # keep our own state dir writable; no privilege drop
         else:
             lines.insert(1, f"user {getpass.getuser()}")
-        if self.password_file is not None:
-            lines += ["allow_anonymous false", f"password_file {self.password_file}"]
-            if self.acl_file is not None:
-                lines.append(f"acl_file {self.acl_file}")
-        else:
-            lines.append("allow_anonymous true")
+        lines += self._security()
+        if self.tls_port is not None and self.tls is not None:
+            lines += [
+                f"listener {self.tls_port} {self.host}",
+                f"cafile {self.tls.ca}",
+                f"certfile {self.tls.cert}",
+                f"keyfile {self.tls.key}",
+                "tls_version tlsv1.2",
+            ]
         return "\n".join(lines) + "\n"
+
+    def _security(self) -> list[str]:
+        """Global (per_listener_settings is off): they hold for every listener."""
+        if self.password_file is None:
+            return ["allow_anonymous true"]
+        lines = ["allow_anonymous false", f"password_file {self.password_file}"]
+        if self.acl_file is not None:
+            lines.append(f"acl_file {self.acl_file}")
+        return lines
 
     def running(self) -> bool:
         return read_pid(self.pid_file) is not None

@@ -3,12 +3,17 @@
 Idempotent: what already runs is left alone, so a second `up` is a no-op; `down` stops what
 `up` started (found by its pid files) and nothing else. Ports are chosen free on the first
 `up` and kept in `.state/ports.json` so the addresses in `.state/env` stay the same.
+
+Secure by default: the broker refuses anonymous clients (each service and each device has its
+own account, `.state/secrets.json` and `.state/mosquitto/auth/`), and the services connect to
+the database as `larm_app`, which cannot change the audit log; only migrations run as owner.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import secrets
 import shlex
 import sys
 import time
@@ -16,15 +21,19 @@ import urllib.error
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import quote
 
 from larmkedja import db
 from larmkedja.localstack.mosquitto import Mosquitto
+from larmkedja.localstack.mqtt_auth import SERVICE_RULES, BrokerAuth
 from larmkedja.localstack.postgres import Postgres
 from larmkedja.localstack.procs import StackError, free_port, read_pid, spawn, stop_pid
 from larmkedja.localstack.prometheus import Prometheus, prometheus_binary
+from larmkedja.localstack.tls import local_ca
+from larmkedja.settings import Settings
 
 DATABASE = "larmkedja"
-PORT_NAMES = ("mqtt", "postgres", "api", "ingest_metrics", "engine_metrics", "prometheus")
+PORT_NAMES = ("mqtt", "postgres", "api", "ingest_metrics", "engine_metrics", "prometheus", "mqtts")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -35,10 +44,21 @@ class Service:
 
 
 class Stack:
-    def __init__(self, *, state_dir: Path, scrape_interval: str = "5s") -> None:
+    def __init__(self, *, state_dir: Path, scrape_interval: str = "5s", tls: bool = False) -> None:
         self.state_dir = state_dir.resolve()
         self.ports = self._ports()
-        self.mosquitto = Mosquitto(state_dir=self.state_dir / "mosquitto", port=self.ports["mqtt"])
+        self.secrets = self._secrets()
+        mq_dir = self.state_dir / "mosquitto"
+        self.auth = BrokerAuth(directory=mq_dir / "auth", pid_file=mq_dir / "mosquitto.pid")
+        self.tls = local_ca(mq_dir / "tls") if tls else None
+        self.mosquitto = Mosquitto(
+            state_dir=mq_dir,
+            port=self.ports["mqtt"],
+            password_file=self.auth.password_file,
+            acl_file=self.auth.acl_file,
+            tls_port=self.ports["mqtts"] if tls else None,
+            tls=self.tls,
+        )
         self.postgres = Postgres(state_dir=self.state_dir / "pg", port=self.ports["postgres"])
         self.prometheus = Prometheus(
             state_dir=self.state_dir / "prometheus",
@@ -60,20 +80,42 @@ class Stack:
         path.write_text(json.dumps(ports, indent=2) + "\n")
         return ports
 
+    def _secrets(self) -> dict[str, str]:
+        """Service passwords, made once and kept in .state/secrets.json (mode 600)."""
+        path = self.state_dir / "secrets.json"
+        found: dict[str, str] = json.loads(path.read_text()) if path.exists() else {}
+        for name in [*SERVICE_RULES, "db-app"]:
+            found.setdefault(name, secrets.token_urlsafe(24))
+        path.write_text(json.dumps(found, indent=2) + "\n")
+        path.chmod(0o600)
+        return found
+
     # --- environment -------------------------------------------------------------------
 
+    def app_database_url(self) -> str:
+        pw = quote(self.secrets["db-app"], safe="")
+        return f"postgresql://larm_app:{pw}@127.0.0.1:{self.ports['postgres']}/{DATABASE}"
+
     def env(self) -> dict[str, str]:
-        """The LARM_* settings every process of this stack gets (also written to .state/env)."""
+        """The LARM_* settings of this stack (written to .state/env; contract §5)."""
         return {
             "LARM_MQTT_HOST": "127.0.0.1",
             "LARM_MQTT_PORT": str(self.ports["mqtt"]),
-            "LARM_DATABASE_URL": self.postgres.url(DATABASE),
+            "LARM_DATABASE_URL": self.app_database_url(),
+            "LARM_DATABASE_ADMIN_URL": self.postgres.url(DATABASE),
             "LARM_API_HOST": "127.0.0.1",
             "LARM_API_PORT": str(self.ports["api"]),
             "LARM_API_URL": f"http://127.0.0.1:{self.ports['api']}",
             "LARM_INGEST_METRICS_PORT": str(self.ports["ingest_metrics"]),
             "LARM_ENGINE_METRICS_PORT": str(self.ports["engine_metrics"]),
             "LARM_PROMETHEUS_URL": f"http://127.0.0.1:{self.ports['prometheus']}",
+            "LARM_MQTT_AUTH_DIR": str(self.auth.directory),
+            "LARM_MQTT_BROKER_PID_FILE": str(self.mosquitto.pid_file),
+            **(
+                {"LARM_MQTTS_PORT": str(self.ports["mqtts"]), "LARM_MQTT_TLS_CA": str(self.tls.ca)}
+                if self.tls
+                else {}
+            ),
         }
 
     def write_env_file(self) -> Path:
@@ -84,14 +126,25 @@ class Stack:
         path.chmod(0o600)
         return path
 
+    def mqtt_account(self, service: str) -> dict[str, str]:
+        return {"LARM_MQTT_USERNAME": service, "LARM_MQTT_PASSWORD": self.secrets[service]}
+
     def services(self, *, fleet: bool) -> list[Service]:
         exe = str(Path(sys.executable).with_name("larmkedja"))
         env = {**os.environ, **self.env()}
+        del env["LARM_DATABASE_ADMIN_URL"]  # the services run as larm_app only
+        env.pop("LARM_MQTT_TLS_CA", None)  # they use the loopback listener
         found = [
             Service(
-                name="ingest-1", argv=(exe, "ingest"), env={**env, "LARM_INGEST_INSTANCE": "1"}
+                name="ingest-1",
+                argv=(exe, "ingest"),
+                env={**env, "LARM_INGEST_INSTANCE": "1", **self.mqtt_account("svc-ingest")},
             ),
-            Service(name="engine-1", argv=(exe, "engine"), env=env),
+            Service(
+                name="engine-1",
+                argv=(exe, "engine"),
+                env={**env, **self.mqtt_account("svc-engine")},
+            ),
             Service(name="api", argv=(exe, "api"), env=env),
         ]
         if fleet:
@@ -103,12 +156,18 @@ class Stack:
     def up(self, *, fleet: bool = False) -> list[str]:
         """Start whatever is not running; returns what was started now."""
         started: list[str] = []
+        self.auth.ensure_services({k: v for k, v in self.secrets.items() if k in SERVICE_RULES})
         if self.mosquitto.start():
             started.append("mosquitto")
         if self.postgres.start():
             started.append("postgres")
         self.postgres.ensure_database(DATABASE)
-        db.migrate(self.postgres.url(DATABASE))
+        settings = Settings(database_url=self.postgres.url(DATABASE))
+        db.migrate(
+            self.postgres.url(DATABASE),
+            app_password=self.secrets["db-app"],
+            config=db.retention_config(settings),
+        )
         services = self.services(fleet=fleet)
         for service in services:
             if service.name != "fleet" and self._start_service(service):
@@ -157,17 +216,21 @@ class Stack:
         return stopped
 
     def wait_ready(self, *, timeout: float) -> None:
+        """Wait until every service runs. A silent system (no device events yet, e.g. after a
+        restart without the fleet) is reported by /readyz but does not stop `up`."""
         url = f"http://127.0.0.1:{self.ports['api']}/readyz"
         deadline = time.monotonic() + timeout
         last = "no answer"
         while time.monotonic() < deadline:
             try:
-                with urllib.request.urlopen(url, timeout=2) as resp:
-                    if resp.status == 200:
-                        return
+                with urllib.request.urlopen(url, timeout=2):
+                    return
             except urllib.error.HTTPError as exc:
                 last = exc.read().decode(errors="replace")
-            except OSError as exc:
+                checks = json.loads(last).get("checks", {}) if exc.code == 503 else {}
+                if checks and all(v for k, v in checks.items() if k != "not_silent"):
+                    return
+            except (OSError, ValueError) as exc:
                 last = str(exc)
             time.sleep(0.2)
         raise StackError(f"the stack did not become ready within {timeout:.0f} s: {last}")

@@ -88,12 +88,15 @@ def activity(stack: Stack) -> None:
         make_event("d-3", Kind.ALARM_FALL),
     ]
     messages = [(e.topic("prom"), e.to_json()) for e in events]
-    publish_all("127.0.0.1", port, [*messages, ("larm/v1/prom/d-9/events", b"not json")])
+    fleet = ("svc-fleet", stack.secrets["svc-fleet"])
+    publish_all(
+        "127.0.0.1", port, [*messages, ("larm/v1/prom/d-9/events", b"not json")], auth=fleet
+    )
     db = env["LARM_DATABASE_URL"]
     wait_until(lambda: scalar(db, "SELECT count(*) FROM alarms") == 1, timeout=5)
     from larmkedja.settings import Settings
 
-    settings = Settings(database_url=db)
+    settings = Settings(database_url=env["LARM_DATABASE_ADMIN_URL"])
     op, patrol = token(settings, "operator"), token(settings, "patrol")
     alarm_id = scalar(db, "SELECT alarm_id FROM alarms")
     httpx.post(f"{url}/api/v1/alarms/{alarm_id}/answer", headers=op).raise_for_status()

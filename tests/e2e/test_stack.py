@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
+import sys
 import urllib.request
 import uuid
 from collections.abc import Iterator
@@ -62,18 +64,31 @@ def test_up_is_idempotent_serves_health_and_stores_a_mosquitto_pub(stack: Stack)
     )
     mosquitto_pub = shutil.which("mosquitto_pub")
     assert mosquitto_pub
+    exe = str(Path(sys.executable).with_name("larmkedja"))
+    provisioned = subprocess.run(
+        [exe, "device", "provision", "--site", "solna", "--device", "d-000123"],
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    creds = json.loads(provisioned.stdout)
+    assert creds["username"] == "d-000123" and creds["topic"] == "larm/v1/solna/d-000123/events"
+    base = [mosquitto_pub, "-h", "127.0.0.1", "-p", env["LARM_MQTT_PORT"], "-q", "1"]
+    anonymous = subprocess.run(
+        [*base, "-t", creds["topic"], "-m", payload], capture_output=True, timeout=10, check=False
+    )
+    assert anonymous.returncode != 0  # anonymous access is off
     for _ in range(2):
         subprocess.run(
             [
-                mosquitto_pub,
-                "-h",
-                "127.0.0.1",
-                "-p",
-                env["LARM_MQTT_PORT"],
-                "-q",
-                "1",
+                *base,
+                "-u",
+                creds["username"],
+                "-P",
+                creds["password"],
                 "-t",
-                "larm/v1/solna/d-000123/events",
+                creds["topic"],
                 "-m",
                 payload,
             ],

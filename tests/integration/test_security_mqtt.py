@@ -1,0 +1,209 @@
+"""Device identity on a real broker: each device may publish only as itself, to its own topic;
+anonymous access is off; revoking works without a restart."""
+
+from __future__ import annotations
+
+import secrets
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from paho.mqtt.client import Client, MQTTMessage
+from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
+from paho.mqtt.subscribeoptions import SubscribeOptions
+
+from larmkedja.events import Kind
+from larmkedja.localstack.mosquitto import Mosquitto
+from larmkedja.localstack.mqtt_auth import BrokerAuth
+from larmkedja.localstack.procs import free_port
+from tests.helpers import make_event, wait_until
+
+pytestmark = pytest.mark.integration
+
+
+@dataclass
+class SecureBroker:
+    server: Mosquitto
+    auth: BrokerAuth
+    services: dict[str, str]
+
+
+@pytest.fixture
+def secure_broker(state_dir: Path) -> Iterator[SecureBroker]:
+    root = state_dir / f"mq-auth-{uuid.uuid4().hex[:6]}"
+    auth = BrokerAuth(directory=root / "auth", pid_file=root / "mosquitto.pid")
+    services = {"svc-ingest": secrets.token_urlsafe(12), "svc-engine": secrets.token_urlsafe(12)}
+    auth.ensure_services(services)
+    server = Mosquitto(
+        state_dir=root, port=free_port(), password_file=auth.password_file, acl_file=auth.acl_file
+    )
+    server.start()
+    try:
+        yield SecureBroker(server, auth, services)
+    finally:
+        server.stop()
+
+
+class Peer:
+    """A client that records what it receives and how its publishes were answered."""
+
+    def __init__(self, broker: SecureBroker, username: str | None, password: str | None) -> None:
+        self.messages: list[MQTTMessage] = []
+        self.acks: dict[int, Any] = {}
+        self.connected = threading.Event()
+        self.refused: Any = None
+        self.granted: list[Any] = []
+        self.client = Client(
+            callback_api_version=CallbackAPIVersion.VERSION2,
+            client_id=f"peer-{uuid.uuid4().hex[:6]}",
+            protocol=MQTTProtocolVersion.MQTTv5,
+        )
+        if username:
+            self.client.username_pw_set(username, password)
+        self.client.on_connect = self._on_connect
+        self.client.on_message = lambda c, u, m: self.messages.append(m)
+        self.client.on_publish = lambda c, u, mid, reason, props: self.acks.__setitem__(mid, reason)
+        self.client.on_subscribe = lambda c, u, mid, reasons, props: self.granted.extend(reasons)
+        self.client.connect("127.0.0.1", broker.server.port)
+        self.client.loop_start()
+        wait_until(lambda: self.connected.is_set() or self.refused is not None, timeout=5)
+
+    def _on_connect(self, client: Client, u: Any, flags: Any, reason: Any, props: Any) -> None:
+        if reason.is_failure:
+            self.refused = reason
+        else:
+            self.connected.set()
+
+    def publish(self, topic: str, payload: bytes) -> Any:
+        info = self.client.publish(topic, payload, qos=1)
+        wait_until(lambda: info.mid in self.acks, timeout=5, what="a PUBACK")
+        return self.acks[info.mid]
+
+    def subscribe(self, topic: str) -> Any:
+        self.granted.clear()
+        self.client.subscribe(topic, options=SubscribeOptions(qos=1))
+        wait_until(lambda: bool(self.granted), timeout=5, what="a SUBACK")
+        return self.granted[0]
+
+    def close(self) -> None:
+        self.client.disconnect()
+        self.client.loop_stop()
+
+
+def test_a_device_publishes_only_as_itself_and_only_to_its_own_topic(
+    secure_broker: SecureBroker,
+) -> None:
+    one = secure_broker.auth.provision(site="solna", device_id="d-1")
+    two = secure_broker.auth.provision(site="solna", device_id="d-2")
+    ingest = Peer(secure_broker, "svc-ingest", secure_broker.services["svc-ingest"])
+    device = Peer(secure_broker, one.username, one.password)
+    try:
+        assert ingest.connected.is_set() and device.connected.is_set()
+        granted = ingest.subscribe("$share/ingest/larm/v1/+/+/events")
+        assert not granted.is_failure, granted
+        own = make_event("d-1", Kind.ALARM_BUTTON)
+        assert not device.publish(one.topic, own.to_json()).is_failure
+        wait_until(lambda: len(ingest.messages) == 1, timeout=3, what="its own event")
+        forged = make_event("d-2", Kind.ALARM_BUTTON)
+        refused = device.publish(two.topic, forged.to_json())  # as another device
+        assert refused.is_failure and refused.getName() == "Not authorized"
+        assert device.publish("larm/v1/kista/d-1/events", own.to_json()).is_failure  # other site
+        assert device.publish("larm/v1/solna/alerts", b"{}").is_failure  # a system topic
+        time.sleep(0.3)
+        assert [m.topic for m in ingest.messages] == [one.topic]
+    finally:
+        device.close()
+        ingest.close()
+
+
+def test_a_device_cannot_listen_to_other_devices(secure_broker: SecureBroker) -> None:
+    one = secure_broker.auth.provision(site="solna", device_id="d-5")
+    two = secure_broker.auth.provision(site="solna", device_id="d-6")
+    listener = Peer(secure_broker, one.username, one.password)
+    talker = Peer(secure_broker, two.username, two.password)
+    try:
+        # Mosquitto 2.0 answers a subscription outside the ACL by closing the connection (or
+        # by delivering nothing): either way the device hears nothing of the others.
+        listener.client.subscribe("larm/v1/#", options=SubscribeOptions(qos=1))
+        time.sleep(0.5)
+        event = make_event("d-6", Kind.HEARTBEAT)
+        assert not talker.publish(two.topic, event.to_json()).is_failure
+        time.sleep(0.5)
+        assert listener.messages == []
+    finally:
+        listener.close()
+        talker.close()
+
+
+def test_anonymous_and_wrong_passwords_are_refused(secure_broker: SecureBroker) -> None:
+    secure_broker.auth.provision(site="solna", device_id="d-3")
+    anonymous = Peer(secure_broker, None, None)
+    wrong = Peer(secure_broker, "d-3", "not-the-password")
+    try:
+        assert anonymous.refused is not None and not anonymous.connected.is_set()
+        assert wrong.refused is not None and not wrong.connected.is_set()
+    finally:
+        anonymous.close()
+        wrong.close()
+
+
+def test_revoking_a_device_works_without_restarting_the_broker(
+    secure_broker: SecureBroker,
+) -> None:
+    creds = secure_broker.auth.provision(site="solna", device_id="d-4")
+    pid_before = secure_broker.server.pid_file.read_text()
+    first = Peer(secure_broker, creds.username, creds.password)
+    assert first.connected.is_set()
+    first.close()
+    assert secure_broker.auth.revoke(device_id="d-4")
+    time.sleep(0.3)  # the broker re-reads its files on SIGHUP
+    again = Peer(secure_broker, creds.username, creds.password)
+    try:
+        assert again.refused is not None
+        assert secure_broker.server.pid_file.read_text() == pid_before  # the same broker
+    finally:
+        again.close()
+
+
+def test_a_tls_listener_with_a_local_ca_is_one_setting_away(state_dir: Path) -> None:
+    from larmkedja.localstack.tls import local_ca
+    from larmkedja.mqtt_paho import make_client
+    from larmkedja.settings import Settings
+
+    root = state_dir / f"mq-tls-{uuid.uuid4().hex[:6]}"
+    auth = BrokerAuth(directory=root / "auth", pid_file=root / "mosquitto.pid")
+    creds = auth.provision(site="solna", device_id="d-tls")
+    tls = local_ca(root / "tls")
+    server = Mosquitto(
+        state_dir=root,
+        port=free_port(),
+        password_file=auth.password_file,
+        acl_file=auth.acl_file,
+        tls_port=free_port(),
+        tls=tls,
+    )
+    server.start()
+    try:
+        assert server.tls_port is not None
+        settings = Settings(
+            mqtt_host="127.0.0.1",
+            mqtt_port=server.tls_port,
+            mqtt_tls_ca=str(tls.ca),
+            mqtt_username=creds.username,
+            mqtt_password=creds.password,
+        )
+        client = make_client(settings=settings, client_id="tls-device")
+        client.connect("127.0.0.1", server.tls_port)
+        client.loop_start()
+        info = client.publish(creds.topic, make_event("d-tls", Kind.HEARTBEAT).to_json(), qos=1)
+        info.wait_for_publish(timeout=5)
+        assert info.is_published()
+        client.disconnect()
+        client.loop_stop()
+    finally:
+        server.stop()

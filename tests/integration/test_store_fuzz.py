@@ -1,0 +1,71 @@
+"""Whatever the parser accepts, the database stores: no valid event is a poison pill."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import psycopg
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from ingest.parse import parse
+from ingest.store_psycopg import EventStore
+from larmkedja.events import Kind, ReceivedEvent
+from tests.helpers import make_event
+
+pytestmark = pytest.mark.integration
+
+json_values = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(10**30), max_value=10**30)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(max_size=40),
+    lambda inner: (
+        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=10), inner, max_size=4)
+    ),
+    max_leaves=20,
+)
+
+
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    data=st.dictionaries(st.text(max_size=12), json_values, max_size=5),
+    device=st.from_regex(r"[A-Za-z0-9_-]{1,64}", fullmatch=True),
+    kind=st.sampled_from([k for k in Kind if k not in (Kind.BATTERY_REPORT, Kind.CHECK_RESULT)]),
+)
+def test_every_event_the_parser_accepts_is_stored(
+    database_url: str, data: dict[str, Any], device: str, kind: Kind
+) -> None:
+    event = make_event(device, kind, data)
+    result = parse(
+        topic=event.topic("fuzz"), payload=event.to_json(), received_at=datetime.now(UTC)
+    )
+    if not isinstance(result, ReceivedEvent):
+        return  # the parser refused it (a dead letter): nothing to store
+    store = EventStore(conninfo=database_url)
+    try:
+        written = store.write([result], [])
+    finally:
+        store.close()
+    assert sum(written.stored.values()) == 1
+    with psycopg.connect(database_url) as conn:
+        row = conn.execute(
+            "SELECT data FROM events WHERE event_id = %s", (event.event_id,)
+        ).fetchone()
+    assert row is not None and numbers_as_floats(row[0]) == numbers_as_floats(result.event.data)
+
+
+def numbers_as_floats(value: Any) -> Any:
+    """jsonb keeps a JSON number as its decimal text; compare numbers by value."""
+    if isinstance(value, bool) or value is None or isinstance(value, str):
+        return value
+    if isinstance(value, int | float):
+        return float(value)
+    if isinstance(value, list):
+        return [numbers_as_floats(v) for v in value]
+    return {k: numbers_as_floats(v) for k, v in value.items()}
