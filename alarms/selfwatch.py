@@ -12,6 +12,7 @@ from datetime import datetime
 class IngestBeat:
     """What one ingest instance last said about itself."""
 
+    instance: str
     seen_at: datetime
     mqtt_connected: bool
     disconnected_since: datetime | None
@@ -41,6 +42,13 @@ def silence_reasons(
         for b in alive
     ):
         reasons.append("no ingest process is connected to the broker")
+    # Mosquitto deals a shared subscription's messages to its members even while one is
+    # offline: what it deals to a dead instance waits in the broker until that one is back.
+    reasons += [
+        f"ingest instance {b.instance} is down; its share of the events waits in the broker"
+        for b in beats
+        if alive and (now - b.seen_at).total_seconds() > stale_s
+    ]
     for beat in alive:
         waiting = beat.oldest_pending_at
         if waiting is not None and (now - waiting).total_seconds() > commit_stall_s:

@@ -10,7 +10,7 @@ from larmkedja.db import AsyncConn, Conn
 from larmkedja.settings import Settings
 
 INGEST_BEATS = """
-SELECT seen_at, coalesce((details->>'mqtt_connected')::boolean, false),
+SELECT instance, seen_at, coalesce((details->>'mqtt_connected')::boolean, false),
        (details->>'disconnected_since')::timestamptz, (details->>'last_commit_at')::timestamptz,
        (details->>'oldest_pending_at')::timestamptz
 FROM service_heartbeats WHERE service = 'ingest'
@@ -33,11 +33,12 @@ def _reasons(settings: Settings, beats: list[tuple[Any, ...]], head: tuple[Any, 
         now=now,
         beats=[
             IngestBeat(
-                seen_at=b[0],
-                mqtt_connected=b[1],
-                disconnected_since=b[2],
-                last_commit_at=b[3],
-                oldest_pending_at=b[4],
+                instance=b[0],
+                seen_at=b[1],
+                mqtt_connected=b[2],
+                disconnected_since=b[3],
+                last_commit_at=b[4],
+                oldest_pending_at=b[5],
             )
             for b in beats
         ],

@@ -58,6 +58,12 @@ class IngestMetrics:
             "Unix time of the last committed batch.",
             registry=registry,
         )
+        self.oldest_uncommitted = Gauge(
+            "larm_ingest_oldest_uncommitted_seconds",
+            "Age of the oldest message received and not yet committed (0: none waits); grows "
+            "while the database is slow or down, when no commit updates the lag.",
+            registry=registry,
+        )
         self.buffered = Gauge(
             "larm_ingest_buffered_messages",
             "Messages received and not yet acknowledged (bounded by the receive maximum).",

@@ -292,6 +292,8 @@ class Ingest:
     def _details(self) -> dict[str, object]:
         lanes = [self._bulk.pending(), self._alarms.pending()]
         oldest = min((t for _, t in lanes if t is not None), default=None)
+        age = (self._now() - oldest).total_seconds() if oldest else 0.0
+        self._metrics.oldest_uncommitted.set(max(0.0, age))
         return {
             "mqtt_connected": self._connected,
             "disconnected_since": (

@@ -235,6 +235,8 @@ def cmd_bench(args: argparse.Namespace, settings: Settings) -> int:
             background=args.background,
             state_dir=Path(args.state_dir),
             skip_latency=args.skip_latency,
+            soak_minutes=args.soak_minutes,
+            soak_only=args.soak_only,
         )
     )
 
@@ -315,6 +317,8 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--background", type=float, default=4000.0, help="heartbeats/s")
     bench.add_argument("--state-dir", default=".state/bench")
     bench.add_argument("--skip-latency", action="store_true")
+    bench.add_argument("--soak-minutes", type=float, default=0.0, help="also soak this long")
+    bench.add_argument("--soak-only", action="store_true", help="only the soak")
     bench.set_defaults(func=cmd_bench)
 
     simulate = sub.add_parser("simulate", help="a simulated fleet with operators and patrol")

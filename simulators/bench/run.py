@@ -18,6 +18,7 @@ from typing import Any
 from simulators.bench import endtoend, limits
 from simulators.bench.infra import BenchInfra, bench_infra
 from simulators.bench.load import heartbeats, publish_all
+from simulators.bench.soak import soak
 
 TOPIC_ALL = "larm/v1/+/+/events"
 # (name, MQTT protocol of ingest, processes)
@@ -33,6 +34,8 @@ class Options:
     background: float = 4000.0
     state_dir: Path = Path(".state/bench")
     skip_latency: bool = False
+    soak_minutes: float = 0.0  # > 0: also the soak, at `background` events/s
+    soak_only: bool = False
 
 
 def run(options: Options) -> dict[str, Any]:
@@ -48,13 +51,18 @@ def run(options: Options) -> dict[str, Any]:
         "options": {k: str(v) for k, v in asdict(options).items()},
     }
     with bench_infra(root) as infra:
-        # Latency first, on a quiet broker and database (before the big backlogs).
-        if not options.skip_latency:
-            report["latency"] = _latency(infra, options)
-        report["devices"] = endtoend.device_sweep(infra.database("bench_devices"))
-        report["preload"] = _preload(infra, options)
-        report["limits"] = _limits(infra, options)
-        report["ingest"] = _ingest(infra, options, report["limits"])
+        if options.soak_minutes > 0:
+            report["soak"] = soak(
+                infra, minutes=options.soak_minutes, rate=options.background
+            ).report()
+        if not options.soak_only:
+            # Latency first, on a quiet broker and database (before the big backlogs).
+            if not options.skip_latency:
+                report["latency"] = _latency(infra, options)
+            report["devices"] = endtoend.device_sweep(infra.database("bench_devices"))
+            report["preload"] = _preload(infra, options)
+            report["limits"] = _limits(infra, options)
+            report["ingest"] = _ingest(infra, options, report["limits"])
     for data in ("pg", "mosquitto"):  # hundreds of MB; the logs stay
         shutil.rmtree(root / data / "data", ignore_errors=True)
     out = options.state_dir / f"bench-{stamp}.json"
@@ -146,6 +154,29 @@ def _ingest(infra: BenchInfra, options: Options, lim: dict[str, float]) -> dict[
 
 
 def table(report: dict[str, Any]) -> str:
+    if "limits" not in report:
+        return soak_table(report)
+    return main_table(report) + ("\n\n" + soak_table(report) if "soak" in report else "")
+
+
+def soak_table(report: dict[str, Any]) -> str:
+    s = report["soak"]
+    lines = [
+        f"soak: {s['minutes']:g} min at {s['rate']:,.0f} events/s",
+        f"  sent {s['sent']:,}, stored {s['stored']:,}, lost {s['lost']:,},"
+        f" dead letters {s['dead_letters']}, db errors {s['db_errors']},"
+        f" ERROR log lines {s['error_log_lines']}",
+    ]
+    for name, rss in s["rss_mb"].items():
+        slope = rss["slope_mb_per_h"]
+        lines.append(
+            f"  {name:<7} RSS {rss['start']:.0f} → {rss['end']:.0f} MB, slope "
+            + ("n/a" if slope is None else f"{slope:+.1f} MB/h")
+        )
+    return "\n".join(lines)
+
+
+def main_table(report: dict[str, Any]) -> str:
     lim = report["limits"]
     rows: list[tuple[str, str, str]] = [
         (

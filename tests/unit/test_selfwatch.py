@@ -11,6 +11,7 @@ NOW = datetime(2026, 11, 23, 3, 0, tzinfo=UTC)
 
 def beat(**kw: object) -> IngestBeat:
     values: dict[str, object] = {
+        "instance": "1",
         "seen_at": NOW - timedelta(seconds=1),
         "mqtt_connected": True,
         "disconnected_since": None,
@@ -61,3 +62,9 @@ def test_no_events_from_known_devices_but_a_new_system_is_not_silent() -> None:
     assert reasons([beat()], last_event_s=301) == ["no device event for more than 300 s"]
     assert reasons([beat()], last_event_s=None) == ["no device event for more than 300 s"]
     assert reasons([beat()], last_event_s=None, devices=False) == []
+
+
+def test_one_of_two_ingest_instances_down_is_noticed() -> None:
+    down = beat(instance="2", seen_at=NOW - timedelta(seconds=30))
+    found = reasons([beat(), down])
+    assert found == ["ingest instance 2 is down; its share of the events waits in the broker"]
