@@ -16,7 +16,7 @@ help:
 
 $(VENV)/.installed: requirements.lock pyproject.toml
 	@test -x $(BIN)/python || $(PY) -m venv $(VENV)
-	$(PIP) install --require-hashes -r requirements.lock
+	$(PIP) install --no-deps --require-hashes -r requirements.lock
 	$(PIP) install --no-deps -e .
 	@touch $@
 
@@ -68,4 +68,5 @@ schema: venv
 lock:
 	@test -x .state/tools/bin/uv || ($(PY) -m venv .state/tools && .state/tools/bin/pip -q install uv)
 	.state/tools/bin/uv pip compile pyproject.toml --extra dev --generate-hashes \
-		--python-version 3.11 --no-header -q -o requirements.lock
+		--python-version 3.11 --no-header -q -o requirements.lock \
+		--excludes deploy/lock-excludes.txt
