@@ -174,6 +174,48 @@ def cmd_device(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def cmd_gateway(args: argparse.Namespace, settings: Settings) -> int:
+    import asyncio
+
+    from gateway.app import serve
+    from larmkedja import db
+
+    db.prepare(settings)
+    asyncio.run(serve(settings))
+    return 0
+
+
+def cmd_sender(args: argparse.Namespace, settings: Settings) -> int:
+    from gateway import admin
+    from gateway.errors import SenderError
+    from larmkedja import db
+
+    db.prepare(settings, migrate_if_owner=False)
+    try:
+        if args.action == "add":
+            added = admin.add(
+                settings,
+                protocol=args.protocol,
+                sender_id=args.sender,
+                site=args.site,
+                device_id=args.device,
+                secret=args.secret,
+                heartbeat_s=args.heartbeat_s,
+            )
+            print(json.dumps(added))
+        elif args.action == "revoke":
+            print(
+                f"revoked: {admin.revoke(settings, protocol=args.protocol, sender_id=args.sender)}"
+            )
+        else:
+            for line in admin.listing(settings):
+                print(line)
+    except SenderError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
 def cmd_api(args: argparse.Namespace, settings: Settings) -> int:
     import uvicorn
 
@@ -301,6 +343,31 @@ def build_parser() -> argparse.ArgumentParser:
     revoke_device = device_sub.add_parser("revoke", help="remove a device's credentials")
     revoke_device.add_argument("--device", required=True)
     device.set_defaults(func=cmd_device)
+    sub.add_parser("gateway", help="SCAIP / SOS Access / SIA DC-09 receivers -> MQTT").set_defaults(
+        func=cmd_gateway
+    )
+    sender = sub.add_parser("sender", help="the gateway's sender registry")
+    sender_sub = sender.add_subparsers(dest="action", required=True)
+    protocols = ["scaip", "sos-access", "sia-dc09"]
+    add = sender_sub.add_parser(
+        "add", help="map a protocol sender to a device (prints secrets once)"
+    )
+    add.add_argument("--protocol", required=True, choices=protocols)
+    add.add_argument(
+        "--sender", required=True, help="SCAIP cid / SOS transmitter code / DC-09 account"
+    )
+    add.add_argument("--site", required=True)
+    add.add_argument("--device", required=True)
+    add.add_argument(
+        "--secret",
+        help="SOS Access password (default: a new one) / DC-09 AES key in hex or 'generate'",
+    )
+    add.add_argument("--heartbeat-s", type=float, help="the sender's agreed heartbeat period")
+    revoke_sender = sender_sub.add_parser("revoke", help="refuse this sender from now on")
+    revoke_sender.add_argument("--protocol", required=True, choices=protocols)
+    revoke_sender.add_argument("--sender", required=True)
+    sender_sub.add_parser("list", help="list senders (never the secrets)")
+    sender.set_defaults(func=cmd_sender)
     sub.add_parser("migrate", help="apply database migrations").set_defaults(func=cmd_migrate)
     sub.add_parser("schema", help="print the event JSON Schema").set_defaults(func=cmd_schema)
 

@@ -89,6 +89,19 @@ class Settings(BaseSettings):
     mqtt_auth_dir: str | None = None
     mqtt_broker_pid_file: str | None = None
 
+    # --- protocol gateway (0 switches a receiver off) ---
+    gateway_instance: str = "1"
+    gateway_host: str = "127.0.0.1"
+    gateway_scaip_port: Annotated[int, Field(ge=0, le=65_535)] = 5060  # SIP: UDP and TCP
+    gateway_sos_access_port: Annotated[int, Field(ge=0, le=65_535)] = 5070  # TCP
+    gateway_dc09_port: Annotated[int, Field(ge=0, le=65_535)] = 5080  # UDP and TCP
+    gateway_metrics_port: Annotated[int, Field(ge=0, le=65_535)] = 9103
+    gateway_metrics_host: str = "127.0.0.1"
+    gateway_publish_timeout_s: Positive = 5.0  # PUBACK wait before a device is told to retry
+    gateway_registry_cache_s: Annotated[float, Field(ge=0)] = 5.0
+    gateway_heartbeat_s: Positive = 90.0  # the interval SCAIP devices are asked for
+    gateway_ping_min_s: Annotated[float, Field(ge=0)] = 15.0  # SOS Access: faster is 101
+
     # --- self-watch ---
     silence_s: Positive = 300.0
     commit_stall_s: Positive = 30.0

@@ -1,0 +1,110 @@
+"""`larmkedja gateway`: the protocol receivers, the registry, the MQTT publisher, /metrics."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from dataclasses import dataclass, field
+
+from prometheus_client import CollectorRegistry, start_http_server
+from psycopg_pool import AsyncConnectionPool
+
+from gateway.dc09_receiver import Dc09Receiver
+from gateway.metrics import GatewayMetrics
+from gateway.publish_paho import Publisher
+from gateway.registry_psycopg import Registry
+from gateway.scaip_receiver import ScaipReceiver
+from gateway.servers import DatagramServer, Receiver, StreamServer
+from gateway.service import Gateway
+from gateway.sos_receiver import SosAccessReceiver
+from larmkedja.mqtt_paho import make_client
+from larmkedja.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Running:
+    """What a started gateway holds open; `close` releases it all."""
+
+    gateway: Gateway
+    pool: AsyncConnectionPool
+    servers: list[asyncio.Server] = field(default_factory=list)
+    transports: list[asyncio.DatagramTransport] = field(default_factory=list)
+    ports: dict[str, int] = field(default_factory=dict)
+
+    async def close(self) -> None:
+        for server in self.servers:
+            server.close()
+        for transport in self.transports:
+            transport.close()
+        for server in self.servers:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(server.wait_closed(), 5.0)
+        await self.gateway.drain()
+        self.gateway.publisher.stop()
+        await self.pool.close()
+
+
+def receivers(settings: Settings, gateway: Gateway) -> list[tuple[Receiver, int, bool]]:
+    """(receiver, port, also UDP) for each receiver switched on."""
+    found: list[tuple[Receiver, int, bool]] = []
+    if settings.gateway_scaip_port:
+        scaip = ScaipReceiver(gateway=gateway, heartbeat_s=settings.gateway_heartbeat_s)
+        found.append((scaip, settings.gateway_scaip_port, True))
+    if settings.gateway_sos_access_port:
+        sos = SosAccessReceiver(gateway=gateway, ping_min_s=settings.gateway_ping_min_s)
+        found.append((sos, settings.gateway_sos_access_port, False))
+    if settings.gateway_dc09_port:
+        found.append((Dc09Receiver(gateway=gateway), settings.gateway_dc09_port, True))
+    return found
+
+
+async def start(settings: Settings, *, metrics: GatewayMetrics) -> Running:
+    pool = AsyncConnectionPool(settings.database_url, min_size=1, max_size=4, open=False)
+    await pool.open(wait=False)
+    publisher = Publisher(
+        client=make_client(
+            settings=settings, client_id=f"larmkedja-gateway-{settings.gateway_instance}"
+        ),
+        timeout_s=settings.gateway_publish_timeout_s,
+    )
+    publisher.start(host=settings.mqtt_host, port=settings.mqtt_port)
+    registry = Registry(pool=pool, cache_s=settings.gateway_registry_cache_s)
+    gateway = Gateway(registry=registry, publisher=publisher, metrics=metrics)
+    running = Running(gateway=gateway, pool=pool)
+    host = settings.gateway_host
+    for receiver, port, udp in receivers(settings, gateway):
+        server = await StreamServer(receiver=receiver, metrics=metrics).start(host, port)
+        running.servers.append(server)
+        bound = server.sockets[0].getsockname()[1]
+        running.ports[receiver.protocol.value] = bound
+        if udp:
+            transport = await DatagramServer.start(receiver=receiver, host=host, port=bound)
+            running.transports.append(transport)
+        log.info("gateway: %s on %s:%s%s", receiver.protocol.value, host, bound, " (+UDP)" * udp)
+    return running
+
+
+async def serve(settings: Settings) -> None:
+    registry = CollectorRegistry()
+    if settings.gateway_metrics_port:
+        start_http_server(
+            settings.gateway_metrics_port, addr=settings.gateway_metrics_host, registry=registry
+        )
+    metrics = GatewayMetrics(registry=registry)
+    running = await start(settings, metrics=metrics)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    try:
+        while not stop.is_set():
+            metrics.broker_connected.set(1 if running.gateway.publisher.connected else 0)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), 1.0)
+    finally:
+        await running.close()
+    log.info("gateway stopped")

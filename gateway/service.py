@@ -1,0 +1,153 @@
+"""What every receiver does with a device message once its protocol is read: find the
+sender, publish its events and wait for the broker's PUBACK, or refuse it as a dead letter."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+import time
+import uuid
+from collections import OrderedDict
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+import orjson
+
+from gateway.metrics import GatewayMetrics
+from gateway.model import Protocol, Refusal, Sender, Translated, event_id_for, to_event
+from gateway.publish_paho import Publisher
+from gateway.registry_psycopg import Registry
+from larmkedja.events import DeviceEvent
+
+log = logging.getLogger(__name__)
+
+_SAFE = re.compile(r"[^A-Za-z0-9_.:+-]")
+RECENT_IDS = 100_000
+MAX_PENDING_DEAD_LETTERS = 1000
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+class Gateway:
+    def __init__(
+        self,
+        *,
+        registry: Registry,
+        publisher: Publisher,
+        metrics: GatewayMetrics,
+        clock: Callable[[], datetime] = _now,
+    ) -> None:
+        self.registry = registry
+        self.publisher = publisher
+        self.metrics = metrics
+        self.now = clock
+        self._delivered: OrderedDict[uuid.UUID, None] = OrderedDict()
+        self._background: set[asyncio.Task[None]] = set()
+
+    async def sender(self, protocol: Protocol, sender_id: str) -> Sender | None:
+        return await self.registry.sender(protocol, sender_id)
+
+    async def deliver(
+        self, sender: Sender, messages: list[Translated], *, received_at: datetime
+    ) -> list[DeviceEvent] | None:
+        """Publish the events of one device message; their list once the broker has every
+        one of them, None if it has not (the device must not be acknowledged then)."""
+        events = [to_event(sender, m, received_at=received_at) for m in messages]
+        started = time.monotonic()
+        results = await asyncio.gather(
+            *(self.publisher.publish(e.topic(sender.site), e.to_json()) for e in events)
+        )
+        if not all(results):
+            return None
+        protocol = sender.protocol.value
+        self.metrics.publish_seconds.labels(protocol).observe(time.monotonic() - started)
+        for event in events:
+            self.metrics.events.labels(protocol, event.kind.value).inc()
+            self._remember(event.event_id)
+        return events
+
+    def _remember(self, event_id: uuid.UUID) -> None:
+        self._delivered[event_id] = None
+        if len(self._delivered) > RECENT_IDS:
+            self._delivered.popitem(last=False)
+
+    async def delivered_before(self, sender: Sender, message: Translated) -> bool:
+        """Whether this exact message (same identity) has already been delivered: by this
+        gateway lately, or by any gateway before ingest stored it."""
+        event_id = event_id_for(sender, message, received_at=self.now())
+        if event_id is None:
+            return False
+        if event_id in self._delivered:
+            return True
+        return await self.registry.event_stored(event_id)
+
+    def count(self, protocol: Protocol, result: str) -> None:
+        self.metrics.messages.labels(protocol.value, result).inc()
+        self.metrics.last_message.labels(protocol.value).set(time.time())
+
+    def refuse(
+        self,
+        protocol: Protocol,
+        refusal: Refusal,
+        *,
+        sender_id: str | None,
+        detail: str,
+        head: bytes,
+        site: str | None = None,
+    ) -> None:
+        """Count a refused message and keep it as a dead letter (in the background: the
+        device's answer does not wait for it)."""
+        self.count(protocol, refusal.value)
+        if len(self._background) >= MAX_PENDING_DEAD_LETTERS:
+            return  # a flood: counted, not written one by one (the alert says who)
+        sender = _SAFE.sub("?", (sender_id or "-")[:64])
+        received_at = self.now()
+        task = asyncio.get_running_loop().create_task(
+            self._dead_letter(
+                topic=f"gateway/{protocol.value}/{sender}",
+                site=site,
+                reason=f"gateway.{refusal.value}",
+                detail=detail,
+                head=head[:256],
+                received_at=received_at,
+            )
+        )
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    async def _dead_letter(
+        self,
+        *,
+        topic: str,
+        site: str | None,
+        reason: str,
+        detail: str,
+        head: bytes,
+        received_at: datetime,
+    ) -> None:
+        await self.registry.dead_letter(
+            received_at=received_at,
+            topic=topic,
+            site=site,
+            reason=reason,
+            detail=detail,
+            head=head,
+        )
+        notice = {
+            "topic": topic,
+            "reason": reason,
+            "detail": detail,
+            "received_at": received_at.isoformat(),
+            "payload_head": head.decode("latin-1"),
+        }
+        await self.publisher.publish(
+            f"larm/v1/{site or '_invalid'}/deadletter", orjson.dumps(notice)
+        )
+
+    async def drain(self) -> None:
+        """Wait for the dead letters still being written (at shutdown)."""
+        if self._background:
+            await asyncio.wait(self._background, timeout=5.0)
