@@ -120,7 +120,8 @@ install_postgres() {
 install_tools() {
   # chromium: the browser tests (Playwright drives Debian's build; nothing is downloaded).
   # prometheus: promtool for the rule tests, and the local stack's own Prometheus.
-  apt_install ca-certificates chromium fonts-dejavu-core prometheus openssl
+  # sip-tester: sipp, the SIP client that drives the gateway's SCAIP receiver in tests.
+  apt_install ca-certificates chromium fonts-dejavu-core prometheus openssl sip-tester
 }
 
 case "${1:-all}" in

@@ -26,7 +26,7 @@ SERVICE_RULES: dict[str, tuple[str, ...]] = {
     "svc-ingest": ("topic read larm/v1/+/+/events", "topic write larm/v1/+/deadletter"),
     "svc-engine": ("topic write larm/v1/+/alerts", "topic write larm/v1/+/escalations"),
     # The protocol gateway publishes for the devices it maps; a load generator likewise.
-    "svc-gateway": ("topic write larm/v1/+/+/events",),
+    "svc-gateway": ("topic write larm/v1/+/+/events", "topic write larm/v1/+/deadletter"),
     "svc-fleet": ("topic write larm/v1/+/+/events",),
     # Subscribers of what the system publishes (alert consumers, the night patrol's system).
     "svc-monitor": (

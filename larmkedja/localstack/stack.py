@@ -27,13 +27,23 @@ from larmkedja import db
 from larmkedja.localstack.mosquitto import Mosquitto
 from larmkedja.localstack.mqtt_auth import SERVICE_RULES, BrokerAuth
 from larmkedja.localstack.postgres import Postgres
-from larmkedja.localstack.procs import StackError, free_port, read_pid, spawn, stop_pid
+from larmkedja.localstack.procs import (
+    StackError,
+    free_port,
+    port_open,
+    read_pid,
+    spawn,
+    stop_pid,
+)
 from larmkedja.localstack.prometheus import Prometheus, prometheus_binary
 from larmkedja.localstack.tls import local_ca
 from larmkedja.settings import Settings
 
 DATABASE = "larmkedja"
-PORT_NAMES = ("mqtt", "postgres", "api", "ingest_metrics", "engine_metrics", "prometheus", "mqtts")
+PORT_NAMES = (
+    "mqtt", "postgres", "api", "ingest_metrics", "engine_metrics", "prometheus", "mqtts",
+    "scaip", "sos_access", "dc09", "gateway_metrics",
+)  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -67,6 +77,7 @@ class Stack:
                 "larmkedja-ingest": [f"127.0.0.1:{self.ports['ingest_metrics']}"],
                 "larmkedja-engine": [f"127.0.0.1:{self.ports['engine_metrics']}"],
                 "larmkedja-api": [f"127.0.0.1:{self.ports['api']}"],
+                "larmkedja-gateway": [f"127.0.0.1:{self.ports['gateway_metrics']}"],
             },
             scrape_interval=scrape_interval,
         )
@@ -109,6 +120,10 @@ class Stack:
             "LARM_INGEST_METRICS_PORT": str(self.ports["ingest_metrics"]),
             "LARM_ENGINE_METRICS_PORT": str(self.ports["engine_metrics"]),
             "LARM_PROMETHEUS_URL": f"http://127.0.0.1:{self.ports['prometheus']}",
+            "LARM_GATEWAY_SCAIP_PORT": str(self.ports["scaip"]),
+            "LARM_GATEWAY_SOS_ACCESS_PORT": str(self.ports["sos_access"]),
+            "LARM_GATEWAY_DC09_PORT": str(self.ports["dc09"]),
+            "LARM_GATEWAY_METRICS_PORT": str(self.ports["gateway_metrics"]),
             "LARM_MQTT_AUTH_DIR": str(self.auth.directory),
             "LARM_MQTT_BROKER_PID_FILE": str(self.mosquitto.pid_file),
             **(
@@ -146,6 +161,11 @@ class Stack:
                 env={**env, **self.mqtt_account("svc-engine")},
             ),
             Service(name="api", argv=(exe, "api"), env=env),
+            Service(
+                name="gateway",
+                argv=(exe, "gateway"),
+                env={**env, **self.mqtt_account("svc-gateway")},
+            ),
         ]
         if fleet:
             found.append(Service(name="fleet", argv=(exe, "simulate"), env=env))
@@ -222,6 +242,10 @@ class Stack:
         deadline = time.monotonic() + timeout
         last = "no answer"
         while time.monotonic() < deadline:
+            if not port_open("127.0.0.1", self.ports["sos_access"]):
+                last = "the gateway is not listening yet"
+                time.sleep(0.2)
+                continue
             try:
                 with urllib.request.urlopen(url, timeout=2):
                     return

@@ -66,7 +66,7 @@ def test_prometheus_scrapes_the_compose_services_on_their_ports() -> None:
             if host == "api":
                 assert env["LARM_API_PORT"] == port
             else:
-                assert port in ("9101", "9102")
+                assert port in ("9101", "9102", "9103")
                 assert any(k.endswith("_METRICS_HOST") and v == "0.0.0.0" for k, v in env.items())
 
 
