@@ -9,8 +9,6 @@ import socket
 import subprocess
 import sys
 import urllib.request
-import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -22,15 +20,6 @@ from tests.helpers import wait_until
 
 pytestmark = pytest.mark.e2e
 install()
-
-
-@pytest.fixture
-def stack(state_dir: Path) -> Iterator[Stack]:
-    s = Stack(state_dir=state_dir / f"gwstack-{uuid.uuid4().hex[:6]}")
-    try:
-        yield s
-    finally:
-        s.down()
 
 
 def cli(stack: Stack, *args: str) -> str:

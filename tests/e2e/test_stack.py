@@ -9,7 +9,6 @@ import subprocess
 import sys
 import urllib.request
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -19,15 +18,6 @@ from larmkedja.localstack.stack import Stack
 from tests.helpers import scalar, wait_until
 
 pytestmark = pytest.mark.e2e
-
-
-@pytest.fixture
-def stack(state_dir: Path) -> Iterator[Stack]:
-    s = Stack(state_dir=state_dir / f"stack-{uuid.uuid4().hex[:6]}")
-    try:
-        yield s
-    finally:
-        s.down()
 
 
 def test_up_is_idempotent_serves_health_and_stores_a_mosquitto_pub(stack: Stack) -> None:
