@@ -16,7 +16,9 @@ from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 
 from larmkedja.events import DeviceEvent, Kind
 
-WINDOW = 10_000  # unacknowledged publishes at once (paho has 65,535 packet ids)
+# Unacknowledged publishes at once. Small on purpose: paho scans its in-flight messages on
+# every PUBACK, so 10,000 in flight cost it 5x (1.8k vs 9.2k msg/s measured here).
+WINDOW = 200
 
 
 def heartbeat(device: int, *, site: str = "bench") -> tuple[str, bytes]:
@@ -82,14 +84,21 @@ def publish_all(host: str, port: int, messages: Iterable[tuple[str, bytes]]) -> 
 
 
 def publish_at_rate(host: str, port: int, *, rate: float, seconds: float, devices: int) -> int:
-    """Heartbeats at `rate`/s spread over `devices` devices (a Sweden-like background)."""
+    """Heartbeats at `rate`/s spread over `devices` devices (a Sweden-like background), for
+    `seconds` of wall time. When the generator itself falls more than a second behind (its
+    machine is busy), it drops what it missed instead of chasing it: the run lasts what it
+    says, and the count it returns is what it really sent (the achieved rate)."""
     pub = Publisher(host, port)
     rng = random.Random(1)
     started = time.monotonic()
+    dropped = 0
     try:
         while (elapsed := time.monotonic() - started) < seconds:
-            due = int(elapsed * rate)
-            while pub.sent < due:
+            due = int(elapsed * rate) - dropped
+            if due - pub.sent > rate:
+                dropped += due - pub.sent - int(rate)
+                due = pub.sent + int(rate)
+            for _ in range(min(due - pub.sent, max(1, int(rate / 20)))):
                 pub.send(*heartbeat(rng.randrange(devices)))
             time.sleep(0.005)
         pub.flush()

@@ -39,6 +39,7 @@ class Soak:
         return {
             "minutes": self.minutes,
             "rate": self.rate,
+            "achieved_rate": self.sent / (self.minutes * 60) if self.minutes else 0.0,
             "sent": self.sent,
             "stored": self.stored,
             "lost": self.sent - self.stored,

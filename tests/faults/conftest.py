@@ -3,6 +3,7 @@ broker and database, killed, restarted, slowed down."""
 
 from __future__ import annotations
 
+import ctypes
 import os
 import signal
 import subprocess
@@ -19,6 +20,13 @@ from tests.conftest import Broker
 from tests.helpers import scalar, wait_until
 
 EXE = str(Path(sys.executable).with_name("larmkedja"))
+PR_SET_PDEATHSIG = 1
+
+
+def die_with_parent() -> None:
+    """In the child: be killed when the test process dies, even if it is killed itself (a
+    pytest stopped by a timeout must not leave services running)."""
+    ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
 @dataclass
@@ -44,7 +52,11 @@ class Services:
     def start(self, command: str, **extra: str) -> subprocess.Popen[bytes]:
         log = (self.logs / f"{command}-{uuid.uuid4().hex[:4]}.log").open("ab")
         proc = subprocess.Popen(
-            [EXE, command], env=self.env(**extra), stdout=log, stderr=subprocess.STDOUT
+            [EXE, command],
+            env=self.env(**extra),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            preexec_fn=die_with_parent,
         )
         log.close()
         self.running.append(proc)
