@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
+from gateway.model import Protocol
+
 # Every result a device message can have (the `result` label).
 RESULTS = (
     "accepted",  # published, PUBACK'd, device acknowledged
@@ -57,3 +59,10 @@ class GatewayMetrics:
             ["protocol"],
             registry=registry,
         )
+        # Every series exists from the start at 0, so rates and alerts see "none yet", not
+        # "no data".
+        for protocol in Protocol:
+            self.publish_seconds.labels(protocol.value)
+            self.connections.labels(protocol.value)
+            for result in RESULTS:
+                self.messages.labels(protocol.value, result)
