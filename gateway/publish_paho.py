@@ -16,6 +16,7 @@ from paho.mqtt.client import Client, ConnectFlags, DisconnectFlags
 from paho.mqtt.reasoncodes import ReasonCode
 
 log = logging.getLogger(__name__)
+NO_MATCHING_SUBSCRIBERS = 0x10
 
 
 class Publisher:
@@ -69,7 +70,9 @@ class Publisher:
     def _on_publish(
         self, client: Client, userdata: Any, mid: int, rc: ReasonCode, props: Any
     ) -> None:
-        ok = not rc.is_failure
+        # 0x10 "no matching subscribers": the broker took it but nobody will store it (after
+        # a broker restart, before ingest subscribes again): not delivered, the device retries.
+        ok = not rc.is_failure and rc.value != NO_MATCHING_SUBSCRIBERS
         with self._lock:
             waiting = self._waiting.pop(mid, None)
             if waiting is None:

@@ -49,6 +49,18 @@ from larmkedja.settings import Settings
 log = logging.getLogger(__name__)
 
 
+EVENTS_FILTER = "larm/v1/+/+/events"
+
+
+def subscription(share_group: str) -> str:
+    """The events subscription: plain for one ingest process (the default), shared for
+    several. Mosquitto 2.0 restores a plain subscription of a persistent session from its
+    persistence file after a restart, but not a shared one: a shared group has no subscriber
+    from the broker's start until its members re-subscribe, and events published then are
+    answered PUBACK 0x10 "no matching subscribers" and dropped (docs/reliability.md)."""
+    return f"$share/{share_group}/{EVENTS_FILTER}" if share_group else EVENTS_FILTER
+
+
 class Ingest:
     def __init__(
         self,
@@ -73,7 +85,7 @@ class Ingest:
         self._client.on_disconnect = self._on_disconnect
         self._client.on_message = self._on_message
         self._client.on_subscribe = self._on_subscribe
-        self._subscription = f"$share/{settings.ingest_share_group}/larm/v1/+/+/events"
+        self._subscription = subscription(settings.ingest_share_group)
         self._stopping = threading.Event()
         self._bulk = Lane(
             name="bulk", batch_max=settings.ingest_batch_max, flush_s=settings.ingest_flush_s

@@ -43,7 +43,9 @@ class Settings(BaseSettings):
 
     # --- ingest ---
     ingest_instance: str = "1"
-    ingest_share_group: str = "ingest"
+    # Empty: a plain subscription (one ingest process; a broker restart loses nothing). Set a
+    # group name to share the load between several processes (see docs/reliability.md).
+    ingest_share_group: str = ""
     # "5" (the default: receive maximum, session expiry) or "3.1.1" (Mosquitto's shared
     # subscriptions work for it too; faster to decode; memory bounded by the broker's
     # max_inflight_messages). See docs/bench.md for what each gives.

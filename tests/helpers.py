@@ -71,6 +71,9 @@ def publisher(
     return client
 
 
+NO_MATCHING_SUBSCRIBERS = 0x10
+
+
 def publish_all(
     host: str,
     port: int,
@@ -78,20 +81,39 @@ def publish_all(
     qos: int = 1,
     auth: tuple[str, str] | None = None,
 ) -> int:
-    """Publish and wait for every PUBACK; returns how many were sent. At most 20,000 are in
-    flight at once (paho has 65,535 packet ids and refuses more)."""
+    """Publish and wait for every PUBACK, as a careful device does: a PUBACK saying "no
+    matching subscribers" (0x10: the broker restarted and ingest has not subscribed again)
+    means nobody has it, so it is sent again. Returns how many were sent. At most 20,000 are
+    in flight at once (paho has 65,535 packet ids and refuses more)."""
     client = publisher(host, port, auth=auth)
-    sent = 0
+    unheard: set[int] = set()
+    lock = threading.Lock()
+
+    def on_publish(c: Client, userdata: Any, mid: int, rc: Any, props: Any) -> None:
+        if getattr(rc, "value", 0) == NO_MATCHING_SUBSCRIBERS:
+            with lock:
+                unheard.add(mid)
+
+    client.on_publish = on_publish
+    pending = list(messages)
+    total = len(pending)
     try:
-        infos: list[Any] = []
-        for topic, payload in messages:
-            infos.append(client.publish(topic, payload, qos=qos))
-            if len(infos) >= 20_000:
+        for _ in range(600):
+            retry: list[tuple[str, bytes]] = []
+            for start in range(0, len(pending), 20_000):
+                chunk = pending[start : start + 20_000]
+                infos = [client.publish(topic, payload, qos=qos) for topic, payload in chunk]
                 _wait_all(infos)
-                sent += len(infos)
-                infos = []
-        _wait_all(infos)
-        return sent + len(infos)
+                with lock:
+                    retry += [m for m, i in zip(chunk, infos, strict=True) if i.mid in unheard]
+                    unheard.clear()
+            if not retry:
+                break
+            pending = retry
+            time.sleep(0.1)
+        else:
+            raise AssertionError("messages nobody subscribed to for a minute")
+        return total
     finally:
         client.disconnect()
         client.loop_stop()

@@ -14,10 +14,16 @@ from tests.helpers import wait_until
 pytestmark = pytest.mark.integration
 
 
+@pytest.mark.parametrize("group", ["", "ingest"], ids=["plain", "shared"])
 def test_a_broker_restart_in_the_middle_of_a_burst_loses_and_doubles_nothing(
-    services: Services, broker: Broker, database_url: str
+    services: Services, broker: Broker, database_url: str, group: str
 ) -> None:
+    """Plain: the persistent session and its subscription survive the restart. Shared:
+    Mosquitto does not restore a shared subscription, so until ingest subscribes again the
+    broker answers "no matching subscribers" (0x10) and the publisher (a careful device, or
+    the gateway) sends again; nothing is lost either way."""
     burst = Burst(20_000)
+    services.extra_env = {"LARM_INGEST_SHARE_GROUP": group}
     services.ingest("broker-restart")
     services.wait_ingest_connected()
     publisher = burst.publish_in_background(broker.host, broker.port)

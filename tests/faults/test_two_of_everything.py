@@ -31,7 +31,11 @@ def ready(url: str) -> bool:
 def test_two_of_every_service_make_no_duplicates(
     services: Services, broker: Broker, database_url: str
 ) -> None:
-    services.extra_env = {"LARM_UNANSWERED_ALERT_S": "2", "LARM_ENGINE_TICK_S": "0.2"}
+    services.extra_env = {
+        "LARM_UNANSWERED_ALERT_S": "2",
+        "LARM_ENGINE_TICK_S": "0.2",
+        "LARM_INGEST_SHARE_GROUP": "ingest",
+    }
     services.ingest("twin-a")
     services.ingest("twin-b")
     services.start("engine", LARM_ENGINE_INSTANCE="a")
@@ -89,7 +93,11 @@ def test_one_of_two_ingest_processes_down_is_noticed_and_its_share_arrives_later
 ) -> None:
     """Mosquitto deals the shared subscription's messages to a member even while it is down;
     they wait in the broker. The system must say so, and they must arrive when it is back."""
-    services.extra_env = {"LARM_SERVICE_STALE_S": "3", "LARM_ENGINE_TICK_S": "0.2"}
+    services.extra_env = {
+        "LARM_SERVICE_STALE_S": "3",
+        "LARM_ENGINE_TICK_S": "0.2",
+        "LARM_INGEST_SHARE_GROUP": "ingest",
+    }
     services.ingest("pair-a")
     b = services.ingest("pair-b")
     services.start("engine")

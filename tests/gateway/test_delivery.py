@@ -55,3 +55,31 @@ def test_no_acknowledgement_without_the_broker_and_the_retry_is_stored_once(
     wait_until(lambda: gw.open_alarms("deliver-1") == 1, timeout=10, what="one queue entry")
     assert gw.events("deliver-1") == 1
     assert gw.events("deliver-2") == 1
+
+
+def test_nobody_subscribed_is_not_delivered(database_url: str, broker: Broker) -> None:
+    """Before ingest subscribes (a fresh broker, or right after a restart: Mosquitto does not
+    restore shared subscriptions) the broker answers PUBACK 0x10, "no matching subscribers":
+    the gateway must not acknowledge the device then."""
+    from prometheus_client import CollectorRegistry
+
+    from gateway import admin
+    from gateway.metrics import GatewayMetrics
+    from tests.gateway.conftest import _GatewayThread, gateway_settings
+    from tests.helpers import running_ingest, scalar
+
+    settings = gateway_settings(database_url, broker)
+    admin.add(settings, protocol="sos-access", sender_id="TX2", site="gw", device_id="nobody-1",
+              secret=PASSWORD)  # fmt: skip
+    with _GatewayThread(settings, GatewayMetrics(registry=CollectorRegistry())) as running:
+        address = (settings.gateway_host, running.ports["sos-access"])
+        client = SOSAccessClient(
+            transmitter_code="TX2", transmitter_type="SV300", authentication=PASSWORD,
+            receiver_id="larmkedja", receiver_address=address, use_single_receiver=True,
+        )  # fmt: skip
+        with pytest.raises(AlarmReceiverConnectionError):  # status 5, three times
+            client.send_alarm(event_code="MA", reference="nobody-listens")
+        with running_ingest(settings):
+            assert client.send_alarm(event_code="MA", reference="nobody-listens").status == 0
+            sql = "SELECT count(*) FROM events WHERE device_id = 'nobody-1'"
+            wait_until(lambda: scalar(database_url, sql) == 1, timeout=10, what="stored once")
