@@ -12,8 +12,10 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
+import psycopg
 import pytest
 
+from alarms.device_sweeps_psycopg import OfflineSweep
 from larmkedja.events import Kind
 from larmkedja.settings import Settings
 from tests.conftest import Broker
@@ -234,3 +236,28 @@ def test_the_system_notices_its_own_silence(database_url: str, broker: Broker) -
         send(broker, "solna", make_event("d-s", Kind.HEARTBEAT))
         wait_until(lambda: scalar(database_url, active) == 0, timeout=3, what="resolved")
         assert httpx.get(f"{url}/readyz").status_code == 200
+
+
+def test_the_offline_sweep_skips_a_device_whose_event_is_being_stored(
+    database_url: str, broker: Broker
+) -> None:
+    """Ingest's liveness upsert locks devices in device_id order; a sweep that waited for such a
+    row while holding others deadlocked with it (twice in a 30-minute soak). It now skips the row
+    ingest holds, and takes it at the next sweep if it is still due."""
+    sweep = OfflineSweep(settings=settings_for(database_url, broker.host, broker.port))
+    with psycopg.connect(database_url, autocommit=True) as setup:
+        setup.execute(
+            "INSERT INTO devices (device_id, site, first_seen, last_seen, offline_due_at)"
+            " SELECT d, 'solna', now() - interval '1 hour', now() - interval '1 hour',"
+            " now() - interval '1 minute' FROM unnest(ARRAY['d-a', 'd-b', 'd-c']) AS d"
+        )
+    with psycopg.connect(database_url) as ingest, psycopg.connect(database_url) as engine:
+        ingest.execute("UPDATE devices SET last_seen = now() WHERE device_id = 'd-b'")
+        engine.execute("SET lock_timeout = '2s'")
+        assert sweep.run(engine) == 2  # d-a and d-c, without waiting for d-b
+        engine.commit()
+        ingest.rollback()  # the batch failed after all: d-b is still due
+        assert sweep.run(engine) == 1
+        engine.commit()
+        offline = engine.execute("SELECT count(*) FROM devices WHERE NOT online").fetchone()
+        assert offline == (3,)
