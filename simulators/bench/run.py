@@ -171,10 +171,11 @@ def soak_table(report: dict[str, Any]) -> str:
         f" ERROR log lines {s['error_log_lines']}",
     ]
     for name, rss in s["rss_mb"].items():
-        slope = rss["slope_mb_per_h"]
+        slope, half = rss["slope_mb_per_h"], rss.get("slope_second_half_mb_per_h")
         lines.append(
             f"  {name:<7} RSS {rss['start']:.0f} → {rss['end']:.0f} MB, slope "
             + ("n/a" if slope is None else f"{slope:+.1f} MB/h")
+            + ("" if half is None else f" (second half {half:+.1f} MB/h)")
         )
     return "\n".join(lines)
 

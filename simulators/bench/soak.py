@@ -51,6 +51,11 @@ class Soak:
                     "start": s[0][1],
                     "end": s[-1][1],
                     "slope_mb_per_h": self.slope_mb_per_h(name),
+                    # warm-up or growth: the second half alone
+                    "slope_second_half_mb_per_h": self.slope_mb_per_h(
+                        name, skip_s=self.minutes * 30
+                    ),
+                    "samples": [(round(t), round(mb, 1)) for t, mb in s],
                 }
                 for name, s in self.samples.items()
                 if s
