@@ -29,6 +29,16 @@ def test_the_same_seed_gives_the_same_events() -> None:
     assert [e for _, _, e in other] != [e for _, _, e in run(scenario, 600)]
 
 
+def test_a_second_run_of_the_same_seed_sends_new_event_ids() -> None:
+    # Found running `make run` twice: the second fleet replayed the first one's ids, ingest
+    # stored every event as a duplicate (none at all) and the system looked silent.
+    scenario = Scenario(alarms=20, cameras=2, alarm_rate_per_device_day=200)
+    first = {e.event.event_id for e in Fleet(scenario, start=START).due(600)}
+    later = START.replace(hour=21)
+    again = [e.event for e in Fleet(scenario, start=later).due(600)]
+    assert len(again) == len(first) and not first & {e.event_id for e in again}
+
+
 def test_every_event_passes_the_ingest_parser() -> None:
     scenario = Scenario.load(DEFAULT)
     for _, site, event in run(scenario, 3600):
