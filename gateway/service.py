@@ -12,13 +12,11 @@ from collections import OrderedDict
 from collections.abc import Callable
 from datetime import UTC, datetime
 
-import orjson
-
 from gateway.metrics import GatewayMetrics
 from gateway.model import Protocol, Refusal, Sender, Translated, event_id_for, to_event
 from gateway.publish_paho import Publisher
 from gateway.registry_psycopg import Registry
-from larmkedja.events import DeviceEvent
+from larmkedja.events import DeviceEvent, dead_letter_notice
 
 log = logging.getLogger(__name__)
 
@@ -136,16 +134,15 @@ class Gateway:
             detail=detail,
             head=head,
         )
-        notice = {
-            "topic": topic,
-            "reason": reason,
-            "detail": detail,
-            "received_at": received_at.isoformat(),
-            "payload_head": head.decode("latin-1"),
-        }
-        await self.publisher.publish(
-            f"larm/v1/{site or '_invalid'}/deadletter", orjson.dumps(notice)
+        notice_topic, notice = dead_letter_notice(
+            topic=topic,
+            site=site,
+            reason=reason,
+            detail=detail,
+            received_at=received_at,
+            head=head.decode("latin-1"),
         )
+        await self.publisher.publish(notice_topic, notice)
 
     async def drain(self) -> None:
         """Wait for the dead letters still being written (at shutdown)."""

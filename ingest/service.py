@@ -29,7 +29,6 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
-import orjson
 import psycopg
 from paho.mqtt.client import Client, ConnectFlags, DisconnectFlags, MQTTMessage
 from paho.mqtt.properties import Properties
@@ -42,7 +41,7 @@ from ingest.parse import DeadLetter, Reason, parse
 from ingest.store_psycopg import EventStore
 from ingest.writer import Writer
 from larmkedja import db
-from larmkedja.events import ReceivedEvent
+from larmkedja.events import ReceivedEvent, dead_letter_notice
 from larmkedja.mqtt_paho import connect_properties, make_client
 from larmkedja.settings import Settings
 
@@ -288,16 +287,15 @@ class Ingest:
                     self._client.ack(m.mid, m.qos)
 
     def _publish_dead_letter(self, dead: DeadLetter) -> None:
-        notice = {
-            "topic": dead.topic,
-            "reason": dead.reason.value,
-            "detail": dead.detail,
-            "received_at": dead.received_at.isoformat(),
-            "payload_head": dead.payload_head.decode("utf-8", "replace"),
-        }
-        self._client.publish(
-            f"larm/v1/{dead.site or '_invalid'}/deadletter", orjson.dumps(notice), qos=1
+        topic, notice = dead_letter_notice(
+            topic=dead.topic,
+            site=dead.site,
+            reason=dead.reason.value,
+            detail=dead.detail,
+            received_at=dead.received_at,
+            head=dead.payload_head.decode("utf-8", "replace"),
         )
+        self._client.publish(topic, notice, qos=1)
 
     # --- self-watch ---------------------------------------------------------------------
 

@@ -223,6 +223,22 @@ def events_topic(site: str, device_id: str) -> str:
     return f"larm/v1/{site}/{device_id}/events"
 
 
+def dead_letter_notice(
+    *, topic: str, site: str | None, reason: str, detail: str, received_at: datetime, head: str
+) -> tuple[str, bytes]:
+    """Contract §2's `larm/v1/{site}/deadletter` message for a rejected payload (`head` is at
+    most its first 256 bytes, decoded by the caller); a payload without a valid site goes under
+    `_invalid`. Returns the topic and the payload."""
+    notice = {
+        "topic": topic,
+        "reason": reason,
+        "detail": detail,
+        "received_at": received_at.isoformat(),
+        "payload_head": head,
+    }
+    return f"larm/v1/{site or '_invalid'}/deadletter", orjson.dumps(notice)
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ReceivedEvent:
     """A valid event as the system received it: the topic's site and the receive time."""
