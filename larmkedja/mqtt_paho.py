@@ -12,6 +12,28 @@ from paho.mqtt.properties import Properties
 from larmkedja.settings import Settings
 
 
+def bare_client(
+    *, client_id: str, manual_ack: bool = False, v311_persistent: bool = False
+) -> Client:
+    """An MQTT v5 client; or, with `v311_persistent`, MQTT 3.1.1 with a persistent session
+    (clean session off), which paho decodes about twice as fast (see docs/bench.md). Nothing
+    else set: the benchmark's limits use it as it is."""
+    if v311_persistent:
+        return Client(
+            callback_api_version=CallbackAPIVersion.VERSION2,
+            client_id=client_id,
+            protocol=MQTTProtocolVersion.MQTTv311,
+            clean_session=False,
+            manual_ack=manual_ack,
+        )
+    return Client(
+        callback_api_version=CallbackAPIVersion.VERSION2,
+        client_id=client_id,
+        protocol=MQTTProtocolVersion.MQTTv5,
+        manual_ack=manual_ack,
+    )
+
+
 def make_client(
     *,
     settings: Settings,
@@ -19,23 +41,11 @@ def make_client(
     manual_ack: bool = False,
     v311_persistent: bool = False,
 ) -> Client:
-    """An MQTT v5 client; or, with `v311_persistent`, MQTT 3.1.1 with a persistent session
-    (clean session off), which paho decodes about twice as fast (see docs/bench.md)."""
-    if v311_persistent:
-        client = Client(
-            callback_api_version=CallbackAPIVersion.VERSION2,
-            client_id=client_id,
-            protocol=MQTTProtocolVersion.MQTTv311,
-            clean_session=False,
-            manual_ack=manual_ack,
-        )
-    else:
-        client = Client(
-            callback_api_version=CallbackAPIVersion.VERSION2,
-            client_id=client_id,
-            protocol=MQTTProtocolVersion.MQTTv5,
-            manual_ack=manual_ack,
-        )
+    """A service's client: `bare_client` with the settings' credentials and TLS, no queueing
+    inside paho, and a quick reconnect."""
+    client = bare_client(
+        client_id=client_id, manual_ack=manual_ack, v311_persistent=v311_persistent
+    )
     client.max_queued_messages_set(0)
     client.reconnect_delay_set(min_delay=1, max_delay=5)
     if settings.mqtt_username:

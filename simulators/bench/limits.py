@@ -17,10 +17,9 @@ from datetime import UTC, datetime
 
 import psycopg
 from paho.mqtt.client import Client, MQTTMessage
-from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
-from larmkedja.mqtt_paho import connect_properties
+from larmkedja.mqtt_paho import bare_client, connect_properties
 
 TOPIC = "larm/v1/+/+/events"
 
@@ -33,23 +32,6 @@ class Drain:
     @property
     def rate(self) -> float:
         return self.messages / self.seconds if self.seconds > 0 else 0.0
-
-
-def _client(client_id: str, *, manual_ack: bool = False, v311: bool = False) -> Client:
-    if v311:
-        return Client(
-            callback_api_version=CallbackAPIVersion.VERSION2,
-            client_id=client_id,
-            protocol=MQTTProtocolVersion.MQTTv311,
-            clean_session=False,
-            manual_ack=manual_ack,
-        )
-    return Client(
-        callback_api_version=CallbackAPIVersion.VERSION2,
-        client_id=client_id,
-        protocol=MQTTProtocolVersion.MQTTv5,
-        manual_ack=manual_ack,
-    )
 
 
 def _connect(client: Client, host: str, port: int, *, v311: bool) -> None:
@@ -69,7 +51,7 @@ def make_session(
 ) -> None:
     """A persistent session subscribed to `topic_filter`, left offline (it queues a backlog)."""
     done = threading.Event()
-    client = _client(client_id, v311=v311)
+    client = bare_client(client_id=client_id, v311_persistent=v311)
     client.on_subscribe = lambda *a: done.set()
     _connect(client, host, port, v311=v311)
     client.loop_start()
@@ -131,7 +113,7 @@ def drain_paho(host: str, port: int, client_id: str, expected: int, *, v311: boo
     like ingest, or 3.1.1, which paho decodes about twice as fast)."""
     received = 0
     done = threading.Event()
-    client = _client(client_id, manual_ack=True, v311=v311)
+    client = bare_client(client_id=client_id, manual_ack=True, v311_persistent=v311)
 
     def on_message(c: Client, userdata: object, msg: MQTTMessage) -> None:
         nonlocal received
