@@ -48,6 +48,24 @@ def test_an_encrypted_round_trip_with_our_own_ack() -> None:
     assert sia_dc09.open_block(answer, key=key).timestamp == NOW
 
 
+@settings(max_examples=300)
+@given(st.integers(0, 2**32), st.sampled_from(["ADM-CID", "SIA-DCS", "NULL"]))
+def test_a_block_opened_with_the_wrong_key_is_a_key_error(seed: int, mtype: str) -> None:
+    """Wrong-key garbage holds `|` and `]` in a few per cent of blocks: never a format error."""
+    right, wrong = bytes(range(16)), seed.to_bytes(16, "big")
+    body = "#1234|1100 01 003]" if mtype == "ADM-CID" else "#1234|NMA1]"
+    stamp = "_21:30:00,11-23-2026"
+    pad = "".join(chr(20 + (seed >> i) % 100) for i in range((-len(body + stamp)) % 16 or 16))
+    plain = (pad.replace("|", "x") + body + stamp).encode()
+    encryptor = sia_dc09._aes(right).encryptor()
+    cipher = encryptor.update(plain) + encryptor.finalize()
+    block = sia_dc09.parse_block(frame(f'"*{mtype}"0001#1234[{cipher.hex().upper()}'))
+    assert sia_dc09.open_block(block, key=right).timestamp == NOW
+    with pytest.raises(ProtocolError) as caught:
+        sia_dc09.open_block(block, key=wrong)
+    assert caught.value.code == "key"
+
+
 @pytest.mark.parametrize(
     ("content", "code"),
     [
