@@ -26,7 +26,6 @@ from simulators.bench.infra import (
 )
 from simulators.bench.load import Publisher
 
-
 # How often the latency run lists the queue through the API. Each call serialises the whole
 # queue (up to the 200 timed alarms); every 5 ms that was ~200 calls/s, a load of its own that
 # took most of a core from the processes being measured and tripled the p99 of every path
