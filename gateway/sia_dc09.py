@@ -167,8 +167,6 @@ def open_block(block: Block, *, key: bytes | None) -> Opened:
         except ValueError:
             raise ProtocolError("timestamp is not a time", code="format") from None
         text = text[: stamp.start()]
-    elif block.encrypted:
-        raise ProtocolError("encrypted block without timestamp", code="format")
     close = text.find("]")
     if close < 0:
         raise ProtocolError("data has no closing ]", code="format")
@@ -178,14 +176,17 @@ def open_block(block: Block, *, key: bytes | None) -> Opened:
 def _after_padding(plain: bytes) -> str:
     """The data after the padding's `|`; a wrong key gives bytes that are not that.
 
-    With the right key everything after the `|` is printable ASCII (the padding before it may
-    be any byte but `|`: dc09-spt pads with control characters). Garbage from a wrong key holds
-    a `|` and a `]` often enough (a few per cent of blocks) that looking for those alone took
-    it for a damaged payload; 21 or more printable bytes by chance is about one in 10^9.
+    With the right key everything after the `|` is printable ASCII and ends in the timestamp
+    DC-09 requires of an encrypted block (the padding before it may be any byte but `|`:
+    dc09-spt pads with control characters). Garbage from a wrong key holds a `|` and a `]`
+    often enough (a few per cent of blocks) that looking for those alone took it for a damaged
+    payload, and a `|` near its end leaves a few bytes that are printable by chance (about one
+    block in 200); a timestamp by chance, never. So a block with the right key and no timestamp
+    is refused as undecryptable too: DUH either way, only the dead letter's reason differs.
     """
     bar = plain.find(b"|")
     data = plain[bar + 1 :]
-    if bar < 0 or not _PRINTABLE.fullmatch(data):
+    if bar < 0 or not _PRINTABLE.fullmatch(data) or not _TIMESTAMP.search(data.decode()):
         raise ProtocolError("does not decrypt with this account's key", code="key")
     return data.decode()
 
