@@ -43,6 +43,7 @@ _MODIFIER = re.compile(r"^(?:ri\d+|id\d+|pi\d+|ti\d\d:\d\d(?::\d\d)?)")
 _SIA_EVENT = re.compile(r"^([A-Z]{2})(\d{0,4})")
 _CID = re.compile(r"^([136])(\d{3}) ([0-9A-F]{2}) ([0-9A-F]{3})$")
 _PRINTABLE = re.compile(rb"[\x20-\x7e]+")
+_WRONG_KEY = "does not decrypt with this account's key"
 _PAD_CHARS = "".join(c for c in string.printable[:94] if c not in "[]|")
 
 
@@ -167,6 +168,8 @@ def open_block(block: Block, *, key: bytes | None) -> Opened:
         except ValueError:
             raise ProtocolError("timestamp is not a time", code="format") from None
         text = text[: stamp.start()]
+    elif block.encrypted:
+        raise ProtocolError(_WRONG_KEY, code="key")  # see _after_padding
     close = text.find("]")
     if close < 0:
         raise ProtocolError("data has no closing ]", code="format")
@@ -181,13 +184,14 @@ def _after_padding(plain: bytes) -> str:
     dc09-spt pads with control characters). Garbage from a wrong key holds a `|` and a `]`
     often enough (a few per cent of blocks) that looking for those alone took it for a damaged
     payload, and a `|` near its end leaves a few bytes that are printable by chance (about one
-    block in 200); a timestamp by chance, never. So a block with the right key and no timestamp
-    is refused as undecryptable too: DUH either way, only the dead letter's reason differs.
+    block in 200); a timestamp by chance, never. So `open_block` refuses an encrypted block
+    without a timestamp as undecryptable too: DUH either way, only the dead letter's reason
+    differs.
     """
     bar = plain.find(b"|")
     data = plain[bar + 1 :]
-    if bar < 0 or not _PRINTABLE.fullmatch(data) or not _TIMESTAMP.search(data.decode()):
-        raise ProtocolError("does not decrypt with this account's key", code="key")
+    if bar < 0 or not _PRINTABLE.fullmatch(data):
+        raise ProtocolError(_WRONG_KEY, code="key")
     return data.decode()
 
 
