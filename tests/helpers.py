@@ -15,6 +15,7 @@ from paho.mqtt.client import Client, MQTTMessage
 from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 from prometheus_client import CollectorRegistry
 
+from alarms.sweeps_psycopg import Sweep
 from ingest.metrics import IngestMetrics
 from ingest.service import Ingest
 from ingest.store_psycopg import EventStore
@@ -52,6 +53,23 @@ def wait_until(predicate: Callable[[], bool], *, timeout: float, what: str = "co
             return
         time.sleep(0.02)
     raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+
+
+def assert_sweep_skips_a_held_row(database_url: str, sweep: Sweep, *, due: str, hold: str) -> None:
+    """`due` makes three rows due for `sweep`; `hold` changes one of them in a transaction of
+    its own and keeps it open, as ingest does with a batch. The sweep takes the other two without
+    waiting for it (a wait deadlocked with ingest), then, once the holder rolled back, the
+    third, which is still due."""
+    with psycopg.connect(database_url, autocommit=True) as setup:
+        setup.execute(due)
+    with psycopg.connect(database_url) as holder, psycopg.connect(database_url) as engine:
+        holder.execute(hold)
+        engine.execute("SET lock_timeout = '2s'")
+        assert sweep.run(engine) == 2  # without waiting for the held row
+        engine.commit()
+        holder.rollback()
+        assert sweep.run(engine) == 1
+        engine.commit()
 
 
 def publisher(

@@ -23,6 +23,7 @@ from larmkedja.events import Kind
 from tests.conftest import Broker
 from tests.helpers import (
     Subscriber,
+    assert_sweep_skips_a_held_row,
     make_event,
     publish_all,
     running_api,
@@ -239,22 +240,16 @@ def test_the_unanswered_sweep_skips_an_alarm_another_transaction_holds(
     such a row while holding others deadlocked with it (eight times in a 30-minute soak). It now
     skips the row, and takes it at the next tick if the alarm is still raised and due."""
     sweep = UnansweredSweep(settings=settings_for(database_url, broker.host, broker.port))
-    with psycopg.connect(database_url, autocommit=True) as setup:
-        setup.execute(
-            "INSERT INTO alarms (site, device_id, kind, priority, source, raised_at,"
-            " last_event_at, unanswered_due_at)"
-            " SELECT 'solna', d, 'device.offline', 4, 'system', now() - interval '2 minutes',"
-            " now(), now() - interval '1 minute' FROM unnest(ARRAY['d-a', 'd-b', 'd-c']) AS d"
-        )
-    with psycopg.connect(database_url) as ingest, psycopg.connect(database_url) as engine:
-        ingest.execute("UPDATE alarms SET event_count = 2 WHERE device_id = 'd-b'")
-        engine.execute("SET lock_timeout = '2s'")
-        assert sweep.run(engine) == 2  # d-a and d-c, without waiting for d-b
-        engine.commit()
-        ingest.rollback()
-        assert sweep.run(engine) == 1  # d-b, still raised and due
-        engine.commit()
+    assert_sweep_skips_a_held_row(
+        database_url,
+        sweep,
+        due="INSERT INTO alarms (site, device_id, kind, priority, source, raised_at,"
+        " last_event_at, unanswered_due_at)"
+        " SELECT 'solna', d, 'device.offline', 4, 'system', now() - interval '2 minutes',"
+        " now(), now() - interval '1 minute' FROM unnest(ARRAY['d-a', 'd-b', 'd-c']) AS d",
+        hold="UPDATE alarms SET event_count = 2 WHERE device_id = 'd-b'",
+    )
+    with psycopg.connect(database_url) as engine:
         assert sweep.run(engine) == 0  # each fired once: the deadlines moved on
-        engine.commit()
     alerts = "SELECT count(*) FROM alerts WHERE kind = 'alarm.unanswered'"
     assert scalar(database_url, alerts) == 3

@@ -12,7 +12,6 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
-import psycopg
 import pytest
 
 from alarms.device_sweeps_psycopg import OfflineSweep
@@ -21,6 +20,7 @@ from larmkedja.settings import Settings
 from tests.conftest import Broker
 from tests.helpers import (
     Subscriber,
+    assert_sweep_skips_a_held_row,
     make_event,
     publish_all,
     running_api,
@@ -245,19 +245,12 @@ def test_the_offline_sweep_skips_a_device_whose_event_is_being_stored(
     row while holding others deadlocked with it (twice in a 30-minute soak). It now skips the row
     ingest holds, and takes it at the next sweep if it is still due."""
     sweep = OfflineSweep(settings=settings_for(database_url, broker.host, broker.port))
-    with psycopg.connect(database_url, autocommit=True) as setup:
-        setup.execute(
-            "INSERT INTO devices (device_id, site, first_seen, last_seen, offline_due_at)"
-            " SELECT d, 'solna', now() - interval '1 hour', now() - interval '1 hour',"
-            " now() - interval '1 minute' FROM unnest(ARRAY['d-a', 'd-b', 'd-c']) AS d"
-        )
-    with psycopg.connect(database_url) as ingest, psycopg.connect(database_url) as engine:
-        ingest.execute("UPDATE devices SET last_seen = now() WHERE device_id = 'd-b'")
-        engine.execute("SET lock_timeout = '2s'")
-        assert sweep.run(engine) == 2  # d-a and d-c, without waiting for d-b
-        engine.commit()
-        ingest.rollback()  # the batch failed after all: d-b is still due
-        assert sweep.run(engine) == 1
-        engine.commit()
-        offline = engine.execute("SELECT count(*) FROM devices WHERE NOT online").fetchone()
-        assert offline == (3,)
+    assert_sweep_skips_a_held_row(
+        database_url,
+        sweep,
+        due="INSERT INTO devices (device_id, site, first_seen, last_seen, offline_due_at)"
+        " SELECT d, 'solna', now() - interval '1 hour', now() - interval '1 hour',"
+        " now() - interval '1 minute' FROM unnest(ARRAY['d-a', 'd-b', 'd-c']) AS d",
+        hold="UPDATE devices SET last_seen = now() WHERE device_id = 'd-b'",
+    )
+    assert scalar(database_url, "SELECT count(*) FROM devices WHERE NOT online") == 3
