@@ -11,6 +11,8 @@ COPY alarms ./alarms
 COPY api ./api
 COPY simulators ./simulators
 COPY gateway ./gateway
+COPY entrypoints ./entrypoints
+COPY devstack ./devstack
 RUN pip install --no-cache-dir --no-deps . && useradd --system --uid 10001 larm
 USER larm
 ENTRYPOINT ["larmkedja"]

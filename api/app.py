@@ -11,7 +11,6 @@ from fastapi import FastAPI
 from prometheus_client import CollectorRegistry
 from psycopg_pool import AsyncConnectionPool
 
-from alarms.metrics import ApiMetrics
 from api import (
     health,
     routes_alarms,
@@ -24,6 +23,7 @@ from api import (
 )
 from api.auth import FailureLimiter, TokenCache
 from api.errors import install_error_handlers
+from api.metrics import ApiMetrics
 from api.metrics_route import metrics_router
 from api.models import Problem
 from api.pages import install_pages

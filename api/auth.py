@@ -18,8 +18,8 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from psycopg_pool import AsyncConnectionPool
 from starlette.requests import HTTPConnection
 
-from alarms.metrics import ApiMetrics
 from api.errors import ApiError
+from api.metrics import ApiMetrics
 
 TOKEN_PREFIX = "lk_"  # noqa: S105 - a prefix, not a secret
 

@@ -10,7 +10,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
-from alarms.selfwatch_psycopg import silence_async
+from alarms.selfwatch.silence_psycopg import silence_async
 from larmkedja.settings import Settings
 
 log = logging.getLogger(__name__)

@@ -7,8 +7,8 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Query, Request
 
-from alarms import queries_psycopg as q
-from alarms.lifecycle import Action, TransitionError
+from alarms.queue import queries_psycopg as q
+from alarms.queue.lifecycle import Action, TransitionError
 from api.auth import Permission, Principal, require
 from api.errors import ApiError
 from api.models import AlarmOut, EscalateIn, Problem, ResolveIn

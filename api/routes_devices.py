@@ -7,8 +7,8 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Path, Query, Request
 
-from alarms import audit_psycopg
-from alarms import device_queries_psycopg as q
+from alarms.devices import queries_psycopg as q
+from alarms.people import audit_psycopg
 from api.auth import Permission, Principal, require
 from api.errors import ApiError
 from api.models import DeviceOut, Problem

@@ -7,8 +7,8 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Query, Request
 
-from alarms import escalations_psycopg as q
-from alarms.escalation import EscalationAction, EscalationTransitionError
+from alarms.patrol import escalations_psycopg as q
+from alarms.patrol.lifecycle import EscalationAction, EscalationTransitionError
 from api.auth import Permission, Principal, require
 from api.errors import ApiError
 from api.models import CancelIn, CompleteIn, EscalationOut, Problem

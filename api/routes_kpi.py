@@ -9,8 +9,8 @@ from zoneinfo import ZoneInfo
 from fastapi import APIRouter, Depends, Query, Request
 from pydantic import AwareDatetime
 
-from alarms import queries_psycopg as q
-from alarms.answer_time import by_bucket, summarize
+from alarms.queue import queries_psycopg as q
+from alarms.queue.answer_time import by_bucket, summarize
 from api.auth import Permission, Principal, require
 from api.errors import invalid
 from api.models import AnswerTimeBucket, AnswerTimeOut, AnswerTimeStatsOut, Problem

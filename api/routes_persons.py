@@ -6,7 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path, Request
 
-from alarms import audit_psycopg, persons_psycopg
+from alarms.people import audit_psycopg, persons_psycopg
 from api.auth import Permission, Principal, require
 from api.errors import ApiError
 from api.models import PersonIn, PersonOut, Problem

@@ -8,9 +8,9 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from fastapi import APIRouter, Depends, Path, Query, Request
 
-from alarms import audit_psycopg
-from alarms import plans_psycopg as q
-from alarms.night import Plan, night_of, nights_around, parse_local_time
+from alarms.night import plans_psycopg as q
+from alarms.night.rules import Plan, night_of, nights_around, parse_local_time
+from alarms.people import audit_psycopg
 from api.auth import Permission, Principal, require
 from api.errors import ApiError, invalid
 from api.models import CheckOut, NightReportOut, PlanIn, PlanOut, Problem

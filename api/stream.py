@@ -24,8 +24,8 @@ from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 from fastapi.responses import JSONResponse
 from psycopg_pool import AsyncConnectionPool
 
-from alarms import escalations_psycopg as esc
-from alarms import queries_psycopg as q
+from alarms.patrol import escalations_psycopg as esc
+from alarms.queue import queries_psycopg as q
 from api.auth import Permission, Principal, authenticate
 from api.errors import ApiError
 from api.models import AlarmOut, EscalationOut

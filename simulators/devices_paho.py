@@ -27,7 +27,7 @@ class DevicePublisher:
         self._acked = 0
         self._clients: dict[str, Client] = {}
         if settings.mqtt_auth_dir:
-            from larmkedja.device_admin import provision
+            from alarms.devices.admin import provision
 
             for device in fleet.devices:
                 creds = provision(settings, site=device.site, device_id=device.device_id)

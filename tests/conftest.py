@@ -14,10 +14,10 @@ import psycopg
 import pytest
 from hypothesis import settings
 
+from devstack.mosquitto import Mosquitto
+from devstack.postgres import Postgres
+from devstack.procs import free_port
 from larmkedja import db
-from larmkedja.localstack.mosquitto import Mosquitto
-from larmkedja.localstack.postgres import Postgres
-from larmkedja.localstack.procs import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 TEMPLATE = "larm_template"

@@ -15,7 +15,7 @@ from paho.mqtt.client import Client, MQTTMessage
 from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 from prometheus_client import CollectorRegistry
 
-from alarms.sweeps_psycopg import Sweep
+from alarms.runtime.sweep import Sweep
 from ingest.metrics import IngestMetrics
 from ingest.service import Ingest
 from ingest.store_psycopg import EventStore
@@ -178,7 +178,7 @@ class Subscriber:
 @contextmanager
 def running_ingest(settings: Settings) -> Iterator[Ingest]:
     """The ingest service in a thread of this process."""
-    from larmkedja.cli import processors
+    from entrypoints.bootstrap import processors
 
     ingest = Ingest(
         settings=settings,
@@ -212,7 +212,7 @@ def running_api(settings: Settings) -> Iterator[str]:
     import uvicorn
 
     from api.app import create_app
-    from larmkedja.localstack.procs import free_port
+    from devstack.procs import free_port
 
     port = free_port()
     config = uvicorn.Config(
@@ -237,15 +237,16 @@ def running_api(settings: Settings) -> Iterator[str]:
 @contextmanager
 def running_engine(settings: Settings) -> Iterator[Any]:
     """The engine in a thread of this process (real broker, real database)."""
-    from alarms.engine import Engine
-    from alarms.metrics import EngineMetrics
-    from larmkedja.cli import sweeps
+    from alarms.runtime.engine import Engine
+    from alarms.runtime.metrics import EngineMetrics
+    from entrypoints.bootstrap import sweeps
     from larmkedja.mqtt_paho import make_client
 
-    metrics = EngineMetrics(registry=CollectorRegistry())
+    registry = CollectorRegistry()
+    metrics = EngineMetrics(registry=registry)
     engine = Engine(
         settings=settings,
-        sweeps=sweeps(settings, metrics),
+        sweeps=sweeps(settings, registry),
         client=make_client(settings=settings, client_id=f"test-engine-{uuid.uuid4().hex[:6]}"),
         metrics=metrics,
     )

@@ -135,7 +135,7 @@ def alarm_latency(
     """Alarm published → in the queue API and on the WebSocket, with `background` heartbeats/s
     from another process (all of Sweden: 4,000/s)."""
     from api.tokens_admin import create
-    from larmkedja.localstack.procs import free_port
+    from devstack.procs import free_port
     from larmkedja.settings import Settings
 
     port = free_port()
@@ -270,7 +270,7 @@ def _measure(
 def device_sweep(database_url: str, *, devices: int = 250_000, due: int = 2_500) -> dict[str, Any]:
     """The offline sweep with `devices` registered (`due` of them past their deadline), and the
     liveness statement for one batch of 2,000 new heartbeats."""
-    from alarms.device_sweeps_psycopg import FIRE_OFFLINE
+    from alarms.devices.sweeps_psycopg import FIRE_OFFLINE
 
     params = {"default_s": 90.0, "unanswered_s": 60.0}
     with psycopg.connect(database_url, autocommit=True) as conn:

@@ -13,8 +13,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from devstack.procs import free_port, port_open
 from gateway import admin, sia_dc09
-from larmkedja.localstack.procs import free_port, port_open
 from larmkedja.settings import Settings
 from simulators.bench.infra import BenchInfra, count, cpu_s, larmkedja, rss_mb, stop, wait_for
 from simulators.bench.load import heartbeats, publish_all

@@ -15,10 +15,10 @@ from pathlib import Path
 
 import psycopg
 
+from devstack.mosquitto import Mosquitto
+from devstack.postgres import Postgres
+from devstack.procs import free_port
 from larmkedja import db
-from larmkedja.localstack.mosquitto import Mosquitto
-from larmkedja.localstack.postgres import Postgres
-from larmkedja.localstack.procs import free_port
 
 
 @dataclass

@@ -64,7 +64,7 @@ class Soak:
 
 
 def soak(infra: BenchInfra, *, minutes: float, rate: float = 4000.0) -> Soak:
-    from larmkedja.localstack.procs import free_port
+    from devstack.procs import free_port
 
     database_url = infra.database("bench_soak")
     port = free_port()

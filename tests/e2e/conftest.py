@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from larmkedja.localstack.stack import Stack
+from devstack.stack import Stack
 
 
 @pytest.fixture

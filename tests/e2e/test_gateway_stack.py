@@ -14,7 +14,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from larmkedja.localstack.stack import Stack
+from devstack.stack import Stack
 from tests.gateway.crypto_shim import install
 from tests.helpers import wait_until
 

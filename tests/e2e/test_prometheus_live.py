@@ -13,8 +13,8 @@ import httpx
 import pytest
 import yaml
 
+from devstack.stack import Stack
 from larmkedja.events import Kind
-from larmkedja.localstack.stack import Stack
 from tests.conftest import ROOT
 from tests.helpers import make_event, publish_all, scalar, token, wait_until
 

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from larmkedja.localstack.procs import read_pid
-from larmkedja.localstack.stack import Stack
+from devstack.procs import read_pid
+from devstack.stack import Stack
 from tests.helpers import scalar, wait_until
 
 pytestmark = pytest.mark.e2e

@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
+from devstack.postgres import Postgres
+from devstack.procs import free_port
 from larmkedja import db
 from larmkedja.events import Kind
-from larmkedja.localstack.postgres import Postgres
-from larmkedja.localstack.procs import free_port
 from tests.conftest import Broker
 from tests.faults.burst import Burst
 from tests.faults.conftest import Services

@@ -12,7 +12,7 @@ import httpx
 import psycopg
 import pytest
 
-from larmkedja.localstack.procs import free_port
+from devstack.procs import free_port
 from simulators.bench.infra import rss_mb
 from tests.conftest import Broker
 from tests.faults.burst import Burst

@@ -10,7 +10,7 @@ from typing import Any
 import httpx
 import pytest
 
-from larmkedja.localstack.procs import free_port
+from devstack.procs import free_port
 from larmkedja.settings import Settings
 from tests.conftest import Broker
 from tests.faults.burst import Burst

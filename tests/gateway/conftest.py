@@ -12,10 +12,10 @@ from typing import Any
 import pytest
 from prometheus_client import CollectorRegistry
 
+from devstack.procs import free_port
 from gateway import admin
 from gateway.app import Running, start
 from gateway.metrics import GatewayMetrics
-from larmkedja.localstack.procs import free_port
 from larmkedja.settings import Settings
 from tests.conftest import Broker
 from tests.gateway.crypto_shim import install

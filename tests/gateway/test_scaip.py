@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from larmkedja.localstack.procs import free_port
+from devstack.procs import free_port
 from tests.gateway.conftest import GatewayStack
 from tests.helpers import wait_until
 

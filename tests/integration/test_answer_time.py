@@ -16,9 +16,9 @@ from hypothesis import strategies as st
 from paho.mqtt.client import Client
 from prometheus_client import CollectorRegistry
 
-from alarms.engine import Engine
-from alarms.metrics import EngineMetrics
-from alarms.sweeps_psycopg import AnswerTimeSweep, UnansweredSweep
+from alarms.queue.sweeps_psycopg import AnswerTimeSweep, UnansweredSweep
+from alarms.runtime.engine import Engine
+from alarms.runtime.metrics import EngineMetrics
 from larmkedja.events import Kind
 from tests.conftest import Broker
 from tests.helpers import (
@@ -141,7 +141,7 @@ def test_mean_alert_fires_exactly_when_the_rolling_mean_crosses(
     metrics = EngineMetrics(registry=CollectorRegistry())
     engine = Engine(
         settings=s,
-        sweeps=[AnswerTimeSweep(settings=s, metrics=metrics)],
+        sweeps=[AnswerTimeSweep(settings=s, registry=metrics.registry)],
         client=_Offline(),
         metrics=metrics,
     )

@@ -14,7 +14,7 @@ from typing import Any
 import httpx
 import pytest
 
-from alarms.device_sweeps_psycopg import OfflineSweep
+from alarms.devices.sweeps_psycopg import OfflineSweep
 from larmkedja.events import Kind
 from larmkedja.settings import Settings
 from tests.conftest import Broker

@@ -13,7 +13,7 @@ import httpx
 import psycopg
 import pytest
 
-from alarms.night import night_of
+from alarms.night.rules import night_of
 from larmkedja.events import Kind
 from tests.conftest import Broker
 from tests.helpers import (

@@ -16,7 +16,7 @@ from fastapi.routing import APIRoute
 
 from api.app import create_app
 from api.auth import ROLES, Permission, Role
-from larmkedja.localstack.postgres import Postgres
+from devstack.postgres import Postgres
 from tests.conftest import Broker
 from tests.helpers import running_api, scalar, settings_for, token
 

@@ -17,10 +17,10 @@ from paho.mqtt.client import Client, MQTTMessage
 from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
+from alarms.devices.credentials_mosquitto import BrokerAuth
+from devstack.mosquitto import Mosquitto
+from devstack.procs import free_port
 from larmkedja.events import Kind
-from larmkedja.localstack.mosquitto import Mosquitto
-from larmkedja.localstack.mqtt_auth import BrokerAuth
-from larmkedja.localstack.procs import free_port
 from tests.helpers import make_event, wait_until
 
 pytestmark = pytest.mark.integration
@@ -171,7 +171,7 @@ def test_revoking_a_device_works_without_restarting_the_broker(
 
 
 def test_a_tls_listener_with_a_local_ca_is_one_setting_away(state_dir: Path) -> None:
-    from larmkedja.localstack.tls import local_ca
+    from devstack.tls import local_ca
     from larmkedja.mqtt_paho import make_client
     from larmkedja.settings import Settings
 

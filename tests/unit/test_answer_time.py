@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from alarms.answer_time import AlertChange, by_bucket, mean_alert_change, summarize
+from alarms.queue.answer_time import AlertChange, by_bucket, mean_alert_change, summarize
 
 durations = st.lists(
     st.floats(min_value=0, max_value=3600, allow_nan=False, allow_infinity=False), max_size=200

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 from hypothesis import given
 from hypothesis import strategies as st
 
-from alarms.battery import (
+from alarms.devices.battery import (
     MIN_RATE_PCT_PER_H,
     RateSource,
     Reading,

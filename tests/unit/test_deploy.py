@@ -10,7 +10,7 @@ from typing import Any
 
 import yaml
 
-from larmkedja.localstack.mosquitto import Mosquitto
+from devstack.mosquitto import Mosquitto
 from tests.conftest import ROOT
 
 DEPLOY = ROOT / "deploy"

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
-from alarms.lifecycle import (
+from alarms.queue.lifecycle import (
     ALLOWED_FROM,
     Action,
     Alarm,

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from alarms.night import (
+from alarms.night.rules import (
     OPEN_CHECK_STATES,
     CheckState,
     Escalate,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from alarms.selfwatch import IngestBeat, silence_reasons
+from alarms.selfwatch.silence import IngestBeat, silence_reasons
 
 NOW = datetime(2026, 11, 23, 3, 0, tzinfo=UTC)
 

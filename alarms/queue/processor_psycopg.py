@@ -1,0 +1,102 @@
+"""Alarms from events, inside the ingest transaction (so an alarm exists iff its event does).
+
+Each new `alarm.*` event raises an alarm (`tamper` and `link.lost` raise technical ones), or
+folds into the open alarm of the same device and kind (`event_count` grows; one queue entry).
+`alarm.cancel` flags the device's open safety alarms "reset at device"; they stay until an
+operator resolves them. Events are applied in the order they were received, one statement each
+(alarms are rare next to heartbeats).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import orjson
+import psycopg
+
+from alarms.queue.lifecycle import priority_for
+from larmkedja.db import Cursor
+from larmkedja.events import CancelData, Kind, ReceivedEvent
+from larmkedja.settings import Settings
+
+UPSERT_ALARM = """
+INSERT INTO alarms (site, device_id, kind, priority, raised_at, device_ts, last_event_at,
+                    unanswered_due_at, details)
+VALUES (%(site)s, %(device_id)s, %(kind)s, %(priority)s, %(received_at)s, %(device_ts)s,
+        %(received_at)s, %(received_at)s + make_interval(secs => %(unanswered_s)s),
+        %(details)s::jsonb)
+ON CONFLICT (device_id, kind) WHERE state <> 'resolved'
+DO UPDATE SET event_count = alarms.event_count + 1,
+              last_event_at = greatest(alarms.last_event_at, EXCLUDED.last_event_at),
+              version = alarms.version + 1
+RETURNING alarm_id
+"""
+
+LINK_EVENT = """
+INSERT INTO alarm_events (alarm_id, event_id, kind, received_at)
+VALUES (%s, %s, %s, %s) ON CONFLICT DO NOTHING
+"""
+
+# The system may end a technical alarm whose cause is gone (the link is back).
+END_LINK_LOST = """
+UPDATE alarms SET state = 'resolved', resolved_at = now(), resolved_by = 'system',
+                  outcome = 'link restored', version = version + 1
+WHERE device_id = %s AND kind = 'link.lost' AND state <> 'resolved'
+"""
+
+# Device faults that go to the operator queue as technical alarms (priority 4).
+TECHNICAL_EVENTS = frozenset({Kind.TAMPER, Kind.LINK_LOST})
+
+MARK_RESET = """
+UPDATE alarms SET reset_at_device = %(received_at)s, version = version + 1
+WHERE device_id = %(device_id)s AND state <> 'resolved' AND reset_at_device IS NULL
+  AND kind LIKE 'alarm.%%' AND (%(alarm_kind)s::text IS NULL OR kind = %(alarm_kind)s)
+"""
+
+
+class AlarmProcessor:
+    def __init__(self, *, settings: Settings) -> None:
+        self._unanswered_s = settings.unanswered_alert_s
+
+    def process(self, cur: Cursor, notable: Sequence[ReceivedEvent]) -> None:
+        for received in notable:
+            kind = received.event.kind
+            if kind.is_alarm or kind in TECHNICAL_EVENTS:
+                self._press(cur, received)
+            elif kind is Kind.ALARM_CANCEL:
+                self._cancel(cur, received)
+            elif kind is Kind.LINK_RESTORED:
+                cur.execute(END_LINK_LOST, (received.event.device_id,))
+
+    def _press(self, cur: Cursor, received: ReceivedEvent) -> None:
+        event = received.event
+        details = {k: v for k, v in event.data.items() if k == "component"}
+        cur.execute(
+            UPSERT_ALARM,
+            {
+                "site": received.site,
+                "device_id": event.device_id,
+                "kind": event.kind.value,
+                "priority": priority_for(event.kind.value),
+                "received_at": received.received_at,
+                "device_ts": event.ts,
+                "unanswered_s": self._unanswered_s,
+                "details": orjson.dumps(details).decode(),
+            },
+        )
+        row = cur.fetchone()
+        if row is None:  # pragma: no cover - the upsert always returns its row
+            raise psycopg.DataError("alarm upsert returned nothing")
+        cur.execute(LINK_EVENT, (row[0], event.event_id, event.kind.value, received.received_at))
+
+    def _cancel(self, cur: Cursor, received: ReceivedEvent) -> None:
+        data = received.event.typed_data()
+        alarm_kind = data.alarm_kind if isinstance(data, CancelData) else None
+        cur.execute(
+            MARK_RESET,
+            {
+                "received_at": received.received_at,
+                "device_id": received.event.device_id,
+                "alarm_kind": alarm_kind.value if alarm_kind else None,
+            },
+        )

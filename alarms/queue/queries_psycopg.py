@@ -1,0 +1,203 @@
+"""The alarm queue and its transitions for the API (async psycopg).
+
+Each transition is one atomic `UPDATE … WHERE alarm_id = … AND state = ANY(allowed)`, with its
+audit row written by the same statement: two operators answering at once get one success and
+one conflict, and one audit row. The allowed states come from `alarms.queue.lifecycle`.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, replace
+from datetime import datetime
+from typing import Any
+
+from psycopg.types.json import Jsonb
+
+from alarms.queue.lifecycle import (
+    ALLOWED_FROM,
+    OPEN_STATES,
+    TARGET,
+    Action,
+    AlarmState,
+    TransitionError,
+)
+from larmkedja.db import AsyncConn, from_row
+
+
+class AlarmNotFound(LookupError):
+    pass
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AlarmRow:
+    alarm_id: uuid.UUID
+    site: str
+    device_id: str
+    kind: str
+    priority: int
+    state: str
+    source: str
+    raised_at: datetime
+    device_ts: datetime | None
+    last_event_at: datetime
+    event_count: int
+    reset_at_device: datetime | None
+    answered_at: datetime | None
+    answered_by: str | None
+    escalated_at: datetime | None
+    resolved_at: datetime | None
+    outcome: str | None
+    details: dict[str, Any]
+    waiting_s: float
+    escalation_id: uuid.UUID | None = None
+    answered_now: bool = False  # this transition answered it (for the answer-time histogram)
+
+    def answer_time_s(self) -> float | None:
+        if self.answered_at is None:
+            return None
+        return (self.answered_at - self.raised_at).total_seconds()
+
+    @property
+    def counts_for_answer_time(self) -> bool:
+        """Safety alarms from devices: what the municipality's answer time is about."""
+        return self.source == "device" and self.kind.startswith("alarm.")
+
+
+COLUMNS = """
+a.alarm_id, a.site, a.device_id, a.kind, a.priority, a.state, a.source, a.raised_at,
+a.device_ts, a.last_event_at, a.event_count, a.reset_at_device, a.answered_at, a.answered_by,
+a.escalated_at, a.resolved_at, a.outcome, a.details,
+extract(epoch FROM coalesce(a.answered_at, now()) - a.raised_at)::float8 AS waiting_s
+"""
+
+LIST_ALARMS = f"""
+SELECT {COLUMNS} FROM alarms a
+WHERE a.state = ANY(%(states)s) AND (%(site)s::text IS NULL OR a.site = %(site)s)
+ORDER BY a.priority, a.raised_at, a.alarm_id
+LIMIT %(limit)s
+"""  # noqa: S608 - COLUMNS is a constant
+
+GET_ALARM = f"SELECT {COLUMNS} FROM alarms a WHERE a.alarm_id = %s"  # noqa: S608
+
+TRANSITION = f"""
+WITH a AS (
+    UPDATE alarms
+    SET state = %(target)s,
+        answered_at = coalesce(answered_at, now()),
+        answered_by = coalesce(answered_by, %(actor)s),
+        escalated_at = CASE WHEN %(target)s = 'escalated' THEN now() ELSE escalated_at END,
+        resolved_at = CASE WHEN %(target)s = 'resolved' THEN now() ELSE resolved_at END,
+        resolved_by = CASE WHEN %(target)s = 'resolved' THEN %(actor)s ELSE resolved_by END,
+        outcome = CASE WHEN %(target)s = 'resolved' THEN %(outcome)s ELSE outcome END,
+        version = version + 1
+    WHERE alarm_id = %(alarm_id)s AND state = ANY(%(allowed)s)
+    RETURNING *
+), audited AS (
+    INSERT INTO audit_log (actor, role, action, subject_type, subject_id, details)
+    SELECT %(actor)s, %(role)s, %(action)s, 'alarm', alarm_id::text, %(details)s FROM a
+)
+SELECT {COLUMNS}, a.answered_at = now() AS answered_now FROM a
+"""  # noqa: S608 - COLUMNS is a constant
+
+CREATE_ESCALATION = """
+SELECT (e).escalation_id FROM (
+    SELECT larm_create_escalation(%(site)s, %(device_id)s, %(alarm_id)s, NULL, NULL, NULL,
+                                  NULL, %(reason)s, %(actor)s, %(ack_s)s) AS e
+) created
+"""
+
+
+def _row(values: tuple[Any, ...]) -> AlarmRow:
+    return from_row(AlarmRow, values)
+
+
+def states_for(filter_: str) -> list[str]:
+    if filter_ == "open":
+        return sorted(s.value for s in OPEN_STATES)
+    if filter_ == "all":
+        return [s.value for s in AlarmState]
+    return [AlarmState(filter_).value]
+
+
+async def list_alarms(
+    conn: AsyncConn, *, state: str = "open", site: str | None = None, limit: int = 500
+) -> list[AlarmRow]:
+    cur = await conn.execute(
+        LIST_ALARMS, {"states": states_for(state), "site": site, "limit": limit}
+    )
+    return [_row(r) for r in await cur.fetchall()]
+
+
+async def get_alarm(conn: AsyncConn, alarm_id: uuid.UUID) -> AlarmRow | None:
+    cur = await conn.execute(GET_ALARM, (alarm_id,))
+    row = await cur.fetchone()
+    return _row(row) if row else None
+
+
+async def act(
+    conn: AsyncConn,
+    *,
+    alarm_id: uuid.UUID,
+    action: Action,
+    actor: str,
+    role: str,
+    text: str | None = None,
+    ack_s: float = 600.0,
+) -> AlarmRow:
+    """Apply one human decision; raises AlarmNotFound or TransitionError (nothing changed)."""
+    details = {"reason": text} if action is Action.ESCALATE else {"outcome": text} if text else {}
+    async with conn.transaction():
+        cur = await conn.execute(
+            TRANSITION,
+            {
+                "alarm_id": alarm_id,
+                "target": TARGET[action].value,
+                "allowed": [s.value for s in ALLOWED_FROM[action]],
+                "actor": actor,
+                "role": role,
+                "action": f"alarm.{action.value}",
+                "outcome": text if action is Action.RESOLVE else None,
+                "details": Jsonb(details),
+            },
+        )
+        row = await cur.fetchone()
+        if row is None:
+            current = await get_alarm(conn, alarm_id)
+            if current is None:
+                raise AlarmNotFound(str(alarm_id))
+            raise TransitionError(action=action, state=AlarmState(current.state))
+        alarm = replace(_row(row[:-1]), answered_now=bool(row[-1]))
+        if action is not Action.ESCALATE:
+            return alarm
+        cur = await conn.execute(
+            CREATE_ESCALATION,
+            {
+                "site": alarm.site,
+                "device_id": alarm.device_id,
+                "alarm_id": alarm.alarm_id,
+                "reason": text or "sent by the operator",
+                "actor": actor,
+                "ack_s": ack_s,
+            },
+        )
+        created = await cur.fetchone()
+        return replace(alarm, escalation_id=created[0] if created else None)
+
+
+ANSWER_TIMES = """
+SELECT answered_at, extract(epoch FROM answered_at - raised_at)::float8
+FROM alarms
+WHERE answered_at >= %(since)s AND answered_at < %(until)s
+  AND (%(site)s::text IS NULL OR site = %(site)s)
+  AND source = 'device' AND kind LIKE 'alarm.%%'
+ORDER BY answered_at
+"""
+
+
+async def answer_times(
+    conn: AsyncConn, *, since: datetime, until: datetime, site: str | None
+) -> list[tuple[datetime, float]]:
+    """(answered_at, answer time in s) of safety alarms answered in [since, until)."""
+    cur = await conn.execute(ANSWER_TIMES, {"since": since, "until": until, "site": site})
+    return [(r[0], float(r[1])) for r in await cur.fetchall()]

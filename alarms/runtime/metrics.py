@@ -1,0 +1,50 @@
+"""Prometheus metrics of the engine itself (sweeps, outbox). Labels: bounded sets only; the
+sweeps that publish gauges of their own subdomain register them themselves."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+
+class EngineMetrics:
+    def __init__(self, *, registry: CollectorRegistry) -> None:
+        self.registry = registry
+        self.published = Counter(
+            "larm_outbox_published_total",
+            "Messages published from the outbox, by topic kind (alerts, escalations).",
+            ["topic_kind"],
+            registry=registry,
+        )
+        self.alerts = Counter(
+            "larm_alerts_total",
+            "Alert messages published, by alert kind and state (active, resolved).",
+            ["kind", "state"],
+            registry=registry,
+        )
+        self.outbox_pending = Gauge(
+            "larm_outbox_pending_messages", "Messages waiting to be published.", registry=registry
+        )
+        self.sweep_seconds = Histogram(
+            "larm_engine_sweep_duration_seconds",
+            "Time of one sweep, by sweep.",
+            ["sweep"],
+            buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
+            registry=registry,
+        )
+        self.sweep_fired = Counter(
+            "larm_engine_deadlines_fired_total",
+            "Deadlines that fired, by sweep.",
+            ["sweep"],
+            registry=registry,
+        )
+        self.sweep_errors = Counter(
+            "larm_engine_sweep_errors_total",
+            "Sweeps that failed (retried next tick).",
+            ["sweep"],
+            registry=registry,
+        )
+        self.last_tick = Gauge(
+            "larm_engine_last_tick_timestamp_seconds",
+            "Unix time of the last completed tick.",
+            registry=registry,
+        )

@@ -1,0 +1,73 @@
+"""Publish the outbox (alerts, escalations) at QoS 1; mark rows only after the broker's PUBACK.
+
+At least once: a crash between PUBACK and the mark publishes the row again; subscribers tell
+repeats by `alert_id` / `escalation_id`. Several engines share the work (`SKIP LOCKED`).
+"""
+
+from __future__ import annotations
+
+import logging
+
+import orjson
+from paho.mqtt.client import Client
+
+from alarms.runtime.metrics import EngineMetrics
+from larmkedja.db import Conn
+
+log = logging.getLogger(__name__)
+
+TAKE_PENDING = """
+SELECT id, topic, payload FROM outbox
+WHERE published_at IS NULL
+ORDER BY id
+LIMIT %s
+FOR UPDATE SKIP LOCKED
+"""
+MARK_PUBLISHED = "UPDATE outbox SET published_at = now() WHERE id = ANY(%s)"
+COUNT_PENDING = "SELECT count(*) FROM outbox WHERE published_at IS NULL"
+PRUNE_PUBLISHED = "DELETE FROM outbox WHERE published_at < now() - interval '1 day'"
+
+
+class PublishError(RuntimeError):
+    """The broker did not acknowledge a publish in time (the rows stay pending)."""
+
+
+class OutboxPublisher:
+    def __init__(self, *, client: Client, metrics: EngineMetrics, batch: int = 500) -> None:
+        self._client = client
+        self._metrics = metrics
+        self._batch = batch
+
+    def publish_pending(self, conn: Conn) -> int:
+        """Publish one batch; returns how many were published (0: nothing pending)."""
+        with conn.transaction():
+            rows = conn.execute(TAKE_PENDING, (self._batch,)).fetchall()
+            if not rows:
+                return 0
+            infos = [
+                self._client.publish(str(topic), orjson.dumps(payload), qos=1)
+                for _, topic, payload in rows
+            ]
+            for info in infos:
+                try:
+                    info.wait_for_publish(timeout=5.0)
+                except (RuntimeError, ValueError) as exc:
+                    raise PublishError(f"outbox message not published: {exc}") from exc
+                if not info.is_published():
+                    raise PublishError("the broker did not acknowledge an outbox message")
+            conn.execute(MARK_PUBLISHED, ([row[0] for row in rows],))
+        for _, topic, payload in rows:
+            self._count(str(topic), payload)
+        return len(rows)
+
+    def _count(self, topic: str, payload: object) -> None:
+        topic_kind = topic.rsplit("/", 1)[-1]
+        self._metrics.published.labels(topic_kind).inc()
+        if topic_kind == "alerts" and isinstance(payload, dict):
+            self._metrics.alerts.labels(str(payload.get("kind")), str(payload.get("state"))).inc()
+
+    def housekeeping(self, conn: Conn) -> None:
+        with conn.transaction():
+            row = conn.execute(COUNT_PENDING).fetchone()
+            conn.execute(PRUNE_PUBLISHED)
+        self._metrics.outbox_pending.set(int(row[0]) if row else 0)

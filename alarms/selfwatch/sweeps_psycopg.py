@@ -1,0 +1,42 @@
+"""The engine's watch over the system itself: `system.silent` (a receiver fault once went
+unnoticed for 17 hours)."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Gauge
+from psycopg.types.json import Jsonb
+
+from alarms.selfwatch.silence_psycopg import silence
+from larmkedja.db import Conn
+from larmkedja.settings import Settings
+
+
+class SilenceSweep:
+    """`system.silent` while no device event arrives, no ingest runs, or writes stall."""
+
+    name = "system_silent"
+    kind = "system.silent"
+    site = "_system"  # not a valid site name, so it never collides with one
+
+    def __init__(self, *, settings: Settings, registry: CollectorRegistry) -> None:
+        self._settings = settings
+        self._silent = Gauge(
+            "larm_system_silent",
+            "1 while the system is silent (no ingest, stalled commits, or no device events).",
+            registry=registry,
+        )
+
+    def run(self, conn: Conn) -> int:
+        reasons = silence(conn, self._settings)
+        self._silent.set(1 if reasons else 0)
+        details = Jsonb({"reasons": reasons})
+        if reasons:
+            row = conn.execute(
+                "SELECT larm_raise_alert(%s, %s, 'critical', 'larmkedja', %s)",
+                (self.site, self.kind, details),
+            ).fetchone()
+        else:
+            row = conn.execute(
+                "SELECT larm_resolve_alert(%s, 'larmkedja', %s)", (self.kind, details)
+            ).fetchone()
+        return 1 if row and row[0] else 0

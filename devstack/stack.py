@@ -1,0 +1,271 @@
+"""`make up` / `make run` / `make down`: the whole system on this machine, under `.state/`.
+
+Idempotent: what already runs is left alone, so a second `up` is a no-op; `down` stops what
+`up` started (found by its pid files) and nothing else. Ports are chosen free on the first
+`up` and kept in `.state/ports.json` so the addresses in `.state/env` stay the same.
+
+Secure by default: the broker refuses anonymous clients (each service and each device has its
+own account, `.state/secrets.json` and `.state/mosquitto/auth/`), and the services connect to
+the database as `larm_app`, which cannot change the audit log; only migrations run as owner.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import shlex
+import sys
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import quote
+
+from alarms.devices.credentials_mosquitto import SERVICE_RULES, BrokerAuth
+from devstack.mosquitto import Mosquitto
+from devstack.postgres import Postgres
+from devstack.procs import (
+    StackError,
+    free_port,
+    port_open,
+    read_pid,
+    spawn,
+    stop_pid,
+)
+from devstack.prometheus import Prometheus, prometheus_binary
+from devstack.tls import local_ca
+from larmkedja import db
+from larmkedja.settings import Settings
+
+DATABASE = "larmkedja"
+PORT_NAMES = (
+    "mqtt", "postgres", "api", "ingest_metrics", "engine_metrics", "prometheus", "mqtts",
+    "scaip", "sos_access", "dc09", "gateway_metrics",
+)  # fmt: skip
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Service:
+    name: str
+    argv: tuple[str, ...]
+    env: dict[str, str]
+
+
+class Stack:
+    def __init__(self, *, state_dir: Path, scrape_interval: str = "5s", tls: bool = False) -> None:
+        self.state_dir = state_dir.resolve()
+        self.ports = self._ports()
+        self.secrets = self._secrets()
+        mq_dir = self.state_dir / "mosquitto"
+        self.auth = BrokerAuth(directory=mq_dir / "auth", pid_file=mq_dir / "mosquitto.pid")
+        self.tls = local_ca(mq_dir / "tls") if tls else None
+        self.mosquitto = Mosquitto(
+            state_dir=mq_dir,
+            port=self.ports["mqtt"],
+            password_file=self.auth.password_file,
+            acl_file=self.auth.acl_file,
+            tls_port=self.ports["mqtts"] if tls else None,
+            tls=self.tls,
+        )
+        self.postgres = Postgres(state_dir=self.state_dir / "pg", port=self.ports["postgres"])
+        self.prometheus = Prometheus(
+            state_dir=self.state_dir / "prometheus",
+            port=self.ports["prometheus"],
+            targets={
+                "larmkedja-ingest": [f"127.0.0.1:{self.ports['ingest_metrics']}"],
+                "larmkedja-engine": [f"127.0.0.1:{self.ports['engine_metrics']}"],
+                "larmkedja-api": [f"127.0.0.1:{self.ports['api']}"],
+                "larmkedja-gateway": [f"127.0.0.1:{self.ports['gateway_metrics']}"],
+            },
+            scrape_interval=scrape_interval,
+        )
+
+    def _ports(self) -> dict[str, int]:
+        path = self.state_dir / "ports.json"
+        ports: dict[str, int] = json.loads(path.read_text()) if path.exists() else {}
+        for name in PORT_NAMES:
+            ports.setdefault(name, free_port())
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(ports, indent=2) + "\n")
+        return ports
+
+    def _secrets(self) -> dict[str, str]:
+        """Service passwords, made once and kept in .state/secrets.json (mode 600)."""
+        path = self.state_dir / "secrets.json"
+        found: dict[str, str] = json.loads(path.read_text()) if path.exists() else {}
+        for name in [*SERVICE_RULES, "db-app"]:
+            found.setdefault(name, secrets.token_urlsafe(24))
+        path.write_text(json.dumps(found, indent=2) + "\n")
+        path.chmod(0o600)
+        return found
+
+    # --- environment -------------------------------------------------------------------
+
+    def app_database_url(self) -> str:
+        pw = quote(self.secrets["db-app"], safe="")
+        return f"postgresql://larm_app:{pw}@127.0.0.1:{self.ports['postgres']}/{DATABASE}"
+
+    def env(self) -> dict[str, str]:
+        """The LARM_* settings of this stack (written to .state/env; contract §5)."""
+        return {
+            "LARM_MQTT_HOST": "127.0.0.1",
+            "LARM_MQTT_PORT": str(self.ports["mqtt"]),
+            "LARM_DATABASE_URL": self.app_database_url(),
+            "LARM_DATABASE_ADMIN_URL": self.postgres.url(DATABASE),
+            "LARM_API_HOST": "127.0.0.1",
+            "LARM_API_PORT": str(self.ports["api"]),
+            "LARM_API_URL": f"http://127.0.0.1:{self.ports['api']}",
+            "LARM_INGEST_METRICS_PORT": str(self.ports["ingest_metrics"]),
+            "LARM_ENGINE_METRICS_PORT": str(self.ports["engine_metrics"]),
+            "LARM_PROMETHEUS_URL": f"http://127.0.0.1:{self.ports['prometheus']}",
+            "LARM_GATEWAY_SCAIP_PORT": str(self.ports["scaip"]),
+            "LARM_GATEWAY_SOS_ACCESS_PORT": str(self.ports["sos_access"]),
+            "LARM_GATEWAY_DC09_PORT": str(self.ports["dc09"]),
+            "LARM_GATEWAY_METRICS_PORT": str(self.ports["gateway_metrics"]),
+            "LARM_MQTT_AUTH_DIR": str(self.auth.directory),
+            "LARM_MQTT_BROKER_PID_FILE": str(self.mosquitto.pid_file),
+            **(
+                {"LARM_MQTTS_PORT": str(self.ports["mqtts"]), "LARM_MQTT_TLS_CA": str(self.tls.ca)}
+                if self.tls
+                else {}
+            ),
+        }
+
+    def write_env_file(self) -> Path:
+        path = self.state_dir / "env"
+        lines = ["# written by `make up`: source it to talk to the local stack"]
+        lines += [f"export {k}={shlex.quote(v)}" for k, v in sorted(self.env().items())]
+        path.write_text("\n".join(lines) + "\n")
+        path.chmod(0o600)
+        return path
+
+    def mqtt_account(self, service: str) -> dict[str, str]:
+        return {"LARM_MQTT_USERNAME": service, "LARM_MQTT_PASSWORD": self.secrets[service]}
+
+    def services(self, *, fleet: bool) -> list[Service]:
+        exe = str(Path(sys.executable).with_name("larmkedja"))
+        env = {**os.environ, **self.env()}
+        del env["LARM_DATABASE_ADMIN_URL"]  # the services run as larm_app only
+        env.pop("LARM_MQTT_TLS_CA", None)  # they use the loopback listener
+        found = [
+            Service(
+                name="ingest-1",
+                argv=(exe, "ingest"),
+                env={**env, "LARM_INGEST_INSTANCE": "1", **self.mqtt_account("svc-ingest")},
+            ),
+            Service(
+                name="engine-1",
+                argv=(exe, "engine"),
+                env={**env, **self.mqtt_account("svc-engine")},
+            ),
+            Service(name="api", argv=(exe, "api"), env=env),
+            Service(
+                name="gateway",
+                argv=(exe, "gateway"),
+                env={**env, **self.mqtt_account("svc-gateway")},
+            ),
+        ]
+        if fleet:
+            found.append(Service(name="fleet", argv=(exe, "simulate"), env=env))
+        return found
+
+    # --- up / down ---------------------------------------------------------------------
+
+    def up(self, *, fleet: bool = False) -> list[str]:
+        """Start whatever is not running; returns what was started now."""
+        started: list[str] = []
+        self.auth.ensure_services({k: v for k, v in self.secrets.items() if k in SERVICE_RULES})
+        if self.mosquitto.start():
+            started.append("mosquitto")
+        if self.postgres.start():
+            started.append("postgres")
+        self.postgres.ensure_database(DATABASE)
+        settings = Settings(database_url=self.postgres.url(DATABASE))
+        db.migrate(
+            self.postgres.url(DATABASE),
+            app_password=self.secrets["db-app"],
+            config=db.retention_config(settings),
+        )
+        services = self.services(fleet=fleet)
+        for service in services:
+            if service.name != "fleet" and self._start_service(service):
+                started.append(service.name)
+        self.write_env_file()
+        self.wait_ready(timeout=60.0)
+        if prometheus_binary() is not None and self.prometheus.start():
+            started.append("prometheus")
+        # The fleet last: its staff work through the API, which is ready now.
+        for service in services:
+            if service.name == "fleet" and self._start_service(service):
+                started.append(service.name)
+        return started
+
+    def _start_service(self, service: Service) -> bool:
+        run_dir = self.state_dir / "run"
+        run_dir.mkdir(parents=True, exist_ok=True)
+        pid_file = run_dir / f"{service.name}.pid"
+        if read_pid(pid_file) is not None:
+            return False
+        spawn(
+            service.argv,
+            log_file=self.state_dir / "log" / f"{service.name}.log",
+            pid_file=pid_file,
+            env=service.env,
+        )
+        return True
+
+    def down(self) -> list[str]:
+        stopped: list[str] = []
+        run_dir = self.state_dir / "run"
+        # Publishers first, so the services can still take what was already sent.
+        order = sorted(
+            run_dir.glob("*.pid") if run_dir.exists() else [],
+            key=lambda p: (not p.stem.startswith("fleet"), p.stem),
+        )
+        for pid_file in order:
+            if stop_pid(pid_file, timeout=15.0):
+                stopped.append(pid_file.stem)
+        if self.prometheus.stop():
+            stopped.append("prometheus")
+        if self.postgres.stop():
+            stopped.append("postgres")
+        if self.mosquitto.stop():
+            stopped.append("mosquitto")
+        return stopped
+
+    def wait_ready(self, *, timeout: float) -> None:
+        """Wait until every service runs. A silent system (no device events yet, e.g. after a
+        restart without the fleet) is reported by /readyz but does not stop `up`."""
+        url = f"http://127.0.0.1:{self.ports['api']}/readyz"
+        deadline = time.monotonic() + timeout
+        last = "no answer"
+        while time.monotonic() < deadline:
+            if not port_open("127.0.0.1", self.ports["sos_access"]):
+                last = "the gateway is not listening yet"
+                time.sleep(0.2)
+                continue
+            try:
+                with urllib.request.urlopen(url, timeout=2):
+                    return
+            except urllib.error.HTTPError as exc:
+                last = exc.read().decode(errors="replace")
+                checks = json.loads(last).get("checks", {}) if exc.code == 503 else {}
+                if checks and all(v for k, v in checks.items() if k != "not_silent"):
+                    return
+            except (OSError, ValueError) as exc:
+                last = str(exc)
+            time.sleep(0.2)
+        raise StackError(f"the stack did not become ready within {timeout:.0f} s: {last}")
+
+    def status(self) -> dict[str, bool]:
+        run_dir = self.state_dir / "run"
+        found = {
+            "mosquitto": self.mosquitto.running(),
+            "postgres": self.postgres.running(),
+            "prometheus": self.prometheus.running(),
+        }
+        for pid_file in sorted(run_dir.glob("*.pid")) if run_dir.exists() else []:
+            found[pid_file.stem] = read_pid(pid_file) is not None
+        return found

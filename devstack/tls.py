@@ -1,0 +1,86 @@
+"""A local certificate authority and a server certificate for the broker's TLS listener
+(`LARM_MQTT_TLS=true` in `make up`). Made once with openssl, kept under the state dir."""
+
+from __future__ import annotations
+
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+from devstack.procs import StackError, run
+
+
+@dataclass(frozen=True, slots=True)
+class TlsFiles:
+    ca: Path
+    cert: Path
+    key: Path
+
+
+def local_ca(directory: Path, *, host: str = "127.0.0.1", days: int = 825) -> TlsFiles:
+    """The CA (ca.crt: give it to clients as LARM_MQTT_TLS_CA) and a server key and
+    certificate for `host` (localhost and 127.0.0.1 as subject alternative names)."""
+    openssl = shutil.which("openssl")
+    if openssl is None:
+        raise StackError("openssl is not installed")
+    files = TlsFiles(directory / "ca.crt", directory / "server.crt", directory / "server.key")
+    if files.ca.exists() and files.cert.exists() and files.key.exists():
+        return files
+    directory.mkdir(parents=True, exist_ok=True)
+    ca_key, csr = directory / "ca.key", directory / "server.csr"
+    ext = directory / "server.ext"
+    ext.write_text(f"subjectAltName = DNS:localhost, IP:{host}, IP:127.0.0.1\n")
+    steps = [
+        [
+            openssl,
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            str(ca_key),
+            "-out",
+            str(files.ca),
+            "-days",
+            str(days),
+            "-subj",
+            "/CN=larmkedja local CA",
+        ],
+        [
+            openssl,
+            "req",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            str(files.key),
+            "-out",
+            str(csr),
+            "-subj",
+            f"/CN={host}",
+        ],
+        [
+            openssl,
+            "x509",
+            "-req",
+            "-in",
+            str(csr),
+            "-CA",
+            str(files.ca),
+            "-CAkey",
+            str(ca_key),
+            "-CAcreateserial",
+            "-out",
+            str(files.cert),
+            "-days",
+            str(days),
+            "-extfile",
+            str(ext),
+        ],
+    ]
+    for argv in steps:
+        run(argv, what="openssl")
+    for path in (ca_key, files.key):
+        path.chmod(0o600)
+    return files
