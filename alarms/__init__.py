@@ -1,0 +1,9 @@
+"""The alarm chain's subdomains: `queue` (alarms and answer times), `devices`, `night`
+(supervision), `patrol` (escalations), `selfwatch`, `people` (persons, audit) and the engine's
+`runtime`. What packages outside the entry points and the API may use is named here."""
+
+from alarms.devices.admin import provision as provision_device
+from alarms.devices.admin import revoke as revoke_device
+from alarms.devices.sweeps_psycopg import OfflineSweep
+
+__all__ = ["OfflineSweep", "provision_device", "revoke_device"]

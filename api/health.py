@@ -10,7 +10,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
-from alarms.selfwatch.silence_psycopg import silence_async
+from alarms.selfwatch import silence_psycopg
 from larmkedja.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -56,7 +56,8 @@ async def readyz(request: Request) -> Any:
         async with request.app.state.pool.connection(timeout=2.0) as conn:
             cur = await conn.execute(SERVICES_SQL, (settings.service_stale_s,))
             alive = {str(service): int(n) for service, n in await cur.fetchall()}
-            reasons = await silence_async(conn, settings)
+            cur = await conn.execute(silence_psycopg.SILENCE, silence_psycopg.params(settings))
+            reasons = silence_psycopg.reasons(settings, await cur.fetchall())
         checks["database"] = True
         checks["ingest"] = alive.get("ingest", 0) > 0
         checks["engine"] = alive.get("engine", 0) > 0

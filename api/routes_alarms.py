@@ -11,7 +11,7 @@ from alarms.queue import queries_psycopg as q
 from alarms.queue.lifecycle import Action, TransitionError
 from api.auth import Permission, Principal, require
 from api.errors import ApiError
-from api.models import AlarmOut, EscalateIn, Problem, ResolveIn
+from api.models import EscalateIn, Problem, ResolveIn
 
 router = APIRouter(prefix="/api/v1", tags=["alarms"])
 Reader = Annotated[Principal, Depends(require(Permission.ALARMS_READ))]
@@ -25,23 +25,23 @@ ERRORS: dict[int | str, dict[str, object]] = {
 StateFilter = Literal["open", "raised", "answered", "escalated", "resolved", "all"]
 
 
-@router.get("/alarms", response_model=list[AlarmOut], responses=ERRORS)
+@router.get("/alarms", response_model=list[q.AlarmRow], responses=ERRORS)
 async def list_alarms(
     request: Request,
     principal: Reader,
     state: StateFilter = "open",
     site: Annotated[str | None, Query(pattern=r"^[a-z0-9-]{1,32}$")] = None,
     limit: Annotated[int, Query(ge=1, le=5000)] = 500,
-) -> list[AlarmOut]:
+) -> list[q.AlarmRow]:
     """Alarms in queue order: priority first (1 most urgent), then oldest first."""
     async with request.app.state.pool.connection() as conn:
         rows = await q.list_alarms(conn, state=state, site=site, limit=limit)
-    return [AlarmOut.model_validate(r) for r in rows]
+    return rows
 
 
 async def _act(
     request: Request, principal: Principal, alarm_id: uuid.UUID, action: Action, text: str | None
-) -> AlarmOut:
+) -> q.AlarmRow:
     metrics = request.app.state.api_metrics
     try:
         async with request.app.state.pool.connection() as conn:
@@ -64,26 +64,26 @@ async def _act(
     answer_time = row.answer_time_s()
     if row.answered_now and row.counts_for_answer_time and answer_time is not None:
         metrics.answer_time.observe(answer_time)
-    return AlarmOut.model_validate(row)
+    return row
 
 
-@router.post("/alarms/{alarm_id}/answer", response_model=AlarmOut, responses=ERRORS)
-async def answer(request: Request, principal: Actor, alarm_id: uuid.UUID) -> AlarmOut:
+@router.post("/alarms/{alarm_id}/answer", response_model=q.AlarmRow, responses=ERRORS)
+async def answer(request: Request, principal: Actor, alarm_id: uuid.UUID) -> q.AlarmRow:
     """The operator takes the alarm. 409 if it is already answered or closed."""
     return await _act(request, principal, alarm_id, Action.ANSWER, None)
 
 
-@router.post("/alarms/{alarm_id}/escalate", response_model=AlarmOut, responses=ERRORS)
+@router.post("/alarms/{alarm_id}/escalate", response_model=q.AlarmRow, responses=ERRORS)
 async def escalate(
     request: Request, principal: Actor, alarm_id: uuid.UUID, body: EscalateIn
-) -> AlarmOut:
+) -> q.AlarmRow:
     """Send the night patrol: creates an escalation (published on the escalations topic)."""
     return await _act(request, principal, alarm_id, Action.ESCALATE, body.reason)
 
 
-@router.post("/alarms/{alarm_id}/resolve", response_model=AlarmOut, responses=ERRORS)
+@router.post("/alarms/{alarm_id}/resolve", response_model=q.AlarmRow, responses=ERRORS)
 async def resolve(
     request: Request, principal: Actor, alarm_id: uuid.UUID, body: ResolveIn
-) -> AlarmOut:
+) -> q.AlarmRow:
     """Close the alarm with an outcome (only after it was answered)."""
     return await _act(request, principal, alarm_id, Action.RESOLVE, body.outcome)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Path, Query, Request
@@ -11,7 +10,7 @@ from alarms.devices import queries_psycopg as q
 from alarms.people import audit_psycopg
 from api.auth import Permission, Principal, require
 from api.errors import ApiError
-from api.models import DeviceOut, Problem
+from api.models import Problem
 from larmkedja.events import DEVICE_ID_PATTERN
 from larmkedja.settings import Settings
 
@@ -24,21 +23,17 @@ ERRORS: dict[int | str, dict[str, object]] = {
 }
 
 
-def _out(row: q.DeviceRow, settings: Settings) -> DeviceOut:
-    return DeviceOut.model_validate(
-        {**asdict(row), "backup_spec_hours": settings.battery_spec_hours}
-    )
-
-
-@router.get("/devices/{device_id}", response_model=DeviceOut, responses=ERRORS)
+@router.get("/devices/{device_id}", response_model=q.DeviceRow, responses=ERRORS)
 async def get_device(
     request: Request,
     principal: Reader,
     device_id: Annotated[str, Path(pattern=DEVICE_ID_PATTERN)],
-) -> DeviceOut:
+) -> q.DeviceRow:
     """Is it alive, on mains, and how long would its battery last (`backup_hours_estimate`)."""
     async with request.app.state.pool.connection() as conn, conn.transaction():
-        row = await q.get_device(conn, device_id)
+        row = await q.get_device(
+            conn, device_id, spec_hours=request.app.state.settings.battery_spec_hours
+        )
         await audit_psycopg.record(
             conn,
             actor=principal.name,
@@ -49,10 +44,10 @@ async def get_device(
         )
     if row is None:
         raise ApiError(status=404, code="not_found", message="no such device")
-    return _out(row, request.app.state.settings)
+    return row
 
 
-@router.get("/devices", response_model=list[DeviceOut], responses=ERRORS)
+@router.get("/devices", response_model=list[q.DeviceRow], responses=ERRORS)
 async def list_devices(
     request: Request,
     principal: Reader,
@@ -60,7 +55,7 @@ async def list_devices(
     site: Annotated[str | None, Query(pattern=r"^[a-z0-9-]{1,32}$")] = None,
     limit: Annotated[int, Query(ge=1, le=5000)] = 500,
     offset: Annotated[int, Query(ge=0)] = 0,
-) -> list[DeviceOut]:
+) -> list[q.DeviceRow]:
     """Devices, by site and id, optionally only those offline, on battery, below spec…"""
     settings: Settings = request.app.state.settings
     async with request.app.state.pool.connection() as conn:
@@ -70,5 +65,6 @@ async def list_devices(
             state=state,
             limit=limit,
             offset=offset,
+            spec_hours=settings.battery_spec_hours,
         )
-    return [_out(r, settings) for r in rows]
+    return rows

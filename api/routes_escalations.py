@@ -11,7 +11,7 @@ from alarms.patrol import escalations_psycopg as q
 from alarms.patrol.lifecycle import EscalationAction, EscalationTransitionError
 from api.auth import Permission, Principal, require
 from api.errors import ApiError
-from api.models import CancelIn, CompleteIn, EscalationOut, Problem
+from api.models import CancelIn, CompleteIn, Problem
 
 router = APIRouter(prefix="/api/v1/escalations", tags=["escalations"])
 Reader = Annotated[Principal, Depends(require(Permission.ESCALATIONS_READ))]
@@ -25,18 +25,18 @@ ERRORS: dict[int | str, dict[str, object]] = {
 }
 
 
-@router.get("", response_model=list[EscalationOut], responses=ERRORS)
+@router.get("", response_model=list[q.EscalationRow], responses=ERRORS)
 async def list_escalations(
     request: Request,
     principal: Reader,
     state: Literal["open", "acknowledged", "arrived", "completed", "cancelled", "all"] = "open",
     site: Annotated[str | None, Query(pattern=r"^[a-z0-9-]{1,32}$")] = None,
     limit: Annotated[int, Query(ge=1, le=5000)] = 500,
-) -> list[EscalationOut]:
+) -> list[q.EscalationRow]:
     """`open` means not ended: open, acknowledged or arrived. Oldest first."""
     async with request.app.state.pool.connection() as conn:
         rows = await q.list_escalations(conn, state=state, site=site, limit=limit)
-    return [EscalationOut.model_validate(r) for r in rows]
+    return rows
 
 
 async def _act(
@@ -45,7 +45,7 @@ async def _act(
     escalation_id: uuid.UUID,
     action: EscalationAction,
     text: str | None = None,
-) -> EscalationOut:
+) -> q.EscalationRow:
     metrics = request.app.state.api_metrics
     try:
         async with request.app.state.pool.connection() as conn:
@@ -66,32 +66,32 @@ async def _act(
     metrics.actions.labels(f"escalation.{action.value}", "ok").inc()
     if action is EscalationAction.ARRIVE and row.arrived_at is not None:
         metrics.arrival.observe((row.arrived_at - row.created_at).total_seconds())
-    return EscalationOut.model_validate(row)
+    return row
 
 
-@router.post("/{escalation_id}/ack", response_model=EscalationOut, responses=ERRORS)
-async def ack(request: Request, principal: Worker, escalation_id: uuid.UUID) -> EscalationOut:
+@router.post("/{escalation_id}/ack", response_model=q.EscalationRow, responses=ERRORS)
+async def ack(request: Request, principal: Worker, escalation_id: uuid.UUID) -> q.EscalationRow:
     """The patrol has taken it (stops the `escalation.unacknowledged` reminders)."""
     return await _act(request, principal, escalation_id, EscalationAction.ACK)
 
 
-@router.post("/{escalation_id}/arrive", response_model=EscalationOut, responses=ERRORS)
-async def arrive(request: Request, principal: Worker, escalation_id: uuid.UUID) -> EscalationOut:
+@router.post("/{escalation_id}/arrive", response_model=q.EscalationRow, responses=ERRORS)
+async def arrive(request: Request, principal: Worker, escalation_id: uuid.UUID) -> q.EscalationRow:
     """The patrol is at the door."""
     return await _act(request, principal, escalation_id, EscalationAction.ARRIVE)
 
 
-@router.post("/{escalation_id}/complete", response_model=EscalationOut, responses=ERRORS)
+@router.post("/{escalation_id}/complete", response_model=q.EscalationRow, responses=ERRORS)
 async def complete(
     request: Request, principal: Worker, escalation_id: uuid.UUID, body: CompleteIn
-) -> EscalationOut:
+) -> q.EscalationRow:
     """Done, with an outcome (the only way a patrol ends an escalation)."""
     return await _act(request, principal, escalation_id, EscalationAction.COMPLETE, body.outcome)
 
 
-@router.post("/{escalation_id}/cancel", response_model=EscalationOut, responses=ERRORS)
+@router.post("/{escalation_id}/cancel", response_model=q.EscalationRow, responses=ERRORS)
 async def cancel(
     request: Request, principal: Canceller, escalation_id: uuid.UUID, body: CancelIn
-) -> EscalationOut:
+) -> q.EscalationRow:
     """A supervisor calls the patrol off, with a reason."""
     return await _act(request, principal, escalation_id, EscalationAction.CANCEL, body.reason)

@@ -13,7 +13,7 @@ from alarms.queue import queries_psycopg as q
 from alarms.queue.answer_time import by_bucket, summarize
 from api.auth import Permission, Principal, require
 from api.errors import invalid
-from api.models import AnswerTimeBucket, AnswerTimeOut, AnswerTimeStatsOut, Problem
+from api.models import AnswerTimeBucket, AnswerTimeOut, Problem
 
 router = APIRouter(prefix="/api/v1", tags=["kpi"])
 Reader = Annotated[Principal, Depends(require(Permission.KPI_READ))]
@@ -51,9 +51,7 @@ async def answer_time(
     if bucket is not None:
         tz = ZoneInfo(settings.timezone)
         buckets = [
-            AnswerTimeBucket(
-                start=b_start, **AnswerTimeStatsOut.model_validate(b_stats).model_dump()
-            )
+            AnswerTimeBucket(start=b_start, **b_stats.model_dump())
             for b_start, b_stats in by_bucket(answers, bucket=bucket, tz=tz, target_s=target)
         ]
     return AnswerTimeOut(
@@ -61,5 +59,5 @@ async def answer_time(
         until=end,
         site=site,
         buckets=buckets,
-        **AnswerTimeStatsOut.model_validate(stats).model_dump(),
+        **stats.model_dump(),
     )

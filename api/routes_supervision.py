@@ -13,7 +13,7 @@ from alarms.night.rules import Plan, night_of, nights_around, parse_local_time
 from alarms.people import audit_psycopg
 from api.auth import Permission, Principal, require
 from api.errors import ApiError, invalid
-from api.models import CheckOut, NightReportOut, PlanIn, PlanOut, Problem
+from api.models import PlanIn, PlanOut, Problem
 
 router = APIRouter(prefix="/api/v1/supervision", tags=["supervision"])
 Writer = Annotated[Principal, Depends(require(Permission.PLANS_WRITE))]
@@ -62,7 +62,7 @@ async def _out(request: Request, plan: Plan, *, created: bool) -> PlanOut:
         timezone=plan.timezone,
         paused_nights=sorted(plan.paused_nights),
         created=created,
-        checks_upcoming=[CheckOut.model_validate(c) for c in upcoming],
+        checks_upcoming=upcoming,
     )
 
 
@@ -92,10 +92,10 @@ async def get_plan(request: Request, principal: Reader, plan_id: PlanId) -> Plan
     return await _out(request, plan, created=False)
 
 
-@router.get("/checks", response_model=list[CheckOut], responses=ERRORS)
+@router.get("/checks", response_model=list[q.CheckView], responses=ERRORS)
 async def checks(
     request: Request, principal: Reader, night: date | None = None, site: SiteQ = None
-) -> list[CheckOut]:
+) -> list[q.CheckView]:
     """Each expected check of a night (default: the current one) and its state."""
     tz = ZoneInfo(request.app.state.settings.timezone)
     the_night = night or night_of(datetime.now(UTC), tz)
@@ -110,17 +110,17 @@ async def checks(
             subject_id=the_night.isoformat(),
             details={"site": site},
         )
-    return [CheckOut.model_validate(r) for r in rows]
+    return rows
 
 
-@router.get("/report", response_model=NightReportOut, responses=ERRORS)
+@router.get("/report", response_model=q.NightReport, responses=ERRORS)
 async def report(
     request: Request, principal: Reporter, night: date | None = None, site: SiteQ = None
-) -> NightReportOut:
+) -> q.NightReport:
     """A night's checks planned, done on time, re-checked, missed and escalated, and the
     patrol's time from escalation to arrival (p50, p90, max)."""
     tz = ZoneInfo(request.app.state.settings.timezone)
     the_night = night or night_of(datetime.now(UTC), tz)
     async with request.app.state.pool.connection() as conn:
         result = await q.night_report(conn, night=the_night, site=site)
-    return NightReportOut.model_validate(result)
+    return result

@@ -28,7 +28,7 @@ from alarms.patrol import escalations_psycopg as esc
 from alarms.queue import queries_psycopg as q
 from api.auth import Permission, Principal, authenticate
 from api.errors import ApiError
-from api.models import AlarmOut, EscalationOut
+from larmkedja.changes import CHANNEL, ChangeNotice, Entity
 
 log = logging.getLogger(__name__)
 router = APIRouter()
@@ -43,8 +43,8 @@ class StreamClient:
         default_factory=lambda: asyncio.Queue(maxsize=QUEUE_LIMIT)
     )
 
-    def sees(self, entity: str) -> bool:
-        if entity == "alarm":
+    def sees(self, entity: Entity) -> bool:
+        if entity is Entity.ALARM:
             return self.principal.may(Permission.ALARMS_READ)
         return self.principal.may(Permission.ESCALATIONS_READ)
 
@@ -73,7 +73,7 @@ class ChangeHub:
                 async with await psycopg.AsyncConnection.connect(
                     self._conninfo, autocommit=True, connect_timeout=5
                 ) as conn:
-                    await conn.execute("LISTEN larm_changes")
+                    await conn.execute(f"LISTEN {CHANNEL}".encode())
                     self.connected.set()
                     if not first:
                         await self._resync()
@@ -89,15 +89,14 @@ class ChangeHub:
                 delay = min(delay * 2, 5.0)
 
     async def _dispatch(self, payload: str) -> None:
-        try:
-            change = orjson.loads(payload)
-            entity, ident = str(change["entity"]), uuid.UUID(str(change["id"]))
-        except (orjson.JSONDecodeError, KeyError, ValueError):
+        change = ChangeNotice.parse(payload)
+        if change is None:
             return
+        entity = change.entity
         if not any(c.sees(entity) for c in self._clients):
             return
         async with self._pool.connection() as conn:
-            message = await _entity_message(conn, entity, ident)
+            message = await _entity_message(conn, entity, change.id)
         if message is None:
             return
         for client in list(self._clients):
@@ -122,17 +121,17 @@ def _offer(client: StreamClient, message: bytes) -> None:
         client.queue.put_nowait(None)
 
 
-async def _entity_message(conn: Any, entity: str, ident: uuid.UUID) -> bytes | None:
-    if entity == "alarm":
+async def _entity_message(conn: Any, entity: Entity, ident: uuid.UUID) -> bytes | None:
+    if entity is Entity.ALARM:
         alarm = await q.get_alarm(conn, ident)
         if alarm is None:
             return None
-        body = AlarmOut.model_validate(alarm).model_dump(mode="json")
+        body = alarm.model_dump(mode="json")
         return orjson.dumps({"type": "alarm", "alarm": body})
     escalation = await esc.get_escalation(conn, ident)
     if escalation is None:
         return None
-    body = EscalationOut.model_validate(escalation).model_dump(mode="json")
+    body = escalation.model_dump(mode="json")
     return orjson.dumps({"type": "escalation", "escalation": body})
 
 
@@ -141,11 +140,11 @@ async def snapshot(pool: AsyncConnectionPool, principal: Principal) -> list[byte
     async with pool.connection() as conn:
         if principal.may(Permission.ALARMS_READ):
             alarms = await q.list_alarms(conn, state="open", limit=5000)
-            body = [AlarmOut.model_validate(a).model_dump(mode="json") for a in alarms]
+            body = [a.model_dump(mode="json") for a in alarms]
             messages.append(orjson.dumps({"type": "snapshot.alarms", "alarms": body}))
         if principal.may(Permission.ESCALATIONS_READ):
             rows = await esc.list_escalations(conn, state="open", limit=5000)
-            body = [EscalationOut.model_validate(e).model_dump(mode="json") for e in rows]
+            body = [e.model_dump(mode="json") for e in rows]
             messages.append(orjson.dumps({"type": "snapshot.escalations", "escalations": body}))
     return messages
 

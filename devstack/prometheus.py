@@ -11,7 +11,7 @@ import yaml
 
 from devstack.procs import StackError, read_pid, spawn, stop_pid, wait_for_port
 
-DEPLOY = Path(__file__).resolve().parents[2] / "deploy" / "prometheus"
+DEPLOY = Path(__file__).resolve().parents[1] / "deploy" / "prometheus"
 
 
 def prometheus_binary() -> str | None:

@@ -15,6 +15,8 @@ from typing import Any
 from paho.mqtt.client import Client, ConnectFlags, DisconnectFlags
 from paho.mqtt.reasoncodes import ReasonCode
 
+from larmkedja.mqtt_paho import on_connect
+
 log = logging.getLogger(__name__)
 NO_MATCHING_SUBSCRIBERS = 0x10
 
@@ -31,7 +33,7 @@ class Publisher:
         self._abandoned: set[int] = set()  # timed out: a late PUBACK is not anyone's
         self.connected = False
         client.on_publish = self._on_publish
-        client.on_connect = self._on_connect
+        client.on_connect = on_connect(who="gateway", connected=self._on_connect)
         client.on_disconnect = self._on_disconnect
 
     def start(self, *, host: str, port: int) -> None:
@@ -86,12 +88,8 @@ class Publisher:
         loop, future = waiting
         loop.call_soon_threadsafe(_settle, future, ok)
 
-    def _on_connect(
-        self, client: Client, userdata: Any, flags: ConnectFlags, rc: ReasonCode, props: Any
-    ) -> None:
-        self.connected = not rc.is_failure
-        if rc.is_failure:
-            log.warning("gateway: broker refused the connection: %s", rc)
+    def _on_connect(self, client: Client, flags: ConnectFlags) -> None:
+        self.connected = True
 
     def _on_disconnect(
         self,

@@ -297,6 +297,14 @@ def _frame(content: str) -> bytes:
     return b"\n" + f"{crc16(raw):04X}{len(raw):04X}".encode() + raw + b"\r"
 
 
+def _encrypted(body: str, key: bytes) -> str:
+    """`body` behind random padding to whole AES blocks, encrypted, in upper-case hex."""
+    pad = "".join(secrets.choice(_PAD_CHARS) for _ in range((-len(body)) % 16 or 16))
+    encryptor = _aes(key).encryptor()
+    cipher = encryptor.update((pad + body).encode("latin-1")) + encryptor.finalize()
+    return cipher.hex().upper()
+
+
 def _route(block: Block) -> str:
     return f"R{block.receiver or '0'}L{block.line or '0'}"
 
@@ -306,11 +314,7 @@ def ack(block: Block, *, now: datetime, key: bytes | None) -> bytes:
     head = f"{block.seq}{_route(block)}#{block.account}["
     if not block.encrypted or key is None:
         return _frame(f'"ACK"{head}]{_stamp(now)}')
-    body = "|]" + _stamp(now)
-    pad = "".join(secrets.choice(_PAD_CHARS) for _ in range((-len(body)) % 16 or 16))
-    encryptor = _aes(key).encryptor()
-    cipher = encryptor.update((pad + body).encode("latin-1")) + encryptor.finalize()
-    return _frame(f'"*ACK"{head}{cipher.hex().upper()}')
+    return _frame(f'"*ACK"{head}{_encrypted("|]" + _stamp(now), key)}')
 
 
 def nak(*, now: datetime) -> bytes:
@@ -321,3 +325,15 @@ def nak(*, now: datetime) -> bytes:
 def duh(block: Block) -> bytes:
     """The receiver cannot process an otherwise well received block."""
     return _frame(f'"DUH"{block.seq}{_route(block)}#{block.account}[]')
+
+
+def sender_block(
+    *, account: str, seq: int, data: str, now: datetime, key: bytes | None = None
+) -> bytes:
+    """A SIA-DCS block as a transmitter sends it (the simulators' and tests' side): `data` is
+    what goes between `[` and `]`, e.g. `#1234|NBA1`; with a key it is encrypted and
+    time-stamped, as DC-09 asks of an encrypted block."""
+    head = f"{seq:04d}R1L1#{account}["
+    if key is None:
+        return _frame(f'"SIA-DCS"{head}{data}]{_stamp(now)}')
+    return _frame(f'"*SIA-DCS"{head}{_encrypted(f"|{data}]{_stamp(now)}", key)}')

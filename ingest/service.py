@@ -42,7 +42,7 @@ from ingest.store_psycopg import EventStore
 from ingest.writer import Writer
 from larmkedja import db
 from larmkedja.events import ReceivedEvent, dead_letter_notice
-from larmkedja.mqtt_paho import connect_properties, make_client
+from larmkedja.mqtt_paho import connect_properties, make_client, on_connect
 from larmkedja.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -80,7 +80,7 @@ class Ingest:
             manual_ack=True,
             v311_persistent=self._v311,
         )
-        self._client.on_connect = self._on_connect
+        self._client.on_connect = on_connect(who="ingest", connected=self._on_connect)
         self._client.on_disconnect = self._on_disconnect
         self._client.on_message = self._on_message
         self._client.on_subscribe = self._on_subscribe
@@ -114,17 +114,7 @@ class Ingest:
 
     # --- paho's network thread ---------------------------------------------------------
 
-    def _on_connect(
-        self,
-        client: Client,
-        userdata: Any,
-        flags: ConnectFlags,
-        reason: ReasonCode,
-        properties: Properties | None,
-    ) -> None:
-        if reason.is_failure:
-            log.error("broker refused the connection: %s", reason)
-            return
+    def _on_connect(self, client: Client, flags: ConnectFlags) -> None:
         with self._ack_lock:
             self._generation += 1
             self._connected = True

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import os
 import re
@@ -16,6 +15,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import orjson
 import psycopg
 import psycopg.sql
+from pydantic import BaseModel
 
 if TYPE_CHECKING:
     from larmkedja.settings import Settings
@@ -155,13 +155,13 @@ Cursor = psycopg.Cursor[tuple[Any, ...]]
 AsyncConn = psycopg.AsyncConnection[tuple[Any, ...]]
 
 
-T = TypeVar("T")
+M = TypeVar("M", bound=BaseModel)
 
 
-def from_row(cls: type[T], values: Sequence[Any]) -> T:
-    """A dataclass from a positional row whose columns are in the dataclass's field order."""
-    names = [f.name for f in dataclasses.fields(cls)]  # type: ignore[arg-type]
-    return cls(**dict(zip(names, values, strict=False)))
+def from_row(cls: type[M], values: Sequence[Any]) -> M:
+    """A model from a positional row whose columns are in the model's field order (the query's
+    column list and the model are written side by side, and the model is the API's schema)."""
+    return cls.model_validate(dict(zip(cls.model_fields, values, strict=False)))
 
 
 def retention_config(settings: Settings) -> dict[str, str]:

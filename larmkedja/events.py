@@ -76,6 +76,42 @@ ALARM_KINDS = frozenset(
 )
 
 
+class AlarmKind(enum.StrEnum):
+    """Every kind of entry in the operator queue: the safety alarms of contract §1, the device
+    faults that go to the queue as technical alarms, and what the system raises itself."""
+
+    BUTTON = Kind.ALARM_BUTTON.value
+    FALL = Kind.ALARM_FALL.value
+    SMOKE = Kind.ALARM_SMOKE.value
+    DOOR = Kind.ALARM_DOOR.value
+    BED_EXIT = Kind.ALARM_BED_EXIT.value
+    NO_ACTIVITY = Kind.ALARM_NO_ACTIVITY.value
+    OTHER = Kind.ALARM_OTHER.value
+    TAMPER = Kind.TAMPER.value
+    LINK_LOST = Kind.LINK_LOST.value
+    SUPERVISION_NEEDS_HELP = "supervision.needs_help"
+    SUPERVISION_CAMERA_OFFLINE = "supervision.camera_offline"
+    DEVICE_OFFLINE = "device.offline"
+    SITE_POWER_CUT = "site.power_cut"
+
+
+class AlertKind(enum.StrEnum):
+    """Every kind of operational alert on `larm/v1/{site}/alerts` (contract §2)."""
+
+    ANSWER_TIME_MEAN_ABOVE_TARGET = "answer_time.mean_above_target"
+    ALARM_UNANSWERED = "alarm.unanswered"
+    DEVICE_OFFLINE = "device.offline"
+    DEVICE_ON_BATTERY = "device.on_battery"
+    DEVICE_BACKUP_BELOW_SPEC = "device.backup_below_spec"
+    BATTERY_LOW = "battery.low"
+    SITE_POWER_CUT = "site.power_cut"
+    SUPERVISION_CHECK_MISSED = "supervision.check_missed"
+    SUPERVISION_NOT_SEEN = "supervision.not_seen"
+    SUPERVISION_RESULT_UNMATCHED = "supervision.result_unmatched"
+    ESCALATION_UNACKNOWLEDGED = "escalation.unacknowledged"
+    SYSTEM_SILENT = "system.silent"
+
+
 class CheckOutcome(enum.StrEnum):
     SEEN_OK = "seen_ok"
     NOT_SEEN = "not_seen"
@@ -273,6 +309,8 @@ __all__ = [
     "MAX_PAYLOAD_BYTES",
     "SITE_PATTERN",
     "AlarmData",
+    "AlarmKind",
+    "AlertKind",
     "BatteryLowData",
     "BatteryReportData",
     "CancelData",

@@ -8,17 +8,21 @@ reaches into paho's internals, so paho is pinned by the lock file and
 
 from __future__ import annotations
 
+import logging
 import ssl
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from paho.mqtt.client import Client
+from paho.mqtt.client import Client, ConnectFlags
 from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 from paho.mqtt.matcher import MQTTMatcher
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
+from paho.mqtt.reasoncodes import ReasonCode
 
 from larmkedja.settings import Settings
+
+log = logging.getLogger(__name__)
 
 
 def bare_client(
@@ -95,6 +99,29 @@ def make_client(
     if settings.mqtt_tls_ca:
         client.tls_set(ca_certs=settings.mqtt_tls_ca, tls_version=ssl.PROTOCOL_TLS_CLIENT)
     return client
+
+
+OnConnected = Callable[[Client, ConnectFlags], None]
+ConnectCallback = Callable[[Client, Any, ConnectFlags, ReasonCode, "Properties | None"], None]
+
+
+def on_connect(*, who: str, connected: OnConnected) -> ConnectCallback:
+    """paho's `on_connect` for a service: a refusal is logged (bad credentials, a client id
+    the ACL does not allow), an accepted connection calls `connected`."""
+
+    def callback(
+        client: Client,
+        userdata: Any,
+        flags: ConnectFlags,
+        reason: ReasonCode,
+        properties: Properties | None,
+    ) -> None:
+        if reason.is_failure:
+            log.error("broker refused the %s connection: %s", who, reason)
+            return
+        connected(client, flags)
+
+    return callback
 
 
 def connect_properties(

@@ -13,6 +13,7 @@ import uuid
 
 from paho.mqtt.client import Client
 
+from alarms import provision_device
 from larmkedja.mqtt_paho import make_client
 from larmkedja.settings import Settings
 from simulators.fleet import Emit, Fleet
@@ -27,10 +28,8 @@ class DevicePublisher:
         self._acked = 0
         self._clients: dict[str, Client] = {}
         if settings.mqtt_auth_dir:
-            from alarms.devices.admin import provision
-
             for device in fleet.devices:
-                creds = provision(settings, site=device.site, device_id=device.device_id)
+                creds = provision_device(settings, site=device.site, device_id=device.device_id)
                 own = settings.model_copy(
                     update={"mqtt_username": creds["username"], "mqtt_password": creds["password"]}
                 )

@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 
 import httpx
 
+from api import create_token
 from larmkedja.settings import Settings
 from simulators.devices_paho import DevicePublisher
 from simulators.fleet import Fleet
@@ -65,12 +66,10 @@ def _staff(
 ) -> StaffSimulator | None:
     if scenario.staff is None and scenario.night is None:
         return None
-    from api.tokens_admin import create
-
     _wait_for_api(api_url)
 
     def headers(role: str) -> dict[str, str]:
-        token = create(settings, role=role, name=f"simulator-{role}", days=30)
+        token = create_token(settings, role=role, name=f"simulator-{role}", days=30)
         return {"Authorization": f"Bearer {token}"}
 
     if scenario.night is not None:

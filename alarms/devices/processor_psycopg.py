@@ -12,7 +12,7 @@ from psycopg.types.json import Jsonb
 
 from alarms.devices.battery import RateSource, Reading, below_spec, estimate
 from larmkedja.db import Cursor
-from larmkedja.events import BatteryLowData, BatteryReportData, Kind, ReceivedEvent
+from larmkedja.events import AlertKind, BatteryLowData, BatteryReportData, Kind, ReceivedEvent
 from larmkedja.settings import Settings
 
 # Registers new devices and moves each device's offline deadline; returns the devices that
@@ -141,13 +141,15 @@ class DeviceProcessor:
             cur.execute(RAISE_POWER_CUT, (site, recent, self._s.unanswered_alert_s))
             return
         details = Jsonb({"device_id": device_id, "mains_lost_at": r.received_at.isoformat()})
-        cur.execute(RAISE_ALERT, (site, "device.on_battery", "warning", device_id, details))
+        cur.execute(
+            RAISE_ALERT, (site, AlertKind.DEVICE_ON_BATTERY.value, "warning", device_id, details)
+        )
 
     def _mains_restored(self, cur: Cursor, r: ReceivedEvent) -> None:
         device_id = r.event.device_id
         cur.execute(SET_MAINS_RESTORED, {"device_id": device_id})
         details = Jsonb({"restored_at": r.received_at.isoformat()})
-        cur.execute(RESOLVE_ALERT, ("device.on_battery", device_id, details))
+        cur.execute(RESOLVE_ALERT, (AlertKind.DEVICE_ON_BATTERY.value, device_id, details))
 
     def _battery_report(self, cur: Cursor, r: ReceivedEvent) -> None:
         data = r.event.typed_data()
@@ -201,7 +203,10 @@ class DeviceProcessor:
         }
         self._backup_alert(cur, r, below=below, details=details)
         if data.percent >= self._s.battery_ok_percent:
-            cur.execute(RESOLVE_ALERT, ("battery.low", device_id, Jsonb({"percent": data.percent})))
+            cur.execute(
+                RESOLVE_ALERT,
+                (AlertKind.BATTERY_LOW.value, device_id, Jsonb({"percent": data.percent})),
+            )
 
     def _backup_alert(
         self, cur: Cursor, r: ReceivedEvent, *, below: bool, details: dict[str, object]
@@ -210,13 +215,19 @@ class DeviceProcessor:
         if below:
             body = Jsonb({"device_id": device_id, **details})
             cur.execute(
-                RAISE_ALERT, (r.site, "device.backup_below_spec", "warning", device_id, body)
+                RAISE_ALERT,
+                (r.site, AlertKind.DEVICE_BACKUP_BELOW_SPEC.value, "warning", device_id, body),
             )
         else:
-            cur.execute(RESOLVE_ALERT, ("device.backup_below_spec", device_id, Jsonb(details)))
+            cur.execute(
+                RESOLVE_ALERT, (AlertKind.DEVICE_BACKUP_BELOW_SPEC.value, device_id, Jsonb(details))
+            )
 
     def _battery_low(self, cur: Cursor, r: ReceivedEvent) -> None:
         data = r.event.typed_data()
         percent = data.percent if isinstance(data, BatteryLowData) else None
         details = Jsonb({"device_id": r.event.device_id, "percent": percent})
-        cur.execute(RAISE_ALERT, (r.site, "battery.low", "warning", r.event.device_id, details))
+        cur.execute(
+            RAISE_ALERT,
+            (r.site, AlertKind.BATTERY_LOW.value, "warning", r.event.device_id, details),
+        )

@@ -21,7 +21,7 @@ from alarms.night.rules import (
     nights_around,
 )
 from larmkedja.db import Cursor
-from larmkedja.events import CheckResultData
+from larmkedja.events import AlertKind, CheckResultData
 from larmkedja.settings import Settings
 
 INSERT_CHECK = """
@@ -192,16 +192,29 @@ class CheckRules:
         if decision.state is CheckState.NOT_SEEN:
             cur.execute(
                 RAISE_ALERT,
-                (check.site, "supervision.not_seen", "warning", subject, Jsonb(details)),
+                (
+                    check.site,
+                    AlertKind.SUPERVISION_NOT_SEEN.value,
+                    "warning",
+                    subject,
+                    Jsonb(details),
+                ),
             )
         elif decision.state is CheckState.RECHECKED_OK:
             cur.execute(
-                RESOLVE_ALERT, ("supervision.not_seen", subject, Jsonb({"rechecked": True}))
+                RESOLVE_ALERT,
+                (AlertKind.SUPERVISION_NOT_SEEN.value, subject, Jsonb({"rechecked": True})),
             )
         if decision.escalate is Escalate.MISSED:
             cur.execute(
                 RAISE_ALERT,
-                (check.site, "supervision.check_missed", "critical", subject, Jsonb(details)),
+                (
+                    check.site,
+                    AlertKind.SUPERVISION_CHECK_MISSED.value,
+                    "critical",
+                    subject,
+                    Jsonb(details),
+                ),
             )
         alarm_id = self._alarm(cur, check, at, details) if decision.alarm else None
         if decision.escalate is not None:

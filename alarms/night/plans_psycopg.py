@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import uuid
 from datetime import date, datetime
-from typing import Any
 
 from psycopg.types.json import Jsonb
+from pydantic import BaseModel, ConfigDict, Field
 
 from alarms.night.checks_psycopg import (
     DROP_FUTURE_CHECKS,
@@ -16,7 +16,6 @@ from alarms.night.checks_psycopg import (
     plan_from_row,
 )
 from alarms.night.rules import Plan
-from alarms.queue.answer_time import percentile
 from larmkedja.db import AsyncConn, from_row
 
 UPSERT_PLAN = """
@@ -38,8 +37,11 @@ VALUES (%s, %s, %s, %s, %s, %s)
 GET_PLAN = f"SELECT {PLAN_COLUMNS} FROM supervision_plans WHERE plan_id = %s"  # noqa: S608
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class CheckView:
+class CheckView(BaseModel):
+    """One expected check of a night and what became of it (the API's schema)."""
+
+    model_config = ConfigDict(frozen=True)
+
     check_id: int
     plan_id: str
     night: date
@@ -48,16 +50,16 @@ class CheckView:
     device_id: str
     scheduled_for: datetime
     window_end: datetime
-    state: str
+    state: str = Field(description="pending, done_ok, not_seen, rechecked_ok, missed or escalated")
     result_at: datetime | None
     outcome: str | None
-    operator: str | None
-    look_s: float | None
+    operator: str | None = Field(description="who looked (no images are ever stored)")
+    look_s: float | None = Field(description="for how long")
     recheck_due_at: datetime | None
     rechecked_at: datetime | None
     recheck_outcome: str | None
     late_result_at: datetime | None
-    escalation_id: Any
+    escalation_id: uuid.UUID | None
 
 
 CHECKS = """
@@ -137,9 +139,10 @@ FROM supervision_checks
 WHERE night = %(night)s AND (%(site)s::text IS NULL OR site = %(site)s)
 """
 REPORT_ESCALATIONS = """
-SELECT count(*), count(*) FILTER (WHERE state = 'completed'),
-       coalesce(array_agg(extract(epoch FROM arrived_at - created_at)::float8)
-                FILTER (WHERE arrived_at IS NOT NULL), '{}')
+SELECT count(*), count(*) FILTER (WHERE state = 'completed'), count(arrived_at),
+       percentile_cont(0.5) WITHIN GROUP (ORDER BY extract(epoch FROM arrived_at - created_at)),
+       percentile_cont(0.9) WITHIN GROUP (ORDER BY extract(epoch FROM arrived_at - created_at)),
+       max(extract(epoch FROM arrived_at - created_at))::float8
 FROM escalations
 WHERE night = %(night)s AND (%(site)s::text IS NULL OR site = %(site)s)
 """
@@ -149,8 +152,11 @@ WHERE %(night)s = ANY(paused_nights) AND (%(site)s::text IS NULL OR site = %(sit
 """
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class NightReport:
+class NightReport(BaseModel):
+    """A night's checks and the patrol's arrivals (the API's schema)."""
+
+    model_config = ConfigDict(frozen=True)
+
     night: date
     site: str | None
     planned: int
@@ -174,24 +180,8 @@ async def night_report(conn: AsyncConn, *, night: date, site: str | None) -> Nig
     checks = await (await conn.execute(REPORT_CHECKS, params)).fetchone()
     escalations = await (await conn.execute(REPORT_ESCALATIONS, params)).fetchone()
     paused = await (await conn.execute(REPORT_PAUSED, params)).fetchone()
-    c = checks or (0,) * 7
-    e = escalations or (0, 0, [])
-    arrivals = sorted(float(v) for v in e[2])
-    return NightReport(
-        night=night,
-        site=site,
-        planned=c[0],
-        done_on_time=c[1],
-        rechecked_ok=c[2],
-        rechecks=c[3],
-        missed=c[4],
-        escalated_checks=c[5],
-        open=c[6],
-        paused_plans=paused[0] if paused else 0,
-        escalations=e[0],
-        escalations_completed=e[1],
-        arrival_count=len(arrivals),
-        arrival_p50_s=percentile(arrivals, 0.5) if arrivals else None,
-        arrival_p90_s=percentile(arrivals, 0.9) if arrivals else None,
-        arrival_max_s=arrivals[-1] if arrivals else None,
-    )
+    return from_row(
+        NightReport,
+        (night, site, *(checks or (0,) * 7), paused[0] if paused else 0,
+         *(escalations or (0, 0, 0, None, None, None))),
+    )  # fmt: skip

@@ -15,7 +15,7 @@ from alarms.night.checks_psycopg import (
 )
 from alarms.night.rules import CheckState, Outcome, on_result
 from larmkedja.db import Cursor
-from larmkedja.events import CheckResultData, Kind, ReceivedEvent
+from larmkedja.events import AlertKind, CheckResultData, Kind, ReceivedEvent
 from larmkedja.settings import Settings
 
 FIND_FOR_RESULT = f"""
@@ -62,7 +62,7 @@ class SupervisionProcessor:
                 RAISE_ALERT,
                 (
                     r.site,
-                    "supervision.result_unmatched",
+                    AlertKind.SUPERVISION_RESULT_UNMATCHED.value,
                     "warning",
                     f"event:{r.event.event_id}",
                     details,

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from psycopg.types.json import Jsonb
+from pydantic import BaseModel, ConfigDict, Field
 
 from alarms.patrol.lifecycle import (
     ALLOWED_FROM,
@@ -16,13 +16,17 @@ from alarms.patrol.lifecycle import (
     EscalationState,
     EscalationTransitionError,
 )
+from alarms.people.audit_psycopg import audited_change
 from larmkedja.db import AsyncConn, from_row
 
 LIVE_STATES = ("open", "acknowledged", "arrived")
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class EscalationRow:
+class EscalationRow(BaseModel):
+    """Work for the night patrol (the API's schema, contract §3)."""
+
+    model_config = ConfigDict(frozen=True)
+
     escalation_id: uuid.UUID
     site: str
     device_id: str
@@ -30,7 +34,7 @@ class EscalationRow:
     plan_id: str | None
     check_id: int | None
     reason: str
-    state: str
+    state: str = Field(description="open, acknowledged, arrived, completed or cancelled")
     created_at: datetime
     created_by: str
     ack_deadline: datetime
@@ -45,8 +49,10 @@ class EscalationRow:
     cancelled_by: str | None
     cancel_reason: str | None
     unack_alerts: int
-    overdue: bool
-    person_ref: str | None = None
+    overdue: bool = Field(description="open and past its acknowledgement deadline")
+    person_ref: str | None = Field(
+        default=None, description="the person's reference (e.g. key box); no name, no address"
+    )
 
 
 COLUMNS = """
@@ -91,8 +97,8 @@ async def get_escalation(conn: AsyncConn, escalation_id: uuid.UUID) -> Escalatio
     return _row(row) if row else None
 
 
-TRANSITION = f"""
-WITH e AS (
+TRANSITION = audited_change(
+    update="""
     UPDATE escalations SET
         state = %(target)s,
         acknowledged_at = CASE WHEN %(target)s IN ('acknowledged', 'arrived', 'completed')
@@ -110,12 +116,11 @@ WITH e AS (
         version = version + 1
     WHERE escalation_id = %(id)s AND state = ANY(%(allowed)s)
     RETURNING *
-), audited AS (
-    INSERT INTO audit_log (actor, role, action, subject_type, subject_id, details)
-    SELECT %(actor)s, %(role)s, %(action)s, 'escalation', escalation_id::text, %(details)s FROM e
+    """,
+    alias="e",
+    subject_type="escalation",
+    columns=COLUMNS,
 )
-SELECT {COLUMNS} FROM e
-"""  # noqa: S608 - constant columns
 
 
 class EscalationNotFound(LookupError):

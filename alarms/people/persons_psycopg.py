@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
+
+from pydantic import BaseModel, ConfigDict
 
 from larmkedja.db import AsyncConn, from_row
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class PersonRow:
+class PersonRow(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
     person_ref: str
     device_id: str | None
     plan_id: str | None

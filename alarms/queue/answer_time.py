@@ -9,12 +9,16 @@ from __future__ import annotations
 import enum
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import datetime, tzinfo
 
+from pydantic import BaseModel, ConfigDict
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class AnswerTimeStats:
+
+class AnswerTimeStats(BaseModel):
+    """The distribution of answer times (also the API's schema)."""
+
+    model_config = ConfigDict(frozen=True)
+
     count: int
     mean_s: float | None
     p50_s: float | None

@@ -12,7 +12,7 @@ import enum
 from dataclasses import dataclass, replace
 from datetime import datetime
 
-from larmkedja.events import Kind
+from larmkedja.events import AlarmKind
 
 
 class AlarmState(enum.StrEnum):
@@ -54,26 +54,29 @@ class TransitionError(ValueError):
 
 # Priority 1 is the most urgent. 1: a person may need help now; 2: a possible risk that needs a
 # call; 3: supervision findings; 4: technical (the alarm itself may not work); 5: restores.
-PRIORITY_BY_KIND: dict[str, int] = {
-    Kind.ALARM_BUTTON.value: 1,
-    Kind.ALARM_FALL.value: 1,
-    Kind.ALARM_SMOKE.value: 1,
-    "supervision.needs_help": 1,
-    Kind.ALARM_NO_ACTIVITY.value: 2,
-    Kind.ALARM_BED_EXIT.value: 2,
-    Kind.ALARM_DOOR.value: 2,
-    Kind.ALARM_OTHER.value: 2,
-    "supervision.camera_offline": 3,
-    "device.offline": 4,
-    Kind.TAMPER.value: 4,
-    Kind.LINK_LOST.value: 4,
-    "site.power_cut": 4,
+PRIORITY_BY_KIND: dict[AlarmKind, int] = {
+    AlarmKind.BUTTON: 1,
+    AlarmKind.FALL: 1,
+    AlarmKind.SMOKE: 1,
+    AlarmKind.SUPERVISION_NEEDS_HELP: 1,
+    AlarmKind.NO_ACTIVITY: 2,
+    AlarmKind.BED_EXIT: 2,
+    AlarmKind.DOOR: 2,
+    AlarmKind.OTHER: 2,
+    AlarmKind.SUPERVISION_CAMERA_OFFLINE: 3,
+    AlarmKind.DEVICE_OFFLINE: 4,
+    AlarmKind.TAMPER: 4,
+    AlarmKind.LINK_LOST: 4,
+    AlarmKind.SITE_POWER_CUT: 4,
 }
 TECHNICAL_KINDS = frozenset(k for k, p in PRIORITY_BY_KIND.items() if p >= 4)
 
 
 def priority_for(kind: str) -> int:
-    return PRIORITY_BY_KIND.get(kind, 2)
+    try:
+        return PRIORITY_BY_KIND[AlarmKind(kind)]
+    except ValueError:
+        return 2
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

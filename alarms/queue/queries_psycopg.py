@@ -8,12 +8,13 @@ one conflict, and one audit row. The allowed states come from `alarms.queue.life
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
 from psycopg.types.json import Jsonb
+from pydantic import BaseModel, ConfigDict, Field
 
+from alarms.people.audit_psycopg import audited_change
 from alarms.queue.lifecycle import (
     ALLOWED_FROM,
     OPEN_STATES,
@@ -29,29 +30,33 @@ class AlarmNotFound(LookupError):
     pass
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class AlarmRow:
+class AlarmRow(BaseModel):
+    """An alarm as the queue shows it (the API's schema, contract §3)."""
+
+    model_config = ConfigDict(frozen=True)
+
     alarm_id: uuid.UUID
     site: str
     device_id: str
     kind: str
-    priority: int
-    state: str
-    source: str
-    raised_at: datetime
-    device_ts: datetime | None
+    priority: int = Field(description="1 most urgent … 5 least (docs/alarm-chain.md)")
+    state: str = Field(description="raised, answered, escalated or resolved")
+    source: str = Field(description="device, supervision or system")
+    raised_at: datetime = Field(description="when the system received the first event")
+    device_ts: datetime | None = Field(description="the device's own time of its first event")
     last_event_at: datetime
-    event_count: int
-    reset_at_device: datetime | None
+    event_count: int = Field(description="presses folded into this alarm")
+    reset_at_device: datetime | None = Field(description="alarm.cancel seen at the device")
     answered_at: datetime | None
     answered_by: str | None
     escalated_at: datetime | None
     resolved_at: datetime | None
     outcome: str | None
     details: dict[str, Any]
-    waiting_s: float
+    waiting_s: float = Field(description="until now if unanswered, else the answer time")
     escalation_id: uuid.UUID | None = None
-    answered_now: bool = False  # this transition answered it (for the answer-time histogram)
+    # This transition answered it (for the answer-time histogram); not part of the schema.
+    answered_now: bool = Field(default=False, exclude=True)
 
     def answer_time_s(self) -> float | None:
         if self.answered_at is None:
@@ -80,8 +85,8 @@ LIMIT %(limit)s
 
 GET_ALARM = f"SELECT {COLUMNS} FROM alarms a WHERE a.alarm_id = %s"  # noqa: S608
 
-TRANSITION = f"""
-WITH a AS (
+TRANSITION = audited_change(
+    update="""
     UPDATE alarms
     SET state = %(target)s,
         answered_at = coalesce(answered_at, now()),
@@ -93,12 +98,11 @@ WITH a AS (
         version = version + 1
     WHERE alarm_id = %(alarm_id)s AND state = ANY(%(allowed)s)
     RETURNING *
-), audited AS (
-    INSERT INTO audit_log (actor, role, action, subject_type, subject_id, details)
-    SELECT %(actor)s, %(role)s, %(action)s, 'alarm', alarm_id::text, %(details)s FROM a
+    """,
+    alias="a",
+    subject_type="alarm",
+    columns=f"{COLUMNS}, a.answered_at = now() AS answered_now",
 )
-SELECT {COLUMNS}, a.answered_at = now() AS answered_now FROM a
-"""  # noqa: S608 - COLUMNS is a constant
 
 CREATE_ESCALATION = """
 SELECT (e).escalation_id FROM (
@@ -167,7 +171,7 @@ async def act(
             if current is None:
                 raise AlarmNotFound(str(alarm_id))
             raise TransitionError(action=action, state=AlarmState(current.state))
-        alarm = replace(_row(row[:-1]), answered_now=bool(row[-1]))
+        alarm = _row(row[:-1]).model_copy(update={"answered_now": bool(row[-1])})
         if action is not Action.ESCALATE:
             return alarm
         cur = await conn.execute(
@@ -182,7 +186,7 @@ async def act(
             },
         )
         created = await cur.fetchone()
-        return replace(alarm, escalation_id=created[0] if created else None)
+        return alarm.model_copy(update={"escalation_id": created[0] if created else None})
 
 
 ANSWER_TIMES = """

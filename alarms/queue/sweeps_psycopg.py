@@ -16,6 +16,7 @@ from psycopg.types.json import Jsonb
 
 from alarms.queue.answer_time import AlertChange, mean_alert_change
 from larmkedja.db import Conn
+from larmkedja.events import AlertKind
 from larmkedja.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -87,7 +88,7 @@ class AnswerTimeSweep:
     """Per site: `answer_time.mean_above_target` while the rolling mean is above the target."""
 
     name = "answer_time_mean"
-    kind = "answer_time.mean_above_target"
+    kind = AlertKind.ANSWER_TIME_MEAN_ABOVE_TARGET.value
 
     def __init__(self, *, settings: Settings, registry: CollectorRegistry) -> None:
         self._window_s = settings.answer_window_s

@@ -12,17 +12,15 @@ import logging
 import threading
 import time
 from collections.abc import Sequence
-from typing import Any
 
 import psycopg
-from paho.mqtt.client import Client, ConnectFlags
-from paho.mqtt.properties import Properties
-from paho.mqtt.reasoncodes import ReasonCode
+from paho.mqtt.client import Client
 
 from alarms.runtime.metrics import EngineMetrics
 from alarms.runtime.outbox_paho import OutboxPublisher, PublishError
 from alarms.runtime.sweep import Sweep
 from larmkedja import db
+from larmkedja.mqtt_paho import on_connect
 from larmkedja.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -52,25 +50,12 @@ class Engine:
         self._listen: db.Conn | None = None
         self._last_housekeeping = 0.0
         self._ticks = 0
-        client.on_connect = self._on_connect
+        client.on_connect = on_connect(who="engine", connected=lambda c, f: self._mqtt_up.set())
         client.on_disconnect = lambda *a: self._mqtt_up.clear()
 
     @property
     def ticks(self) -> int:
         return self._ticks
-
-    def _on_connect(
-        self,
-        client: Client,
-        userdata: Any,
-        flags: ConnectFlags,
-        reason: ReasonCode,
-        properties: Properties | None,
-    ) -> None:
-        if reason.is_failure:
-            log.error("broker refused the engine: %s", reason)
-            return
-        self._mqtt_up.set()
 
     def stop(self) -> None:
         self._stopping.set()

@@ -6,8 +6,9 @@ from __future__ import annotations
 from prometheus_client import CollectorRegistry, Gauge
 from psycopg.types.json import Jsonb
 
-from alarms.selfwatch.silence_psycopg import silence
+from alarms.selfwatch import silence_psycopg as q
 from larmkedja.db import Conn
+from larmkedja.events import AlertKind
 from larmkedja.settings import Settings
 
 
@@ -15,7 +16,7 @@ class SilenceSweep:
     """`system.silent` while no device event arrives, no ingest runs, or writes stall."""
 
     name = "system_silent"
-    kind = "system.silent"
+    kind = AlertKind.SYSTEM_SILENT.value
     site = "_system"  # not a valid site name, so it never collides with one
 
     def __init__(self, *, settings: Settings, registry: CollectorRegistry) -> None:
@@ -27,7 +28,8 @@ class SilenceSweep:
         )
 
     def run(self, conn: Conn) -> int:
-        reasons = silence(conn, self._settings)
+        rows = conn.execute(q.SILENCE, q.params(self._settings)).fetchall()
+        reasons = q.reasons(self._settings, rows)
         self._silent.set(1 if reasons else 0)
         details = Jsonb({"reasons": reasons})
         if reasons:

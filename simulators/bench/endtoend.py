@@ -15,7 +15,11 @@ import orjson
 import psycopg
 from websockets.sync.client import connect
 
+from alarms import OfflineSweep
+from api import create_token
+from devstack.procs import free_port
 from larmkedja.events import DeviceEvent, Kind
+from larmkedja.settings import Settings
 from simulators.bench.infra import (
     BenchInfra,
     cpu_s,
@@ -134,10 +138,6 @@ def alarm_latency(
 ) -> Latency:
     """Alarm published → in the queue API and on the WebSocket, with `background` heartbeats/s
     from another process (all of Sweden: 4,000/s)."""
-    from api.tokens_admin import create
-    from devstack.procs import free_port
-    from larmkedja.settings import Settings
-
     port = free_port()
     env = infra.env(database_url, LARM_API_PORT=str(port), LARM_INGEST_INSTANCE="lat")
     procs = {
@@ -149,7 +149,7 @@ def alarm_latency(
     load = None
     try:
         wait_for(lambda: _ready(url), timeout=30)
-        secret = create(Settings(database_url=database_url), role="operator", name="bench")
+        secret = create_token(Settings(database_url=database_url), role="operator", name="bench")
         headers = {"Authorization": f"Bearer {secret}"}
         duration = alarms / rate_per_s + 10
         load = _background(infra, rate=background, seconds=duration)
@@ -270,9 +270,7 @@ def _measure(
 def device_sweep(database_url: str, *, devices: int = 250_000, due: int = 2_500) -> dict[str, Any]:
     """The offline sweep with `devices` registered (`due` of them past their deadline), and the
     liveness statement for one batch of 2,000 new heartbeats."""
-    from alarms.devices.sweeps_psycopg import FIRE_OFFLINE
-
-    params = {"default_s": 90.0, "unanswered_s": 60.0}
+    sweep = OfflineSweep(settings=Settings(heartbeat_default_s=90.0, unanswered_alert_s=60.0))
     with psycopg.connect(database_url, autocommit=True) as conn:
         conn.execute(
             "INSERT INTO devices (device_id, site, first_seen, last_seen, offline_due_at)"
@@ -286,7 +284,7 @@ def device_sweep(database_url: str, *, devices: int = 250_000, due: int = 2_500)
         for _ in range(10):
             started = time.perf_counter()
             with conn.transaction():
-                fired = len(conn.execute(FIRE_OFFLINE, params).fetchall())
+                fired = sweep.run(conn)
             timings.append((time.perf_counter() - started) * 1000)
         conn.execute(
             "UPDATE devices SET offline_due_at = now() - interval '1 s'"
@@ -295,7 +293,7 @@ def device_sweep(database_url: str, *, devices: int = 250_000, due: int = 2_500)
         )
         started = time.perf_counter()
         with conn.transaction():
-            fired = len(conn.execute(FIRE_OFFLINE, params).fetchall())
+            fired = sweep.run(conn)
         due_ms = (time.perf_counter() - started) * 1000
     return {
         "devices": devices,

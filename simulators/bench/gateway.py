@@ -11,10 +11,11 @@ import asyncio
 import statistics
 import time
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 from devstack.procs import free_port, port_open
-from gateway import admin, sia_dc09
+from gateway import add_sender, dc09_sender_block
 from larmkedja.settings import Settings
 from simulators.bench.infra import BenchInfra, count, cpu_s, larmkedja, rss_mb, stop, wait_for
 from simulators.bench.load import heartbeats, publish_all
@@ -54,9 +55,9 @@ class GatewayRun:
 
 
 def block(account: str, seq: int) -> bytes:
-    content = f'"SIA-DCS"{seq:04d}R1L1#{account}[#{account}|NRP{seq:04d}]'.encode()
-    crc = sia_dc09.crc16(content)
-    return b"\n" + f"{crc:04X}{len(content):04X}".encode() + content + b"\r"
+    return dc09_sender_block(
+        account=account, seq=seq, data=f"#{account}|NRP{seq:04d}", now=datetime.now(UTC)
+    )
 
 
 async def _panel(host: str, port: int, account: str, n: int, latencies: list[float]) -> None:
@@ -84,7 +85,7 @@ def gateway_load(infra: BenchInfra, *, panels: int = 50, per_panel: int = 400) -
     url = infra.database("bench_gateway")
     settings = Settings(database_url=url)
     for i in range(panels):
-        admin.add(settings, protocol="sia-dc09", sender_id=f"B{i:04d}", site="bench",
+        add_sender(settings, protocol="sia-dc09", sender_id=f"B{i:04d}", site="bench",
                   device_id=f"panel-{i:04d}")  # fmt: skip
     port = free_port()
     env = infra.env(
