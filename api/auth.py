@@ -18,6 +18,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from psycopg_pool import AsyncConnectionPool
 from starlette.requests import HTTPConnection
 
+from alarms.people.audit_psycopg import Actor
 from api.errors import ApiError
 from api.metrics import ApiMetrics
 
@@ -79,6 +80,11 @@ class Principal:
 
     def may(self, permission: Permission) -> bool:
         return self.role in ROLES[permission]
+
+    @property
+    def actor(self) -> Actor:
+        """As the audit log records who did something."""
+        return Actor(name=self.name, role=self.role.value)
 
 
 def new_token() -> str:

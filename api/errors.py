@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
+from collections.abc import Iterator
 
 import psycopg
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from prometheus_client import Counter
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 log = logging.getLogger(__name__)
@@ -26,6 +29,23 @@ class ApiError(Exception):
         self.status = status
         self.code = code
         self.message = message
+
+
+@contextlib.contextmanager
+def counted_action(
+    actions: Counter, action: str, *, what: str, missing: type[Exception], refused: type[Exception]
+) -> Iterator[None]:
+    """Count an operator's or the patrol's action by its result, and answer 404 for `missing`
+    and 409 for `refused` (an action its state does not allow)."""
+    try:
+        yield
+    except missing:
+        actions.labels(action, "not_found").inc()
+        raise ApiError(status=404, code="not_found", message=f"no such {what}") from None
+    except refused as exc:
+        actions.labels(action, "conflict").inc()
+        raise ApiError(status=409, code="conflict", message=str(exc)) from None
+    actions.labels(action, "ok").inc()
 
 
 def install_error_handlers(app: FastAPI) -> None:

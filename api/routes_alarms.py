@@ -10,7 +10,7 @@ from fastapi import APIRouter, Depends, Query, Request
 from alarms.queue import queries_psycopg as q
 from alarms.queue.lifecycle import Action, TransitionError
 from api.auth import Permission, Principal, require
-from api.errors import ApiError
+from api.errors import counted_action
 from api.models import EscalateIn, Problem, ResolveIn
 
 router = APIRouter(prefix="/api/v1", tags=["alarms"])
@@ -43,24 +43,22 @@ async def _act(
     request: Request, principal: Principal, alarm_id: uuid.UUID, action: Action, text: str | None
 ) -> q.AlarmRow:
     metrics = request.app.state.api_metrics
-    try:
+    with counted_action(
+        metrics.actions,
+        action.value,
+        what="alarm",
+        missing=q.AlarmNotFound,
+        refused=TransitionError,
+    ):
         async with request.app.state.pool.connection() as conn:
             row = await q.act(
                 conn,
                 alarm_id=alarm_id,
                 action=action,
-                actor=principal.name,
-                role=principal.role.value,
+                by=principal.actor,
                 text=text,
                 ack_s=request.app.state.settings.patrol_ack_minutes * 60.0,
             )
-    except q.AlarmNotFound:
-        metrics.actions.labels(action.value, "not_found").inc()
-        raise ApiError(status=404, code="not_found", message="no such alarm") from None
-    except TransitionError as exc:
-        metrics.actions.labels(action.value, "conflict").inc()
-        raise ApiError(status=409, code="conflict", message=str(exc)) from None
-    metrics.actions.labels(action.value, "ok").inc()
     answer_time = row.answer_time_s()
     if row.answered_now and row.counts_for_answer_time and answer_time is not None:
         metrics.answer_time.observe(answer_time)

@@ -35,12 +35,7 @@ async def get_device(
             conn, device_id, spec_hours=request.app.state.settings.battery_spec_hours
         )
         await audit_psycopg.record(
-            conn,
-            actor=principal.name,
-            role=principal.role.value,
-            action="device.read",
-            subject_type="device",
-            subject_id=device_id,
+            conn, by=principal.actor, action="device.read", subject=("device", device_id)
         )
     if row is None:
         raise ApiError(status=404, code="not_found", message="no such device")

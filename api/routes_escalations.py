@@ -10,7 +10,7 @@ from fastapi import APIRouter, Depends, Query, Request
 from alarms.patrol import escalations_psycopg as q
 from alarms.patrol.lifecycle import EscalationAction, EscalationTransitionError
 from api.auth import Permission, Principal, require
-from api.errors import ApiError
+from api.errors import counted_action
 from api.models import CancelIn, CompleteIn, Problem
 
 router = APIRouter(prefix="/api/v1/escalations", tags=["escalations"])
@@ -47,23 +47,17 @@ async def _act(
     text: str | None = None,
 ) -> q.EscalationRow:
     metrics = request.app.state.api_metrics
-    try:
+    with counted_action(
+        metrics.actions,
+        f"escalation.{action.value}",
+        what="escalation",
+        missing=q.EscalationNotFound,
+        refused=EscalationTransitionError,
+    ):
         async with request.app.state.pool.connection() as conn:
             row = await q.act(
-                conn,
-                escalation_id=escalation_id,
-                action=action,
-                actor=principal.name,
-                role=principal.role.value,
-                text=text,
+                conn, escalation_id=escalation_id, action=action, by=principal.actor, text=text
             )
-    except q.EscalationNotFound:
-        metrics.actions.labels(f"escalation.{action.value}", "not_found").inc()
-        raise ApiError(status=404, code="not_found", message="no such escalation") from None
-    except EscalationTransitionError as exc:
-        metrics.actions.labels(f"escalation.{action.value}", "conflict").inc()
-        raise ApiError(status=409, code="conflict", message=str(exc)) from None
-    metrics.actions.labels(f"escalation.{action.value}", "ok").inc()
     if action is EscalationAction.ARRIVE and row.arrived_at is not None:
         metrics.arrival.observe((row.arrived_at - row.created_at).total_seconds())
     return row

@@ -30,11 +30,9 @@ async def get_person(request: Request, principal: Reader, person_ref: Ref) -> Pe
         row = await persons_psycopg.get_person(conn, person_ref)
         await audit_psycopg.record(
             conn,
-            actor=principal.name,
-            role=principal.role.value,
+            by=principal.actor,
             action="person.read",
-            subject_type="person",
-            subject_id=person_ref,
+            subject=("person", person_ref),
             details={"found": row is not None},
         )
     if row is None:
@@ -52,11 +50,6 @@ async def put_person(
             conn, {**body.model_dump(), "person_ref": person_ref, "updated_by": principal.name}
         )
         await audit_psycopg.record(
-            conn,
-            actor=principal.name,
-            role=principal.role.value,
-            action="person.write",
-            subject_type="person",
-            subject_id=person_ref,
+            conn, by=principal.actor, action="person.write", subject=("person", person_ref)
         )
     return PersonOut.model_validate(row)

@@ -37,15 +37,7 @@ def _plan(plan_id: str, body: PlanIn) -> Plan:
         raise invalid(("body",), str(exc)) from None
     if len(set(body.checks)) != len(body.checks):
         raise invalid(("body", "checks"), "a check time is listed twice")
-    return Plan(
-        plan_id=plan_id,
-        device_id=body.device_id,
-        site=body.site,
-        checks=tuple(body.checks),
-        window_minutes=body.window_minutes,
-        timezone=body.timezone,
-        paused_nights=frozenset(body.paused_nights),
-    )
+    return Plan(plan_id=plan_id, **body.model_dump())
 
 
 async def _out(request: Request, plan: Plan, *, created: bool) -> PlanOut:
@@ -54,12 +46,7 @@ async def _out(request: Request, plan: Plan, *, created: bool) -> PlanOut:
         for night in nights_around(datetime.now(UTC), ZoneInfo(plan.timezone)):
             upcoming += await q.list_checks(conn, night=night, site=None, plan_id=plan.plan_id)
     return PlanOut(
-        plan_id=plan.plan_id,
-        device_id=plan.device_id,
-        site=plan.site,
-        checks=list(plan.checks),
-        window_minutes=plan.window_minutes,
-        timezone=plan.timezone,
+        **plan.model_dump(exclude={"paused_nights"}),
         paused_nights=sorted(plan.paused_nights),
         created=created,
         checks_upcoming=upcoming,
@@ -80,12 +67,7 @@ async def get_plan(request: Request, principal: Reader, plan_id: PlanId) -> Plan
     async with request.app.state.pool.connection() as conn, conn.transaction():
         plan = await q.get_plan(conn, plan_id)
         await audit_psycopg.record(
-            conn,
-            actor=principal.name,
-            role=principal.role.value,
-            action="plan.read",
-            subject_type="plan",
-            subject_id=plan_id,
+            conn, by=principal.actor, action="plan.read", subject=("plan", plan_id)
         )
     if plan is None:
         raise ApiError(status=404, code="not_found", message="no such plan")
@@ -103,11 +85,9 @@ async def checks(
         rows = await q.list_checks(conn, night=the_night, site=site)
         await audit_psycopg.record(
             conn,
-            actor=principal.name,
-            role=principal.role.value,
+            by=principal.actor,
             action="checks.read",
-            subject_type="night",
-            subject_id=the_night.isoformat(),
+            subject=("night", the_night.isoformat()),
             details={"site": site},
         )
     return rows

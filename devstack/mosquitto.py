@@ -9,7 +9,7 @@ import signal
 from dataclasses import dataclass
 from pathlib import Path
 
-from devstack.procs import StackError, read_pid, spawn, stop_pid, wait_for_port
+from devstack.procs import StackError, StatePath, read_pid, spawn, stop_pid, wait_for_port
 from devstack.tls import TlsFiles
 
 
@@ -39,17 +39,9 @@ class Mosquitto:
     tls_port: int | None = None
     tls: TlsFiles | None = None
 
-    @property
-    def config_file(self) -> Path:
-        return self.state_dir / "mosquitto.conf"
-
-    @property
-    def pid_file(self) -> Path:
-        return self.state_dir / "mosquitto.pid"
-
-    @property
-    def log_file(self) -> Path:
-        return self.state_dir / "mosquitto.log"
+    config_file = StatePath("mosquitto.conf")
+    pid_file = StatePath("mosquitto.pid")
+    log_file = StatePath("mosquitto.log")
 
     def config_text(self) -> str:
         data = self.state_dir / "data"

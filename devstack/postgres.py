@@ -15,6 +15,7 @@ import psycopg
 
 from devstack.procs import (
     StackError,
+    StatePath,
     as_user,
     chown_to,
     ensure_traversable_by,
@@ -46,17 +47,9 @@ class Postgres:
     # Tests trade crash safety of the test cluster for speed; `make up` keeps it durable.
     durable: bool = True
 
-    @property
-    def data_dir(self) -> Path:
-        return self.state_dir / "data"
-
-    @property
-    def log_file(self) -> Path:
-        return self.state_dir / "postgres.log"
-
-    @property
-    def password_file(self) -> Path:
-        return self.state_dir / "password"
+    data_dir = StatePath("data")
+    log_file = StatePath("postgres.log")
+    password_file = StatePath("password")
 
     @property
     def os_user(self) -> str | None:

@@ -12,9 +12,21 @@ import subprocess
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 # Children started by this process, so they can be reaped (and tests see no ResourceWarning).
 _CHILDREN: dict[int, subprocess.Popen[bytes]] = {}
+
+
+class StatePath:
+    """A file or folder under its owner's `state_dir` (a class attribute: `pid_file =
+    StatePath("x.pid")`)."""
+
+    def __init__(self, name: str) -> None:
+        self._name = name
+
+    def __get__(self, owner: Any, cls: type | None = None) -> Path:
+        return Path(owner.state_dir) / self._name
 
 
 class StackError(RuntimeError):

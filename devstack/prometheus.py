@@ -9,7 +9,7 @@ from pathlib import Path
 
 import yaml
 
-from devstack.procs import StackError, read_pid, spawn, stop_pid, wait_for_port
+from devstack.procs import StackError, StatePath, read_pid, spawn, stop_pid, wait_for_port
 
 DEPLOY = Path(__file__).resolve().parents[1] / "deploy" / "prometheus"
 
@@ -26,13 +26,8 @@ class Prometheus:
     scrape_interval: str = "5s"
     host: str = "127.0.0.1"
 
-    @property
-    def config_file(self) -> Path:
-        return self.state_dir / "prometheus.yml"
-
-    @property
-    def pid_file(self) -> Path:
-        return self.state_dir / "prometheus.pid"
+    config_file = StatePath("prometheus.yml")
+    pid_file = StatePath("prometheus.pid")
 
     def config(self) -> dict[str, object]:
         return {

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,57 +31,22 @@ def local_ca(directory: Path, *, host: str = "127.0.0.1", days: int = 825) -> Tl
     ca_key, csr = directory / "ca.key", directory / "server.csr"
     ext = directory / "server.ext"
     ext.write_text(f"subjectAltName = DNS:localhost, IP:{host}, IP:127.0.0.1\n")
+    subject = ["-subj", f"/CN={host}"]
     steps = [
-        [
-            openssl,
-            "req",
-            "-x509",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-keyout",
-            str(ca_key),
-            "-out",
-            str(files.ca),
-            "-days",
-            str(days),
-            "-subj",
-            "/CN=larmkedja local CA",
-        ],
-        [
-            openssl,
-            "req",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-keyout",
-            str(files.key),
-            "-out",
-            str(csr),
-            "-subj",
-            f"/CN={host}",
-        ],
-        [
-            openssl,
-            "x509",
-            "-req",
-            "-in",
-            str(csr),
-            "-CA",
-            str(files.ca),
-            "-CAkey",
-            str(ca_key),
-            "-CAcreateserial",
-            "-out",
-            str(files.cert),
-            "-days",
-            str(days),
-            "-extfile",
-            str(ext),
-        ],
-    ]
-    for argv in steps:
-        run(argv, what="openssl")
-    for path in (ca_key, files.key):
-        path.chmod(0o600)
+        ["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(ca_key),
+         "-out", str(files.ca), "-days", str(days), "-subj", "/CN=larmkedja local CA"],
+        ["req", "-newkey", "rsa:2048", "-nodes", "-keyout", str(files.key),
+         "-out", str(csr), *subject],
+        ["x509", "-req", "-in", str(csr), "-CA", str(files.ca), "-CAkey", str(ca_key),
+         "-CAcreateserial", "-out", str(files.cert), "-days", str(days), "-extfile", str(ext)],
+    ]  # fmt: skip
+    # The keys are private from their first byte (no window between writing and chmod).
+    old_umask = os.umask(0o077)
+    try:
+        for argv in steps:
+            run([openssl, *argv], what="openssl")
+    finally:
+        os.umask(old_umask)
+    for path in (files.ca, files.cert):
+        path.chmod(0o644)
     return files

@@ -5,6 +5,7 @@ points (`entrypoints/cli.py`) only call these; nothing else in the project wires
 from __future__ import annotations
 
 import gc
+from typing import Protocol
 
 import uvicorn
 from fastapi import FastAPI
@@ -30,6 +31,14 @@ from ingest.store_psycopg import EventStore, Processor
 from larmkedja import db
 from larmkedja.mqtt_paho import make_client
 from larmkedja.settings import Settings
+
+
+class Service(Protocol):
+    """A long-lived process: runs until `stop()`, then ends what it holds cleanly."""
+
+    def run(self) -> None: ...
+
+    def stop(self) -> None: ...
 
 
 def processors(settings: Settings) -> list[Processor]:

@@ -13,6 +13,17 @@ from larmkedja.events import Kind
 class IngestMetrics:
     def __init__(self, *, registry: CollectorRegistry) -> None:
         self.registry = registry
+        self._counters(registry)
+        self._gauges(registry)
+        for kind in Kind:
+            self.received.labels(kind.value)
+            self.stored.labels(kind.value)
+        for reason in Reason:
+            self.dead_letters.labels(reason.value)
+        for error in ("connection", "data", "other"):
+            self.db_errors.labels(error)
+
+    def _counters(self, registry: CollectorRegistry) -> None:
         self.received = Counter(
             "larm_ingest_events_received_total",
             "Valid events received from MQTT, by kind (redeliveries included).",
@@ -36,6 +47,15 @@ class IngestMetrics:
             ["reason"],
             registry=registry,
         )
+        self.db_errors = Counter(
+            "larm_ingest_db_errors_total",
+            "Failed batch writes (retried; nothing acknowledged), by class: connection (the "
+            "database is gone), data (a row it refuses), other.",
+            ["error"],
+            registry=registry,
+        )
+
+    def _gauges(self, registry: CollectorRegistry) -> None:
         self.batch_size = Histogram(
             "larm_ingest_batch_size_messages",
             "Messages per committed batch.",
@@ -74,20 +94,6 @@ class IngestMetrics:
             "1 while the broker connection is up.",
             registry=registry,
         )
-        self.db_errors = Counter(
-            "larm_ingest_db_errors_total",
-            "Failed batch writes (retried; nothing acknowledged), by class: connection (the "
-            "database is gone), data (a row it refuses), other.",
-            ["error"],
-            registry=registry,
-        )
-        for kind in Kind:
-            self.received.labels(kind.value)
-            self.stored.labels(kind.value)
-        for reason in Reason:
-            self.dead_letters.labels(reason.value)
-        for error in ("connection", "data", "other"):
-            self.db_errors.labels(error)
 
     def count_kinds(self, counter: Counter, kinds: Tally[str]) -> None:
         for kind, n in kinds.items():

@@ -25,17 +25,11 @@ from larmkedja.events import ReceivedEvent, json_bytes
 
 log = logging.getLogger(__name__)
 
+# The batch's rows as COPY writes them, and its new events for set-based work: the columns of
+# `events` (migration 0001), emptied at every commit.
 CREATE_STAGING = """
-CREATE TEMP TABLE IF NOT EXISTS ingest_staging (
-    received_at timestamptz NOT NULL,
-    event_id    uuid        NOT NULL,
-    site        text        NOT NULL,
-    device_id   text        NOT NULL,
-    kind        text        NOT NULL,
-    device_ts   timestamptz NOT NULL,
-    data        jsonb       NOT NULL
-) ON COMMIT DELETE ROWS;
-CREATE TEMP TABLE IF NOT EXISTS ingest_new (LIKE ingest_staging) ON COMMIT DELETE ROWS;
+CREATE TEMP TABLE IF NOT EXISTS ingest_staging (LIKE events) ON COMMIT DELETE ROWS;
+CREATE TEMP TABLE IF NOT EXISTS ingest_new (LIKE events) ON COMMIT DELETE ROWS;
 """
 
 COPY_STAGING = (

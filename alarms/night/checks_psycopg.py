@@ -5,12 +5,12 @@ expected checks of a plan's nights, and what a decision of `alarms.night.rules` 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from psycopg.types.json import Jsonb
+from pydantic import BaseModel, ConfigDict
 
 from alarms.night.rules import (
     CheckState,
@@ -20,7 +20,7 @@ from alarms.night.rules import (
     expected_checks,
     nights_around,
 )
-from larmkedja.db import Cursor
+from larmkedja.db import Cursor, from_row
 from larmkedja.events import AlertKind, CheckResultData
 from larmkedja.settings import Settings
 
@@ -72,8 +72,9 @@ def check_rows(plan: Plan, now: datetime) -> list[dict[str, Any]]:
     return rows
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class CheckRow:
+class CheckRow(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
     check_id: int
     plan_id: str
     night: date
@@ -132,18 +133,7 @@ RESOLVE_ALERT = "SELECT larm_resolve_alert(%s, %s, %s)"
 
 
 def check_from_row(row: Sequence[Any]) -> CheckRow:
-    return CheckRow(
-        check_id=row[0],
-        plan_id=row[1],
-        night=row[2],
-        site=row[3],
-        device_id=row[4],
-        scheduled_for=row[5],
-        window_end=row[6],
-        state=CheckState(row[7]),
-        recheck_deadline=row[8],
-        window_s=float(row[9]),
-    )
+    return from_row(CheckRow, row)
 
 
 class CheckRules:
@@ -163,25 +153,7 @@ class CheckRules:
         at: datetime,
         result: CheckResultData | None = None,
     ) -> None:
-        subject = f"check:{check.check_id}"
-        if result is not None:
-            cur.execute(
-                RECORD_RESULT,
-                {
-                    "state": decision.state.value,
-                    "first": check.state is CheckState.PENDING,
-                    "at": at,
-                    "outcome": result.outcome.value,
-                    "operator": result.operator,
-                    "look_s": result.duration_s,
-                    "recheck": decision.recheck,
-                    "recheck_s": self._recheck_s,
-                    "window_s": check.window_s,
-                    "check_id": check.check_id,
-                },
-            )
-        else:
-            cur.execute(SET_STATE, (decision.state.value, check.check_id))
+        self._record(cur, check, decision, at=at, result=result)
         details = {
             "check_id": check.check_id,
             "plan_id": check.plan_id,
@@ -189,36 +161,52 @@ class CheckRules:
             "night": check.night.isoformat(),
             "scheduled_for": check.scheduled_for.isoformat(),
         }
-        if decision.state is CheckState.NOT_SEEN:
-            cur.execute(
-                RAISE_ALERT,
-                (
-                    check.site,
-                    AlertKind.SUPERVISION_NOT_SEEN.value,
-                    "warning",
-                    subject,
-                    Jsonb(details),
-                ),
-            )
-        elif decision.state is CheckState.RECHECKED_OK:
-            cur.execute(
-                RESOLVE_ALERT,
-                (AlertKind.SUPERVISION_NOT_SEEN.value, subject, Jsonb({"rechecked": True})),
-            )
-        if decision.escalate is Escalate.MISSED:
-            cur.execute(
-                RAISE_ALERT,
-                (
-                    check.site,
-                    AlertKind.SUPERVISION_CHECK_MISSED.value,
-                    "critical",
-                    subject,
-                    Jsonb(details),
-                ),
-            )
+        self._alerts(cur, check, decision, details)
         alarm_id = self._alarm(cur, check, at, details) if decision.alarm else None
         if decision.escalate is not None:
             self._escalate(cur, check, decision.escalate, alarm_id)
+
+    def _record(
+        self,
+        cur: Cursor,
+        check: CheckRow,
+        decision: Decision,
+        *,
+        at: datetime,
+        result: CheckResultData | None,
+    ) -> None:
+        if result is None:
+            cur.execute(SET_STATE, (decision.state.value, check.check_id))
+            return
+        cur.execute(
+            RECORD_RESULT,
+            {
+                "state": decision.state.value,
+                "first": check.state is CheckState.PENDING,
+                "at": at,
+                "outcome": result.outcome.value,
+                "operator": result.operator,
+                "look_s": result.duration_s,
+                "recheck": decision.recheck,
+                "recheck_s": self._recheck_s,
+                "window_s": check.window_s,
+                "check_id": check.check_id,
+            },
+        )
+
+    def _alerts(
+        self, cur: Cursor, check: CheckRow, decision: Decision, details: dict[str, Any]
+    ) -> None:
+        subject = f"check:{check.check_id}"
+        if decision.state is CheckState.NOT_SEEN:
+            kind = AlertKind.SUPERVISION_NOT_SEEN.value
+            cur.execute(RAISE_ALERT, (check.site, kind, "warning", subject, Jsonb(details)))
+        elif decision.state is CheckState.RECHECKED_OK:
+            kind = AlertKind.SUPERVISION_NOT_SEEN.value
+            cur.execute(RESOLVE_ALERT, (kind, subject, Jsonb({"rechecked": True})))
+        if decision.escalate is Escalate.MISSED:
+            kind = AlertKind.SUPERVISION_CHECK_MISSED.value
+            cur.execute(RAISE_ALERT, (check.site, kind, "critical", subject, Jsonb(details)))
 
     def _alarm(self, cur: Cursor, check: CheckRow, at: datetime, details: dict[str, Any]) -> Any:
         cur.execute(

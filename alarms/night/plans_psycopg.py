@@ -8,13 +8,7 @@ from datetime import date, datetime
 from psycopg.types.json import Jsonb
 from pydantic import BaseModel, ConfigDict, Field
 
-from alarms.night.checks_psycopg import (
-    DROP_FUTURE_CHECKS,
-    INSERT_CHECK,
-    PLAN_COLUMNS,
-    check_rows,
-    plan_from_row,
-)
+from alarms.night import checks_psycopg as checks
 from alarms.night.rules import Plan
 from larmkedja.db import AsyncConn, from_row
 
@@ -34,7 +28,7 @@ AUDIT = """
 INSERT INTO audit_log (actor, role, action, subject_type, subject_id, details)
 VALUES (%s, %s, %s, %s, %s, %s)
 """
-GET_PLAN = f"SELECT {PLAN_COLUMNS} FROM supervision_plans WHERE plan_id = %s"  # noqa: S608
+GET_PLAN = f"SELECT {checks.PLAN_COLUMNS} FROM supervision_plans WHERE plan_id = %s"  # noqa: S608
 
 
 class CheckView(BaseModel):
@@ -91,9 +85,9 @@ async def upsert_plan(conn: AsyncConn, plan: Plan, *, actor: str, role: str) -> 
         )
         row = await cur.fetchone()
         created, now = (bool(row[0]), row[1]) if row else (False, datetime.now().astimezone())
-        await conn.execute(DROP_FUTURE_CHECKS, (plan.plan_id,))
+        await conn.execute(checks.DROP_FUTURE_CHECKS, (plan.plan_id,))
         async with conn.cursor() as c:
-            await c.executemany(INSERT_CHECK, check_rows(plan, now))
+            await c.executemany(checks.INSERT_CHECK, checks.check_rows(plan, now))
         await conn.execute(
             AUDIT,
             (
@@ -117,7 +111,7 @@ async def upsert_plan(conn: AsyncConn, plan: Plan, *, actor: str, role: str) -> 
 async def get_plan(conn: AsyncConn, plan_id: str) -> Plan | None:
     cur = await conn.execute(GET_PLAN, (plan_id,))
     row = await cur.fetchone()
-    return plan_from_row(row) if row else None
+    return checks.plan_from_row(row) if row else None
 
 
 async def list_checks(

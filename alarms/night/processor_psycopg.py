@@ -13,7 +13,7 @@ from alarms.night.checks_psycopg import (
     CheckRules,
     check_from_row,
 )
-from alarms.night.rules import CheckState, Outcome, on_result
+from alarms.night.rules import CheckState, on_result
 from larmkedja.db import Cursor
 from larmkedja.events import AlertKind, CheckResultData, Kind, ReceivedEvent
 from larmkedja.settings import Settings
@@ -71,7 +71,7 @@ class SupervisionProcessor:
             return
         check = check_from_row(row)
         deadline = check.window_end if check.state is CheckState.PENDING else check.recheck_deadline
-        decision = on_result(check.state, Outcome(data.outcome.value))
+        decision = on_result(check.state, data.outcome)
         if decision is None or (deadline is not None and r.received_at > deadline):
             cur.execute(LATE_RESULT, (r.received_at, check.check_id))
             return

@@ -20,6 +20,10 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
+from pydantic import BaseModel, ConfigDict
+
+from larmkedja.events import CheckOutcome as Outcome
+
 NIGHT_STARTS = time(12, 0)
 
 
@@ -35,15 +39,11 @@ class CheckState(enum.StrEnum):
 OPEN_CHECK_STATES = frozenset({CheckState.PENDING, CheckState.NOT_SEEN})
 
 
-class Outcome(enum.StrEnum):
-    SEEN_OK = "seen_ok"
-    NOT_SEEN = "not_seen"
-    NEEDS_HELP = "needs_help"
-    CAMERA_OFFLINE = "camera_offline"
+class Plan(BaseModel):
+    """A person's night supervision plan: which local times, how long each check may take."""
 
+    model_config = ConfigDict(frozen=True)
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Plan:
     plan_id: str
     device_id: str
     site: str

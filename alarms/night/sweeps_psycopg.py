@@ -43,20 +43,20 @@ class MaterialiseSweep:
         return made
 
 
-DUE_WINDOWS = f"""
+def _due(state: str, deadline: str) -> str:
+    """The checks in `state` whose `deadline` column has passed (a batch, skipping rows that
+    ingest holds: their result is being stored)."""
+    return f"""
 SELECT {CHECK_COLUMNS}
 FROM supervision_checks c JOIN supervision_plans p USING (plan_id)
-WHERE c.state = 'pending' AND c.window_end <= now()
-ORDER BY c.window_end LIMIT 1000
+WHERE c.state = '{state}' AND c.{deadline} <= now()
+ORDER BY c.{deadline} LIMIT 1000
 FOR UPDATE OF c SKIP LOCKED
-"""  # noqa: S608 - constant columns
-DUE_RECHECKS = f"""
-SELECT {CHECK_COLUMNS}
-FROM supervision_checks c JOIN supervision_plans p USING (plan_id)
-WHERE c.state = 'not_seen' AND c.recheck_deadline <= now()
-ORDER BY c.recheck_deadline LIMIT 1000
-FOR UPDATE OF c SKIP LOCKED
-"""  # noqa: S608 - constant columns
+"""  # noqa: S608 - constants only
+
+
+DUE_WINDOWS = _due("pending", "window_end")
+DUE_RECHECKS = _due("not_seen", "recheck_deadline")
 
 
 class CheckDeadlineSweep:

@@ -6,18 +6,19 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from psycopg.types.json import Jsonb
 from pydantic import BaseModel, ConfigDict, Field
 
 from alarms.patrol.lifecycle import (
     ALLOWED_FROM,
+    STAMPS,
     TARGET,
     EscalationAction,
     EscalationState,
     EscalationTransitionError,
 )
-from alarms.people.audit_psycopg import audited_change
+from alarms.people.audit_psycopg import Actor, audited_change, transition
 from larmkedja.db import AsyncConn, from_row
+from larmkedja.transitions import update_sql
 
 LIVE_STATES = ("open", "acknowledged", "arrived")
 
@@ -98,25 +99,7 @@ async def get_escalation(conn: AsyncConn, escalation_id: uuid.UUID) -> Escalatio
 
 
 TRANSITION = audited_change(
-    update="""
-    UPDATE escalations SET
-        state = %(target)s,
-        acknowledged_at = CASE WHEN %(target)s IN ('acknowledged', 'arrived', 'completed')
-                               THEN coalesce(acknowledged_at, now()) ELSE acknowledged_at END,
-        acknowledged_by = CASE WHEN %(target)s IN ('acknowledged', 'arrived', 'completed')
-                               THEN coalesce(acknowledged_by, %(actor)s) ELSE acknowledged_by END,
-        arrived_at = CASE WHEN %(target)s = 'arrived' THEN now() ELSE arrived_at END,
-        arrived_by = CASE WHEN %(target)s = 'arrived' THEN %(actor)s ELSE arrived_by END,
-        completed_at = CASE WHEN %(target)s = 'completed' THEN now() ELSE completed_at END,
-        completed_by = CASE WHEN %(target)s = 'completed' THEN %(actor)s ELSE completed_by END,
-        outcome = CASE WHEN %(target)s = 'completed' THEN %(text)s ELSE outcome END,
-        cancelled_at = CASE WHEN %(target)s = 'cancelled' THEN now() ELSE cancelled_at END,
-        cancelled_by = CASE WHEN %(target)s = 'cancelled' THEN %(actor)s ELSE cancelled_by END,
-        cancel_reason = CASE WHEN %(target)s = 'cancelled' THEN %(text)s ELSE cancel_reason END,
-        version = version + 1
-    WHERE escalation_id = %(id)s AND state = ANY(%(allowed)s)
-    RETURNING *
-    """,
+    update=update_sql(table="escalations", key="escalation_id", stamps=STAMPS),
     alias="e",
     subject_type="escalation",
     columns=COLUMNS,
@@ -132,30 +115,29 @@ async def act(
     *,
     escalation_id: uuid.UUID,
     action: EscalationAction,
-    actor: str,
-    role: str,
+    by: Actor,
     text: str | None = None,
 ) -> EscalationRow:
     """One step of the patrol (or a supervisor's cancel); raises EscalationNotFound or
     EscalationTransitionError with nothing changed."""
+
+    def refused(state: str | None) -> Exception:
+        if state is None:
+            return EscalationNotFound(str(escalation_id))
+        return EscalationTransitionError(action=action, state=EscalationState(state))
+
     async with conn.transaction():
-        cur = await conn.execute(
+        row = await transition(
+            conn,
             TRANSITION,
-            {
-                "id": escalation_id,
-                "target": TARGET[action].value,
-                "allowed": [s.value for s in ALLOWED_FROM[action]],
-                "actor": actor,
-                "role": role,
-                "text": text,
-                "action": f"escalation.{action.value}",
-                "details": Jsonb({"text": text} if text else {}),
-            },
+            key=escalation_id,
+            target=TARGET[action].value,
+            allowed=(s.value for s in ALLOWED_FROM[action]),
+            text=text,
+            by=by,
+            action=f"escalation.{action.value}",
+            details={"text": text} if text else {},
+            state_of="SELECT state FROM escalations WHERE escalation_id = %(key)s",
+            refused=refused,
         )
-        row = await cur.fetchone()
-        if row is None:
-            current = await get_escalation(conn, escalation_id)
-            if current is None:
-                raise EscalationNotFound(str(escalation_id))
-            raise EscalationTransitionError(action=action, state=EscalationState(current.state))
-        return _row(row)
+    return _row(row)

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import enum
 
+from larmkedja.transitions import Stamp
+
 
 class EscalationState(enum.StrEnum):
     OPEN = "open"
@@ -41,6 +43,14 @@ TARGET: dict[EscalationAction, EscalationState] = {
     EscalationAction.COMPLETE: EscalationState.COMPLETED,
     EscalationAction.CANCEL: EscalationState.CANCELLED,
 }
+# What each step writes on the escalation (its SQL is generated from this).
+STAMPS = (
+    # The first step the patrol takes counts as its acknowledgement.
+    Stamp(name="acknowledged", states=frozenset({_A.value, _R.value, "completed"}), once=True),
+    Stamp(name="arrived", states=frozenset({_R.value})),
+    Stamp(name="completed", states=frozenset({"completed"}), text="outcome"),
+    Stamp(name="cancelled", states=frozenset({"cancelled"}), text="cancel_reason"),
+)
 NEEDS_TEXT = frozenset({EscalationAction.COMPLETE, EscalationAction.CANCEL})
 
 

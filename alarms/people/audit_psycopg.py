@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from typing import Any
 
 from psycopg.types.json import Jsonb
@@ -14,19 +16,24 @@ VALUES (%s, %s, %s, %s, %s, %s)
 """
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Actor:
+    """Who makes a change (a person's token name and role), as the audit log records it."""
+
+    name: str
+    role: str
+
+
 async def record(
     conn: AsyncConn,
     *,
-    actor: str,
-    role: str,
+    by: Actor,
     action: str,
-    subject_type: str,
-    subject_id: str,
+    subject: tuple[str, str],
     details: dict[str, Any] | None = None,
 ) -> None:
-    await conn.execute(
-        INSERT, (actor, role, action, subject_type, subject_id, Jsonb(details or {}))
-    )
+    """Who (`by`) did or read what (`action` on `subject`: its type and id)."""
+    await conn.execute(INSERT, (by.name, by.role, action, *subject, Jsonb(details or {})))
 
 
 def audited_change(*, update: str, alias: str, subject_type: str, columns: str) -> str:
@@ -45,3 +52,38 @@ WITH {alias} AS (
 )
 SELECT {columns} FROM {alias}
 """  # noqa: S608 - every part is a constant of the callers
+
+
+async def transition(
+    conn: AsyncConn,
+    statement: str,
+    *,
+    key: object,
+    target: str,
+    allowed: Iterable[str],
+    text: str | None,
+    by: Actor,
+    action: str,
+    details: dict[str, Any],
+    state_of: str,
+    refused: Callable[[str | None], Exception],
+) -> tuple[Any, ...]:
+    """Run a statement made by `audited_change` over `larmkedja.transitions.update_sql`: the
+    row `key` to `target` if its state is one of `allowed`. Returns the changed row, or raises
+    `refused(state)` with nothing changed, the row's state read with `state_of` (by `%(key)s`;
+    None: no such row). Run inside the caller's transaction."""
+    params = {
+        "key": key,
+        "target": target,
+        "allowed": sorted(allowed),
+        "text": text,
+        "actor": by.name,
+        "role": by.role,
+        "action": action,
+        "details": Jsonb(details),
+    }
+    row = await (await conn.execute(statement, params)).fetchone()
+    if row is None:
+        current = await (await conn.execute(state_of, params)).fetchone()
+        raise refused(current[0] if current else None)
+    return row

@@ -13,6 +13,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 
 from larmkedja.events import AlarmKind
+from larmkedja.transitions import Stamp, stamp
 
 
 class AlarmState(enum.StrEnum):
@@ -41,6 +42,16 @@ TARGET: dict[Action, AlarmState] = {
     Action.ESCALATE: AlarmState.ESCALATED,
     Action.RESOLVE: AlarmState.RESOLVED,
 }
+
+
+# What each decision writes on the alarm (the SQL of `queries_psycopg` is generated from it).
+_ALL_TARGETS = frozenset(s.value for s in TARGET.values())
+STAMPS = (
+    # Escalating or resolving an alarm nobody answered yet counts as answering it.
+    Stamp(name="answered", states=_ALL_TARGETS, once=True),
+    Stamp(name="escalated", states=frozenset({AlarmState.ESCALATED.value}), by=False),
+    Stamp(name="resolved", states=frozenset({AlarmState.RESOLVED.value}), text="outcome"),
+)
 
 
 class TransitionError(ValueError):
@@ -130,14 +141,9 @@ def apply(
         raise TransitionError(action=action, state=alarm.state)
     if action is Action.RESOLVE and not outcome:
         raise ValueError("resolving needs an outcome")
-    changed = replace(alarm, state=TARGET[action])
-    if alarm.answered_at is None:
-        changed = replace(changed, answered_at=at, answered_by=actor)
-    if action is Action.ESCALATE:
-        changed = replace(changed, escalated_at=at)
-    if action is Action.RESOLVE:
-        changed = replace(changed, resolved_at=at, resolved_by=actor, outcome=outcome)
-    return changed
+    target = TARGET[action]
+    changed = stamp(alarm, target.value, STAMPS, at=at, actor=actor, text=outcome)
+    return replace(changed, state=target)
 
 
 def auto_resolve(alarm: Alarm, *, at: datetime, outcome: str) -> Alarm:

@@ -11,19 +11,20 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from psycopg.types.json import Jsonb
 from pydantic import BaseModel, ConfigDict, Field
 
-from alarms.people.audit_psycopg import audited_change
+from alarms.people.audit_psycopg import Actor, audited_change, transition
 from alarms.queue.lifecycle import (
     ALLOWED_FROM,
     OPEN_STATES,
+    STAMPS,
     TARGET,
     Action,
     AlarmState,
     TransitionError,
 )
 from larmkedja.db import AsyncConn, from_row
+from larmkedja.transitions import update_sql
 
 
 class AlarmNotFound(LookupError):
@@ -86,19 +87,7 @@ LIMIT %(limit)s
 GET_ALARM = f"SELECT {COLUMNS} FROM alarms a WHERE a.alarm_id = %s"  # noqa: S608
 
 TRANSITION = audited_change(
-    update="""
-    UPDATE alarms
-    SET state = %(target)s,
-        answered_at = coalesce(answered_at, now()),
-        answered_by = coalesce(answered_by, %(actor)s),
-        escalated_at = CASE WHEN %(target)s = 'escalated' THEN now() ELSE escalated_at END,
-        resolved_at = CASE WHEN %(target)s = 'resolved' THEN now() ELSE resolved_at END,
-        resolved_by = CASE WHEN %(target)s = 'resolved' THEN %(actor)s ELSE resolved_by END,
-        outcome = CASE WHEN %(target)s = 'resolved' THEN %(outcome)s ELSE outcome END,
-        version = version + 1
-    WHERE alarm_id = %(alarm_id)s AND state = ANY(%(allowed)s)
-    RETURNING *
-    """,
+    update=update_sql(table="alarms", key="alarm_id", stamps=STAMPS),
     alias="a",
     subject_type="alarm",
     columns=f"{COLUMNS}, a.answered_at = now() AS answered_now",
@@ -144,33 +133,32 @@ async def act(
     *,
     alarm_id: uuid.UUID,
     action: Action,
-    actor: str,
-    role: str,
+    by: Actor,
     text: str | None = None,
     ack_s: float = 600.0,
 ) -> AlarmRow:
     """Apply one human decision; raises AlarmNotFound or TransitionError (nothing changed)."""
+
+    def refused(state: str | None) -> Exception:
+        if state is None:
+            return AlarmNotFound(str(alarm_id))
+        return TransitionError(action=action, state=AlarmState(state))
+
     details = {"reason": text} if action is Action.ESCALATE else {"outcome": text} if text else {}
     async with conn.transaction():
-        cur = await conn.execute(
+        row = await transition(
+            conn,
             TRANSITION,
-            {
-                "alarm_id": alarm_id,
-                "target": TARGET[action].value,
-                "allowed": [s.value for s in ALLOWED_FROM[action]],
-                "actor": actor,
-                "role": role,
-                "action": f"alarm.{action.value}",
-                "outcome": text if action is Action.RESOLVE else None,
-                "details": Jsonb(details),
-            },
+            key=alarm_id,
+            target=TARGET[action].value,
+            allowed=(s.value for s in ALLOWED_FROM[action]),
+            text=text if action is Action.RESOLVE else None,
+            by=by,
+            action=f"alarm.{action.value}",
+            details=details,
+            state_of="SELECT state FROM alarms WHERE alarm_id = %(key)s",
+            refused=refused,
         )
-        row = await cur.fetchone()
-        if row is None:
-            current = await get_alarm(conn, alarm_id)
-            if current is None:
-                raise AlarmNotFound(str(alarm_id))
-            raise TransitionError(action=action, state=AlarmState(current.state))
         alarm = _row(row[:-1]).model_copy(update={"answered_now": bool(row[-1])})
         if action is not Action.ESCALATE:
             return alarm
@@ -181,7 +169,7 @@ async def act(
                 "device_id": alarm.device_id,
                 "alarm_id": alarm.alarm_id,
                 "reason": text or "sent by the operator",
-                "actor": actor,
+                "actor": by.name,
                 "ack_s": ack_s,
             },
         )

@@ -245,26 +245,40 @@ def _measure(
 
         reader = threading.Thread(target=read_ws, daemon=True)
         reader.start()
-        pub = Publisher("127.0.0.1", infra.broker.port)
         sent_at: dict[str, float] = {}
         try:
-            for i in range(alarms):
-                event = DeviceEvent.create(f"alarm-{i:05d}", Kind.ALARM_BUTTON)
-                payload = event.to_json()
-                now = time.perf_counter()
-                published[event.device_id] = now
-                sent_at[event.device_id] = now
-                wall[event.device_id] = time.time()
-                pub.send(event.topic("bench"), payload)
-                time.sleep(1 / rate)
+            _publish_alarms(infra, alarms=alarms, rate=rate, into=(published, sent_at, wall))
             reader_done.wait(30)
             time.sleep(0.5)
         finally:
-            pub.close()
             stop_polling.set()
             poller.join(10)
     into.api_ms = [(seen_api[d] - t) * 1000 for d, t in sent_at.items() if d in seen_api]
     return wall
+
+
+def _publish_alarms(
+    infra: BenchInfra,
+    *,
+    alarms: int,
+    rate: float,
+    into: tuple[dict[str, float], dict[str, float], dict[str, float]],
+) -> None:
+    """Publish `alarms` alarms at `rate`/s, noting when each left (monotonic and wall time)."""
+    published, sent_at, wall = into
+    pub = Publisher("127.0.0.1", infra.broker.port)
+    try:
+        for i in range(alarms):
+            event = DeviceEvent.create(f"alarm-{i:05d}", Kind.ALARM_BUTTON)
+            payload = event.to_json()
+            now = time.perf_counter()
+            published[event.device_id] = now
+            sent_at[event.device_id] = now
+            wall[event.device_id] = time.time()
+            pub.send(event.topic("bench"), payload)
+            time.sleep(1 / rate)
+    finally:
+        pub.close()
 
 
 def device_sweep(database_url: str, *, devices: int = 250_000, due: int = 2_500) -> dict[str, Any]:

@@ -180,9 +180,31 @@ def soak_table(report: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+Row = tuple[str, str, str]
+
+
 def main_table(report: dict[str, Any]) -> str:
+    rows = [
+        *_limit_rows(report),
+        *_ingest_rows(report),
+        *_latency_rows(report),
+        *_memory_rows(report),
+        *_device_rows(report),
+        *_gateway_rows(report),
+    ]
+    width = [max(len(r[i]) for r in rows) for i in range(3)]
+    lines = [f"{a:<{width[0]}}  {b:<{width[1]}}  {c}" for a, b, c in rows]
+    head = f"larmkedja bench  {report['started_at']}  ({report['machine']['cpus']} CPUs)"
+    targets = (
+        "targets: ≥ 20,000 ev/s end to end; ≥ 0.8 of the bare Python consumer; "
+        "p99 alarm→queue ≤ 100 ms under 4,000 ev/s; memory flat"
+    )
+    return "\n".join([head, "-" * len(head), *lines, "", targets])
+
+
+def _limit_rows(report: dict[str, Any]) -> list[Row]:
     lim = report["limits"]
-    rows: list[tuple[str, str, str]] = [
+    return [
         (
             "1. limits",
             "Mosquitto → its C client (mosquitto_sub, QoS 1)",
@@ -200,6 +222,10 @@ def main_table(report: dict[str, Any]) -> str:
         ),
         ("", "raw COPY into the events hypertable", f"{lim['copy_rows_s']:,.0f} rows/s"),
     ]
+
+
+def _ingest_rows(report: dict[str, Any]) -> list[Row]:
+    rows: list[Row] = []
     for i, run in enumerate(report["ingest"].values()):
         label = "2. larmkedja" if i == 0 else ""
         what = (
@@ -215,7 +241,11 @@ def main_table(report: dict[str, Any]) -> str:
                 f"÷ C client {run['vs_c_client']:.2f}, ÷ COPY {run['vs_copy']:.2f})",
             )
         )
-    rows += _latency_rows(report)
+    return rows
+
+
+def _memory_rows(report: dict[str, Any]) -> list[Row]:
+    rows: list[Row] = []
     for name, run in report["ingest"].items():
         rows.append(
             (
@@ -227,6 +257,11 @@ def main_table(report: dict[str, Any]) -> str:
                 ),
             )
         )
+    return rows
+
+
+def _device_rows(report: dict[str, Any]) -> list[Row]:
+    rows: list[Row] = []
     dev = report["devices"]
     rows.append(
         (
@@ -239,15 +274,7 @@ def main_table(report: dict[str, Any]) -> str:
     rows.append(
         ("", f"offline sweep, {dev['due']:,} due at once", f"{dev['sweep_with_due_ms']:.0f} ms")
     )
-    rows += _gateway_rows(report)
-    width = [max(len(r[i]) for r in rows) for i in range(3)]
-    lines = [f"{a:<{width[0]}}  {b:<{width[1]}}  {c}" for a, b, c in rows]
-    head = f"larmkedja bench  {report['started_at']}  ({report['machine']['cpus']} CPUs)"
-    targets = (
-        "targets: ≥ 20,000 ev/s end to end; ≥ 0.8 of the bare Python consumer; "
-        "p99 alarm→queue ≤ 100 ms under 4,000 ev/s; memory flat"
-    )
-    return "\n".join([head, "-" * len(head), *lines, "", targets])
+    return rows
 
 
 def _gateway_rows(report: dict[str, Any]) -> list[tuple[str, str, str]]:

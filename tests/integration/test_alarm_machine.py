@@ -17,6 +17,7 @@ from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule, run_state_machine_as_test
 
+from alarms.people.audit_psycopg import Actor
 from alarms.queue import queries_psycopg as q
 from alarms.queue.lifecycle import (
     ALLOWED_FROM,
@@ -133,8 +134,7 @@ def _machine(database_url: str) -> type[RuleBasedStateMachine]:
                         self.aconn,
                         alarm_id=tracked.alarm_id,
                         action=action,
-                        actor="op",
-                        role="operator",
+                        by=Actor(name="op", role="operator"),
                         text=text if action is not Action.ANSWER else None,
                     )
                 )

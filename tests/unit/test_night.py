@@ -13,7 +13,6 @@ from alarms.night.rules import (
     OPEN_CHECK_STATES,
     CheckState,
     Escalate,
-    Outcome,
     Plan,
     expected_checks,
     night_of,
@@ -21,6 +20,7 @@ from alarms.night.rules import (
     on_result,
     parse_local_time,
 )
+from larmkedja.events import CheckOutcome as Outcome
 
 STOCKHOLM = ZoneInfo("Europe/Stockholm")
 

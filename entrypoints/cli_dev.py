@@ -1,0 +1,103 @@
+"""`larmkedja stack|bench|simulate|schema`: the developer's commands (the local stack behind
+`make up`, the benchmark, the simulated fleet, the event schema)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import threading
+from pathlib import Path
+from typing import Any
+
+from devstack.stack import Stack
+from entrypoints.signals import on_stop_signals
+from larmkedja.events import event_json_schema
+from larmkedja.settings import Settings
+from simulators.bench import run as bench
+from simulators.runner import run_simulation
+from simulators.scenario import DEFAULT, Scenario
+
+
+def cmd_stack(args: argparse.Namespace, settings: Settings) -> int:
+    stack = Stack(state_dir=Path(args.state_dir), tls=settings.mqtt_tls)
+    if args.action == "up":
+        started = stack.up(fleet=args.fleet)
+        print("started: " + (", ".join(started) if started else "nothing (already running)"))
+        env = stack.env()
+        print(f"API: {env['LARM_API_URL']}   MQTT: {env['LARM_MQTT_HOST']}:{env['LARM_MQTT_PORT']}")
+        print(f"settings: source {stack.state_dir / 'env'}")
+    elif args.action == "down":
+        stopped = stack.down()
+        print("stopped: " + (", ".join(stopped) if stopped else "nothing was running"))
+    else:
+        print(json.dumps(stack.status(), indent=2))
+    return 0
+
+
+def cmd_bench(args: argparse.Namespace, settings: Settings) -> int:
+    return bench.main(
+        bench.Options(
+            events=args.events,
+            devices=args.devices,
+            alarms=args.alarms,
+            background=args.background,
+            state_dir=Path(args.state_dir),
+            skip_latency=args.skip_latency,
+            soak_minutes=args.soak_minutes,
+            soak_only=args.soak_only,
+        )
+    )
+
+
+def cmd_simulate(args: argparse.Namespace, settings: Settings) -> int:
+    scenario = Scenario.load(Path(args.scenario) if args.scenario else DEFAULT)
+    overrides: dict[str, object] = {}
+    if args.seed is not None:
+        overrides["seed"] = args.seed
+    if args.duration is not None:
+        overrides["duration_s"] = args.duration
+    if args.speed is not None:
+        overrides["speed"] = args.speed
+    scenario = scenario.model_copy(update=overrides)
+    stop = threading.Event()
+    on_stop_signals(stop.set)
+    api_url = args.api_url or f"http://{settings.api_host}:{settings.api_port}"
+    sent = run_simulation(settings=settings, scenario=scenario, api_url=api_url, stop=stop)
+    print(json.dumps(dict(sorted(sent.items())), indent=2))
+    return 0
+
+
+def cmd_schema(args: argparse.Namespace, settings: Settings) -> int:
+    print(json.dumps(event_json_schema(), indent=2, sort_keys=True))
+    return 0
+
+
+def register(sub: Any) -> None:
+    """Add the developer's commands to the CLI's subparsers."""
+    sub.add_parser("schema", help="print the event JSON Schema").set_defaults(func=cmd_schema)
+    stack = sub.add_parser("stack", help="the local stack behind make up/down")
+    stack.add_argument("action", choices=["up", "down", "status"])
+    stack.add_argument("--state-dir", default=".state")
+    stack.add_argument("--fleet", action="store_true", help="also start the simulated fleet")
+    stack.set_defaults(func=cmd_stack)
+
+    bench = sub.add_parser("bench", help="the benchmark (make bench)")
+    bench.add_argument("--events", type=int, default=200_000, help="backlog to drain")
+    bench.add_argument("--devices", type=int, default=250_000)
+    bench.add_argument("--alarms", type=int, default=200, help="alarms timed for latency")
+    bench.add_argument("--background", type=float, default=4000.0, help="heartbeats/s")
+    bench.add_argument("--state-dir", default=".state/bench")
+    bench.add_argument("--skip-latency", action="store_true")
+    bench.add_argument("--soak-minutes", type=float, default=0.0, help="also soak this long")
+    bench.add_argument("--soak-only", action="store_true", help="only the soak")
+    bench.set_defaults(func=cmd_bench)
+
+    simulate = sub.add_parser("simulate", help="a simulated fleet with operators and patrol")
+    simulate.add_argument(
+        "--scenario", help="YAML scenario (default: simulators/scenarios/demo.yaml)"
+    )
+    simulate.add_argument("--seed", type=int)
+    simulate.add_argument("--duration", type=float, help="simulated seconds (0: until stopped)")
+    simulate.add_argument("--speed", type=float, help="simulated seconds per second")
+    simulate.add_argument("--api-url", help="default: from LARM_API_HOST/PORT")
+    simulate.set_defaults(func=cmd_simulate)
