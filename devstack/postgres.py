@@ -22,6 +22,7 @@ from devstack.procs import (
     read_pid,
     run,
 )
+from larmkedja.secret_files import write_private
 
 PG_ROOT = Path("/usr/lib/postgresql")
 
@@ -58,8 +59,7 @@ class Postgres:
     def password(self) -> str:
         if not self.password_file.exists():
             self.state_dir.mkdir(parents=True, exist_ok=True)
-            self.password_file.write_text(secrets.token_urlsafe(24))
-            self.password_file.chmod(0o600)
+            write_private(self.password_file, secrets.token_urlsafe(24))
         return self.password_file.read_text().strip()
 
     def url(self, dbname: str = "larmkedja") -> str:
@@ -91,7 +91,7 @@ class Postgres:
         self.state_dir.mkdir(parents=True, exist_ok=True)
         self.data_dir.mkdir(mode=0o700, exist_ok=True)
         pwfile = self.state_dir / "initdb.pw"
-        pwfile.write_text(self.password() + "\n")
+        write_private(pwfile, self.password() + "\n")
         if self.os_user:
             ensure_traversable_by(self.state_dir, self.os_user)
             chown_to(self.state_dir, self.os_user)
