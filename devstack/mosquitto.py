@@ -35,6 +35,7 @@ class Mosquitto:
     # Unacknowledged messages out to one client (MQTT v5 clients also set their own receive
     # maximum): bounds what a consumer holds in memory.
     max_inflight_messages: int = 20_000
+    max_packet_size: int = 12 * 1024
     # A second listener with TLS (a local CA; see devstack/tls.py).
     tls_port: int | None = None
     tls: TlsFiles | None = None
@@ -53,6 +54,9 @@ class Mosquitto:
             f"max_inflight_messages {self.max_inflight_messages}",
             "persistent_client_expiration 14d",
             "set_tcp_nodelay true",
+            # Contract §1: a payload is at most 8 KiB; with topic and header 12 KiB is ample.
+            # A bigger packet is refused and its sender disconnected before it is buffered.
+            f"max_packet_size {self.max_packet_size}",
             "log_type error\nlog_type warning\nlog_type notice\nlog_type information",
             "connection_messages true",
             f"listener {self.port} {self.host}",
@@ -76,7 +80,13 @@ class Mosquitto:
         """Global (per_listener_settings is off): they hold for every listener."""
         if self.password_file is None:
             return ["allow_anonymous true"]
-        lines = ["allow_anonymous false", f"password_file {self.password_file}"]
+        lines = [
+            "allow_anonymous false",
+            f"password_file {self.password_file}",
+            # The account is the session: a device that connects with a service's client id
+            # (or another device's) gets its own username as its id, and takes nothing over.
+            "use_username_as_clientid true",
+        ]
         if self.acl_file is not None:
             lines.append(f"acl_file {self.acl_file}")
         return lines

@@ -88,15 +88,20 @@ def activity(stack: Stack) -> None:
         make_event("d-3", Kind.ALARM_FALL),
     ]
     messages = [(e.topic("prom"), e.to_json()) for e in events]
-    fleet = ("svc-fleet", stack.secrets["svc-fleet"])
-    publish_all(
-        "127.0.0.1", port, [*messages, ("larm/v1/prom/d-9/events", b"not json")], auth=fleet
-    )
-    db = env["LARM_DATABASE_URL"]
-    wait_until(lambda: scalar(db, "SELECT count(*) FROM alarms") == 1, timeout=5)
+    messages.append(("larm/v1/prom/d-9/events", b"not json"))
     from larmkedja.settings import Settings
 
     settings = Settings(database_url=env["LARM_DATABASE_ADMIN_URL"])
+    # Each device publishes over its own account (the broker takes its username as client id).
+    creds = {
+        d: stack.auth.provision(site="prom", device_id=d) for d in ("d-1", "d-2", "d-3", "d-9")
+    }
+    time.sleep(0.5)  # the broker rereads its password file on SIGHUP
+    for topic, payload in messages:
+        own = creds[topic.split("/")[3]]
+        publish_all("127.0.0.1", port, [(topic, payload)], auth=(own.username, own.password))
+    db = env["LARM_DATABASE_URL"]
+    wait_until(lambda: scalar(db, "SELECT count(*) FROM alarms") == 1, timeout=5)
     op, patrol = token(settings, "operator"), token(settings, "patrol")
     alarm_id = scalar(db, "SELECT alarm_id FROM alarms")
     httpx.post(f"{url}/api/v1/alarms/{alarm_id}/answer", headers=op).raise_for_status()

@@ -21,6 +21,7 @@ from alarms.devices.credentials_mosquitto import BrokerAuth
 from devstack.mosquitto import Mosquitto
 from devstack.procs import free_port
 from larmkedja.events import Kind
+from larmkedja.mqtt_paho import connect_properties
 from tests.helpers import make_event, wait_until
 
 pytestmark = pytest.mark.integration
@@ -37,7 +38,10 @@ class SecureBroker:
 def secure_broker(state_dir: Path) -> Iterator[SecureBroker]:
     root = state_dir / f"mq-auth-{uuid.uuid4().hex[:6]}"
     auth = BrokerAuth(directory=root / "auth", pid_file=root / "mosquitto.pid")
-    services = {"svc-ingest": secrets.token_urlsafe(12), "svc-engine": secrets.token_urlsafe(12)}
+    services = {
+        "svc-ingest-1": secrets.token_urlsafe(12),
+        "svc-engine-1": secrets.token_urlsafe(12),
+    }
     auth.ensure_services(services)
     server = Mosquitto(
         state_dir=root, port=free_port(), password_file=auth.password_file, acl_file=auth.acl_file
@@ -52,7 +56,15 @@ def secure_broker(state_dir: Path) -> Iterator[SecureBroker]:
 class Peer:
     """A client that records what it receives and how its publishes were answered."""
 
-    def __init__(self, broker: SecureBroker, username: str | None, password: str | None) -> None:
+    def __init__(
+        self,
+        broker: SecureBroker,
+        username: str | None,
+        password: str | None,
+        *,
+        client_id: str | None = None,
+        clean_start: bool = True,
+    ) -> None:
         self.messages: list[MQTTMessage] = []
         self.acks: dict[int, Any] = {}
         self.connected = threading.Event()
@@ -60,16 +72,20 @@ class Peer:
         self.granted: list[Any] = []
         self.client = Client(
             callback_api_version=CallbackAPIVersion.VERSION2,
-            client_id=f"peer-{uuid.uuid4().hex[:6]}",
+            client_id=client_id or f"peer-{uuid.uuid4().hex[:6]}",
             protocol=MQTTProtocolVersion.MQTTv5,
         )
+        self.session_present: bool | None = None
         if username:
             self.client.username_pw_set(username, password)
         self.client.on_connect = self._on_connect
         self.client.on_message = lambda c, u, m: self.messages.append(m)
         self.client.on_publish = lambda c, u, mid, reason, props: self.acks.__setitem__(mid, reason)
         self.client.on_subscribe = lambda c, u, mid, reasons, props: self.granted.extend(reasons)
-        self.client.connect("127.0.0.1", broker.server.port)
+        props = connect_properties(session_expiry_s=0 if clean_start else 3600)
+        self.client.connect(
+            "127.0.0.1", broker.server.port, clean_start=clean_start, properties=props
+        )
         self.client.loop_start()
         wait_until(lambda: self.connected.is_set() or self.refused is not None, timeout=5)
 
@@ -77,6 +93,7 @@ class Peer:
         if reason.is_failure:
             self.refused = reason
         else:
+            self.session_present = bool(flags.session_present)
             self.connected.set()
 
     def publish(self, topic: str, payload: bytes) -> Any:
@@ -100,7 +117,7 @@ def test_a_device_publishes_only_as_itself_and_only_to_its_own_topic(
 ) -> None:
     one = secure_broker.auth.provision(site="solna", device_id="d-1")
     two = secure_broker.auth.provision(site="solna", device_id="d-2")
-    ingest = Peer(secure_broker, "svc-ingest", secure_broker.services["svc-ingest"])
+    ingest = Peer(secure_broker, "svc-ingest-1", secure_broker.services["svc-ingest-1"])
     device = Peer(secure_broker, one.username, one.password)
     try:
         assert ingest.connected.is_set() and device.connected.is_set()
@@ -207,3 +224,67 @@ def test_a_tls_listener_with_a_local_ca_is_one_setting_away(state_dir: Path) -> 
         client.loop_stop()
     finally:
         server.stop()
+
+
+@pytest.mark.parametrize("service_id", ["larmkedja-ingest-1", "svc-ingest-1", "larmkedja-engine-1"])
+def test_a_device_cannot_take_over_a_services_session(
+    secure_broker: SecureBroker, service_id: str
+) -> None:
+    """Mosquitto keys sessions by client id: a device that connected with ingest's id and
+    `clean_start=False` inherited its subscription and its backlog (every device's events), or
+    wiped it. With the account as the session, it gets only its own."""
+    one = secure_broker.auth.provision(site="solna", device_id="d-7")
+    two = secure_broker.auth.provision(site="solna", device_id="d-8")
+    password = secure_broker.services["svc-ingest-1"]
+    ingest = Peer(secure_broker, "svc-ingest-1", password, client_id=service_id, clean_start=False)
+    assert not ingest.subscribe("larm/v1/+/+/events").is_failure
+    ingest.close()  # ingest is down: its session keeps what devices send meanwhile
+    sender = Peer(secure_broker, two.username, two.password)
+    thief = None
+    try:
+        assert not sender.publish(
+            two.topic, make_event("d-8", Kind.ALARM_BUTTON).to_json()
+        ).is_failure
+        thief = Peer(
+            secure_broker, one.username, one.password, client_id=service_id, clean_start=False
+        )
+        assert thief.connected.is_set()
+        assert thief.session_present is False, "the device was handed ingest's session"
+        time.sleep(0.5)
+        assert thief.messages == [], "the device received another device's event"
+        thief.close()
+        back = Peer(
+            secure_broker, "svc-ingest-1", password, client_id=service_id, clean_start=False
+        )
+        try:
+            assert back.session_present is True
+            wait_until(lambda: len(back.messages) == 1, timeout=5, what="ingest's backlog")
+        finally:
+            back.close()
+    finally:
+        sender.close()
+
+
+def test_a_packet_over_the_limit_is_refused_before_it_is_buffered(
+    secure_broker: SecureBroker,
+) -> None:
+    """Contract §1 allows 8 KiB; the broker refuses a 1 MiB publish and drops its sender, and
+    another device's alarm still goes through."""
+    big = secure_broker.auth.provision(site="solna", device_id="d-big")
+    other = secure_broker.auth.provision(site="solna", device_id="d-ok")
+    ingest = Peer(secure_broker, "svc-ingest-1", secure_broker.services["svc-ingest-1"])
+    hog = Peer(secure_broker, big.username, big.password)
+    fine = Peer(secure_broker, other.username, other.password)
+    try:
+        assert not ingest.subscribe("larm/v1/+/+/events").is_failure
+        gone = threading.Event()
+        hog.client.on_disconnect = lambda *a: gone.set()
+        hog.client.publish(big.topic, b"x" * (1024 * 1024), qos=1)
+        assert gone.wait(5), "the broker kept a client that sent 1 MiB"
+        alarm = make_event("d-ok", Kind.ALARM_BUTTON)
+        assert not fine.publish(other.topic, alarm.to_json()).is_failure
+        wait_until(lambda: len(ingest.messages) == 1, timeout=5, what="the other alarm")
+        assert ingest.messages[0].topic == other.topic
+    finally:
+        for peer in (fine, hog, ingest):
+            peer.close()
