@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote
 
-from alarms.devices.credentials_mosquitto import SERVICE_RULES, BrokerAuth
+from alarms.devices.credentials_mosquitto import BrokerAuth, service_account
 from devstack.mosquitto import Mosquitto
 from devstack.postgres import Postgres
 from devstack.procs import (
@@ -37,6 +37,7 @@ from devstack.procs import (
 from devstack.prometheus import Prometheus, prometheus_binary
 from devstack.tls import local_ca
 from larmkedja import db
+from larmkedja.secret_files import write_private
 from larmkedja.settings import Settings
 
 DATABASE = "larmkedja"
@@ -44,6 +45,21 @@ PORT_NAMES = (
     "mqtt", "postgres", "api", "ingest_metrics", "engine_metrics", "prometheus", "mqtts",
     "scaip", "sos_access", "dc09", "gateway_metrics",
 )  # fmt: skip
+
+
+# Each process of the stack has a broker account and a database role of its own.
+MQTT_ACCOUNTS = {
+    "ingest": service_account("svc-ingest", "1"),
+    "engine": service_account("svc-engine", "1"),
+    "gateway": service_account("svc-gateway", "1"),
+    "monitor": service_account("svc-monitor", "1"),
+}
+DB_ROLES = {
+    "ingest": "larm_ingest",
+    "engine": "larm_engine",
+    "api": "larm_api",
+    "gateway": "larm_gateway",
+}
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -92,20 +108,24 @@ class Stack:
         return ports
 
     def _secrets(self) -> dict[str, str]:
-        """Service passwords, made once and kept in .state/secrets.json (mode 600)."""
+        """Passwords of the broker accounts and database roles, made once and kept in
+        .state/secrets.json (private from its first byte)."""
         path = self.state_dir / "secrets.json"
         found: dict[str, str] = json.loads(path.read_text()) if path.exists() else {}
-        for name in [*SERVICE_RULES, "db-app"]:
+        for name in [*MQTT_ACCOUNTS.values(), *DB_ROLES.values(), "db-app"]:
             found.setdefault(name, secrets.token_urlsafe(24))
-        path.write_text(json.dumps(found, indent=2) + "\n")
-        path.chmod(0o600)
+        write_private(path, json.dumps(found, indent=2) + "\n")
         return found
 
     # --- environment -------------------------------------------------------------------
 
+    def database_url(self, role: str = "larm_app") -> str:
+        """The URL of a role: `larm_app` (the administrators', in .state/env) or a process's."""
+        pw = quote(self.secrets["db-app" if role == "larm_app" else role], safe="")
+        return f"postgresql://{role}:{pw}@127.0.0.1:{self.ports['postgres']}/{DATABASE}"
+
     def app_database_url(self) -> str:
-        pw = quote(self.secrets["db-app"], safe="")
-        return f"postgresql://larm_app:{pw}@127.0.0.1:{self.ports['postgres']}/{DATABASE}"
+        return self.database_url()
 
     def env(self) -> dict[str, str]:
         """The LARM_* settings of this stack (written to .state/env; contract §5)."""
@@ -137,12 +157,18 @@ class Stack:
         path = self.state_dir / "env"
         lines = ["# written by `make up`: source it to talk to the local stack"]
         lines += [f"export {k}={shlex.quote(v)}" for k, v in sorted(self.env().items())]
-        path.write_text("\n".join(lines) + "\n")
-        path.chmod(0o600)
+        write_private(path, "\n".join(lines) + "\n")
         return path
 
-    def mqtt_account(self, service: str) -> dict[str, str]:
-        return {"LARM_MQTT_USERNAME": service, "LARM_MQTT_PASSWORD": self.secrets[service]}
+    def process_env(self, process: str) -> dict[str, str]:
+        """What one process gets of its own: its broker account and its database role."""
+        own: dict[str, str] = {}
+        if process in MQTT_ACCOUNTS:
+            account = MQTT_ACCOUNTS[process]
+            own |= {"LARM_MQTT_USERNAME": account, "LARM_MQTT_PASSWORD": self.secrets[account]}
+        if process in DB_ROLES:
+            own["LARM_DATABASE_URL"] = self.database_url(DB_ROLES[process])
+        return own
 
     def services(self, *, fleet: bool) -> list[Service]:
         exe = str(Path(sys.executable).with_name("larmkedja"))
@@ -153,18 +179,14 @@ class Stack:
             Service(
                 name="ingest-1",
                 argv=(exe, "ingest"),
-                env={**env, "LARM_INGEST_INSTANCE": "1", **self.mqtt_account("svc-ingest")},
+                env={**env, "LARM_INGEST_INSTANCE": "1", **self.process_env("ingest")},
             ),
             Service(
-                name="engine-1",
-                argv=(exe, "engine"),
-                env={**env, **self.mqtt_account("svc-engine")},
+                name="engine-1", argv=(exe, "engine"), env={**env, **self.process_env("engine")}
             ),
-            Service(name="api", argv=(exe, "api"), env=env),
+            Service(name="api", argv=(exe, "api"), env={**env, **self.process_env("api")}),
             Service(
-                name="gateway",
-                argv=(exe, "gateway"),
-                env={**env, **self.mqtt_account("svc-gateway")},
+                name="gateway", argv=(exe, "gateway"), env={**env, **self.process_env("gateway")}
             ),
         ]
         if fleet:
@@ -176,7 +198,7 @@ class Stack:
     def up(self, *, fleet: bool = False) -> list[str]:
         """Start whatever is not running; returns what was started now."""
         started: list[str] = []
-        self.auth.ensure_services({k: v for k, v in self.secrets.items() if k in SERVICE_RULES})
+        self.auth.ensure_services({a: self.secrets[a] for a in MQTT_ACCOUNTS.values()})
         if self.mosquitto.start():
             started.append("mosquitto")
         if self.postgres.start():
@@ -187,6 +209,7 @@ class Stack:
             self.postgres.url(DATABASE),
             app_password=self.secrets["db-app"],
             config=db.retention_config(settings),
+            role_passwords={role: self.secrets[role] for role in DB_ROLES.values()},
         )
         services = self.services(fleet=fleet)
         for service in services:

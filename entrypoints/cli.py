@@ -62,6 +62,7 @@ def cmd_migrate(args: argparse.Namespace, settings: Settings) -> int:
         chunk_interval_s=settings.events_chunk_interval_s,
         app_password=settings.app_db_password,
         config=db.retention_config(settings),
+        role_passwords=settings.db_role_passwords,
     )
     print(f"{len(applied)} migration(s) applied" + (": " + ", ".join(applied) if applied else ""))
     return 0

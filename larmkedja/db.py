@@ -27,6 +27,10 @@ _MIGRATION_NAME = re.compile(r"^(\d{4})_[a-z0-9_]+\.sql$")
 _MIGRATION_LOCK = 0x6C61726D  # "larm"
 
 
+# The administrators' role and each process's own (migrations 0005 and 0007).
+ROLES = ("larm_app", "larm_ingest", "larm_engine", "larm_api", "larm_gateway")
+
+
 class DatabaseError(RuntimeError):
     """The database is missing something the service needs."""
 
@@ -57,9 +61,11 @@ def migrate(
     chunk_interval_s: float | None = None,
     app_password: str | None = None,
     config: dict[str, str] | None = None,
+    role_passwords: dict[str, str] | None = None,
 ) -> list[str]:
     """Apply pending migrations, each in its own transaction; returns the names applied.
-    Run by the database owner. Also sets the services' role password and `larm_config`."""
+    Run by the database owner. Also sets the roles' passwords (`larm_app` from `app_password`,
+    the processes' roles from `role_passwords`) and `larm_config`."""
     applied: list[str] = []
     with psycopg.connect(conninfo, autocommit=True) as conn:
         conn.execute("SELECT pg_advisory_lock(%s)", (_MIGRATION_LOCK,))
@@ -86,10 +92,15 @@ def migrate(
                     "SELECT set_chunk_time_interval('events', make_interval(secs => %s))",
                     (chunk_interval_s,),
                 )
+            passwords = dict(role_passwords or {})
             if app_password is not None:
+                passwords["larm_app"] = app_password
+            for role, password in sorted(passwords.items()):
+                if role not in ROLES:
+                    raise DatabaseError(f"no such role: {role}")
                 conn.execute(
-                    psycopg.sql.SQL("ALTER ROLE larm_app PASSWORD {}").format(
-                        psycopg.sql.Literal(app_password)
+                    psycopg.sql.SQL("ALTER ROLE {} PASSWORD {}").format(
+                        psycopg.sql.Identifier(role), psycopg.sql.Literal(password)
                     )
                 )
             for key, value in (config or {}).items():
@@ -182,6 +193,7 @@ def prepare(settings: Settings, *, migrate_if_owner: bool = True) -> None:
             chunk_interval_s=settings.events_chunk_interval_s,
             app_password=settings.app_db_password,
             config=retention_config(settings),
+            role_passwords=settings.db_role_passwords,
         )
     else:
         wait_for_schema(settings.database_url)

@@ -32,6 +32,10 @@ class Settings(BaseSettings):
     # `larm_app` role of `database_url`, which cannot change the audit log.
     database_admin_url: str | None = None
     app_db_password: str | None = None
+    # The processes' own roles (`larm_ingest`, `larm_engine`, `larm_api`, `larm_gateway`), set
+    # by `larmkedja migrate`: JSON, e.g. {"larm_ingest": "…"}. Each process connects with its
+    # own `database_url`.
+    db_role_passwords: dict[str, str] = {}
     mqtt_host: str = "127.0.0.1"
     mqtt_port: int = 1883
     mqtt_username: str | None = None
@@ -40,6 +44,13 @@ class Settings(BaseSettings):
     mqtt_tls: bool = False  # `make up` adds a TLS listener with a generated local CA
     api_host: str = "127.0.0.1"
     api_port: int = 8080
+    # A request body over this many bytes is answered 413 before it is read (the largest
+    # legitimate body, a night plan of 200 checks, is under 40 KiB).
+    api_max_body_bytes: Annotated[int, Field(ge=1024)] = 256 * 1024
+    # ... and one that has not arrived within this many seconds, 408 (slowloris).
+    api_body_timeout_s: Annotated[float, Field(gt=0)] = 10.0
+    # Connections the API serves at once; more are answered 503 (uvicorn's limit_concurrency).
+    api_max_connections: Annotated[int, Field(ge=10)] = 500
 
     # --- ingest ---
     ingest_instance: str = "1"

@@ -18,6 +18,7 @@ from devstack.mosquitto import Mosquitto
 from devstack.postgres import Postgres
 from devstack.procs import free_port
 from larmkedja import db
+from tests.helpers import ROLE_PASSWORDS
 
 ROOT = Path(__file__).resolve().parents[1]
 TEMPLATE = "larm_template"
@@ -50,7 +51,7 @@ def postgres(state_dir: Path) -> Iterator[Postgres]:
     pg = Postgres(state_dir=state_dir / "pg", port=free_port(), durable=False)
     pg.start()
     pg.ensure_database(TEMPLATE)
-    db.migrate(pg.url(TEMPLATE))
+    db.migrate(pg.url(TEMPLATE), role_passwords=ROLE_PASSWORDS)
     freeze_template(pg)
     yield pg
     pg.stop(mode="immediate")

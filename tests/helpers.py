@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import secrets
 import threading
 import time
 import uuid
@@ -9,6 +10,7 @@ from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
+from urllib.parse import quote, urlsplit, urlunsplit
 
 import psycopg
 from paho.mqtt.client import Client, MQTTMessage
@@ -19,8 +21,24 @@ from alarms.runtime.sweep import Sweep
 from ingest.metrics import IngestMetrics
 from ingest.service import Ingest
 from ingest.store_psycopg import EventStore
+from larmkedja import db
 from larmkedja.events import DeviceEvent, Kind
 from larmkedja.settings import Settings
+
+# The processes' own database roles (migration 0007), with passwords for this test session.
+ROLE_PASSWORDS = {role: secrets.token_urlsafe(12) for role in db.ROLES}
+
+
+def role_url(database_url: str, role: str) -> str:
+    """The same database, as one of the roles (the owner's URL in, the role's URL out)."""
+    parts = urlsplit(database_url)
+    netloc = f"{role}:{quote(ROLE_PASSWORDS[role], safe='')}@{parts.hostname}:{parts.port}"
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+def as_role(settings: Settings, role: str) -> Settings:
+    """`settings` of a process that connects as `role` (as the processes of `make up` do)."""
+    return settings.model_copy(update={"database_url": role_url(settings.database_url, role)})
 
 
 def settings_for(database_url: str, host: str, port: int, **overrides: Any) -> Settings:
@@ -180,6 +198,7 @@ def running_ingest(settings: Settings) -> Iterator[Ingest]:
     """The ingest service in a thread of this process."""
     from entrypoints.bootstrap import processors
 
+    settings = as_role(settings, "larm_ingest")
     ingest = Ingest(
         settings=settings,
         store_factory=lambda: EventStore(
@@ -216,7 +235,7 @@ def running_api(settings: Settings) -> Iterator[str]:
 
     port = free_port()
     config = uvicorn.Config(
-        create_app(settings=settings),
+        create_app(settings=as_role(settings, "larm_api")),
         host="127.0.0.1",
         port=port,
         log_level="warning",
@@ -242,6 +261,7 @@ def running_engine(settings: Settings) -> Iterator[Any]:
     from entrypoints.bootstrap import sweeps
     from larmkedja.mqtt_paho import make_client
 
+    settings = as_role(settings, "larm_engine")
     registry = CollectorRegistry()
     metrics = EngineMetrics(registry=registry)
     engine = Engine(
