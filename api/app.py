@@ -23,6 +23,7 @@ from api import (
 )
 from api.auth import FailureLimiter, TokenCache
 from api.errors import install_error_handlers
+from api.limits import BodyDeadline
 from api.metrics import ApiMetrics
 from api.metrics_route import metrics_router
 from api.models import Problem
@@ -58,9 +59,12 @@ def create_app(*, settings: Settings, registry: CollectorRegistry | None = None)
         lifespan=lifespan,
         docs_url=None,  # Swagger UI and ReDoc load from a CDN; /openapi.json is the reference
         redoc_url=None,
-        # Every route may answer 400 (an unreadable body), 429 (too many failed sign-ins).
-        responses={400: {"model": Problem}, 429: {"model": Problem}},
+        # Every route may answer 400 (an unreadable body), 408 (a body too slow to arrive),
+        # 413 (a body over the limit), 429 (too many failed sign-ins).
+        responses={code: {"model": Problem} for code in (400, 408, 413, 429)},
+        max_body_size=settings.api_max_body_bytes,
     )
+    app.add_middleware(BodyDeadline, timeout_s=settings.api_body_timeout_s)
     app.state.settings = settings
     app.state.registry = registry
     app.state.api_metrics = ApiMetrics(registry=registry)

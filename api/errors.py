@@ -56,9 +56,13 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         """Starlette's own errors (an unreadable body, no such route) in the same shape."""
-        code = {400: "bad_request", 404: "not_found", 405: "method_not_allowed"}.get(
-            exc.status_code, "error"
-        )
+        code = {
+            400: "bad_request",
+            404: "not_found",
+            405: "method_not_allowed",
+            408: "too_slow",
+            413: "too_large",
+        }.get(exc.status_code, "error")
         return JSONResponse(
             {"error": code, "message": str(exc.detail)},
             status_code=exc.status_code,

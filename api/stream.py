@@ -22,11 +22,11 @@ import orjson
 import psycopg
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 from fastapi.responses import JSONResponse
-from psycopg_pool import AsyncConnectionPool
+from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from alarms.patrol import escalations_psycopg as esc
 from alarms.queue import queries_psycopg as q
-from api.auth import Permission, Principal, authenticate
+from api.auth import Permission, Principal, TokenCache, authenticate
 from api.errors import ApiError
 from larmkedja.changes import CHANNEL, ChangeNotice, Entity
 
@@ -34,6 +34,7 @@ log = logging.getLogger(__name__)
 router = APIRouter()
 SUBPROTOCOL = "larmkedja.v1"
 QUEUE_LIMIT = 1000
+POLICY_VIOLATION = 1008  # the close code of a stream whose token was revoked or expired
 
 
 @dataclass(eq=False)
@@ -180,27 +181,54 @@ async def stream(ws: WebSocket) -> None:
     hub.add(client)
     metrics = ws.app.state.api_metrics
     metrics.stream_clients.inc()
-    reader = asyncio.create_task(_drain_incoming(ws))
     try:
         for message in await snapshot(ws.app.state.pool, principal):
             await ws.send_text(message.decode())
-        while not reader.done():
-            getter = asyncio.create_task(client.queue.get())
-            done, _ = await asyncio.wait({getter, reader}, return_when=asyncio.FIRST_COMPLETED)
-            if getter not in done:
-                getter.cancel()
-                break
-            queued = getter.result()
-            if queued is None:
-                await ws.close(code=1013, reason="too slow; reconnect")
-                break
-            await ws.send_text(queued.decode())
+        await _pump(ws, client, token or "")
     except (WebSocketDisconnect, RuntimeError):
         pass
     finally:
         hub.remove(client)
         metrics.stream_clients.dec()
+
+
+async def _pump(ws: WebSocket, client: StreamClient, token: str) -> None:
+    """Send what the hub queues until the client goes away, falls too far behind, or its
+    token is revoked or expires (checked every token_cache_s, as every request is)."""
+    reader = asyncio.create_task(_drain_incoming(ws))
+    watcher = asyncio.create_task(_until_invalid(ws, token))
+    try:
+        while not reader.done():
+            getter = asyncio.create_task(client.queue.get())
+            done, _ = await asyncio.wait(
+                {getter, reader, watcher}, return_when=asyncio.FIRST_COMPLETED
+            )
+            if watcher in done:
+                getter.cancel()
+                await ws.close(code=POLICY_VIOLATION, reason="the token is no longer valid")
+                return
+            if getter not in done:
+                getter.cancel()
+                return
+            queued = getter.result()
+            if queued is None:
+                await ws.close(code=1013, reason="too slow; reconnect")
+                return
+            await ws.send_text(queued.decode())
+    finally:
         reader.cancel()
+        watcher.cancel()
+
+
+async def _until_invalid(ws: WebSocket, token: str) -> None:
+    """Return once the stream's token is no longer valid (revoked, expired)."""
+    cache: TokenCache = ws.app.state.tokens
+    every = min(max(ws.app.state.settings.token_cache_s, 0.5), 5.0)
+    while True:
+        await asyncio.sleep(every)
+        with contextlib.suppress(psycopg.Error, PoolTimeout):  # the database away: keep going
+            if await cache.lookup(ws.app.state.pool, token) is None:
+                return
 
 
 async def _drain_incoming(ws: WebSocket) -> None:

@@ -128,4 +128,5 @@ def serve_api(settings: Settings) -> None:
         loop="uvloop",
         http="httptools",
         ws="websockets-sansio",
+        limit_concurrency=settings.api_max_connections,
     )
