@@ -11,12 +11,13 @@ from __future__ import annotations
 import logging
 import math
 
-from prometheus_client import CollectorRegistry, Gauge
+from prometheus_client import CollectorRegistry
 from psycopg.types.json import Jsonb
 
 from alarms.queue.answer_time import AlertChange, mean_alert_change
 from larmkedja.db import Conn
 from larmkedja.events import AlertKind
+from larmkedja.metrics import gauge
 from larmkedja.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -93,15 +94,15 @@ class AnswerTimeSweep:
     def __init__(self, *, settings: Settings, registry: CollectorRegistry) -> None:
         self._window_s = settings.answer_window_s
         self._target_s = settings.answer_target_s
-        self._rolling_mean = Gauge(
+        self._rolling_mean = gauge(
+            registry,
             "larm_answer_time_rolling_mean_seconds",
             "Mean answer time over LARM_ANSWER_WINDOW_S, all sites (NaN without answers).",
-            registry=registry,
         )
-        self._target = Gauge(
+        self._target = gauge(
+            registry,
             "larm_answer_time_target_seconds",
             "The answer-time target (LARM_ANSWER_TARGET_S).",
-            registry=registry,
         )
 
     def run(self, conn: Conn) -> int:
@@ -154,19 +155,16 @@ class QueueGauges:
     name = "queue_gauges"
 
     def __init__(self, *, registry: CollectorRegistry) -> None:
-        self._open = Gauge(
-            "larm_alarms_open",
-            "Open alarms (not resolved), by priority.",
-            ["priority"],
-            registry=registry,
+        self._open = gauge(
+            registry, "larm_alarms_open", "Open alarms (not resolved), by priority.", "priority"
         )
-        self._unanswered = Gauge(
-            "larm_alarms_unanswered", "Alarms nobody has answered yet.", registry=registry
+        self._unanswered = gauge(
+            registry, "larm_alarms_unanswered", "Alarms nobody has answered yet."
         )
-        self._oldest = Gauge(
+        self._oldest = gauge(
+            registry,
             "larm_alarm_oldest_unanswered_seconds",
             "Age of the oldest unanswered alarm (0 when none waits).",
-            registry=registry,
         )
 
     def run(self, conn: Conn) -> int:

@@ -5,11 +5,12 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from prometheus_client import CollectorRegistry, Gauge
+from prometheus_client import CollectorRegistry
 from prometheus_client.core import GaugeHistogramMetricFamily
 from prometheus_client.registry import Collector
 
 from larmkedja.db import Conn
+from larmkedja.metrics import gauge
 from larmkedja.settings import Settings
 
 DEVICE_STATES = ("online", "offline", "on_battery", "backup_below_spec", "link_lost")
@@ -65,25 +66,20 @@ class GaugeSweep:
         self._tz = settings.timezone
         self._every = every
         self._ticks = 0
-        self.devices = Gauge(
-            "larm_devices", "Registered devices by state.", ["state"], registry=registry
-        )
-        self.checks = Gauge(
+        self.devices = gauge(registry, "larm_devices", "Registered devices by state.", "state")
+        self.checks = gauge(
+            registry,
             "larm_supervision_checks",
             "The current night's expected checks by state.",
-            ["state"],
-            registry=registry,
+            "state",
         )
-        self.escalations = Gauge(
-            "larm_escalations_open",
-            "Escalations not ended, by state.",
-            ["state"],
-            registry=registry,
+        self.escalations = gauge(
+            registry, "larm_escalations_open", "Escalations not ended, by state.", "state"
         )
-        self.overdue = Gauge(
+        self.overdue = gauge(
+            registry,
             "larm_escalations_overdue",
             "Open escalations past their acknowledgement deadline.",
-            registry=registry,
         )
         self.backup = _BackupHistogram()
         registry.register(self.backup)

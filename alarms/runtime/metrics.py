@@ -3,48 +3,51 @@ sweeps that publish gauges of their own subdomain register them themselves."""
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import CollectorRegistry
+
+from larmkedja.metrics import counter, gauge, histogram
 
 
 class EngineMetrics:
     def __init__(self, *, registry: CollectorRegistry) -> None:
         self.registry = registry
-        self.published = Counter(
+        self.published = counter(
+            registry,
             "larm_outbox_published_total",
             "Messages published from the outbox, by topic kind (alerts, escalations).",
-            ["topic_kind"],
-            registry=registry,
+            "topic_kind",
         )
-        self.alerts = Counter(
+        self.alerts = counter(
+            registry,
             "larm_alerts_total",
             "Alert messages published, by alert kind and state (active, resolved).",
-            ["kind", "state"],
-            registry=registry,
+            "kind",
+            "state",
         )
-        self.outbox_pending = Gauge(
-            "larm_outbox_pending_messages", "Messages waiting to be published.", registry=registry
+        self.outbox_pending = gauge(
+            registry, "larm_outbox_pending_messages", "Messages waiting to be published."
         )
-        self.sweep_seconds = Histogram(
+        self.sweep_seconds = histogram(
+            registry,
             "larm_engine_sweep_duration_seconds",
             "Time of one sweep, by sweep.",
-            ["sweep"],
+            "sweep",
             buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
-            registry=registry,
         )
-        self.sweep_fired = Counter(
+        self.sweep_fired = counter(
+            registry,
             "larm_engine_deadlines_fired_total",
             "Deadlines that fired, by sweep.",
-            ["sweep"],
-            registry=registry,
+            "sweep",
         )
-        self.sweep_errors = Counter(
+        self.sweep_errors = counter(
+            registry,
             "larm_engine_sweep_errors_total",
             "Sweeps that failed (retried next tick).",
-            ["sweep"],
-            registry=registry,
+            "sweep",
         )
-        self.last_tick = Gauge(
+        self.last_tick = gauge(
+            registry,
             "larm_engine_last_tick_timestamp_seconds",
             "Unix time of the last completed tick.",
-            registry=registry,
         )

@@ -3,12 +3,13 @@ unnoticed for 17 hours)."""
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Gauge
+from prometheus_client import CollectorRegistry
 from psycopg.types.json import Jsonb
 
 from alarms.selfwatch import silence_psycopg as q
 from larmkedja.db import Conn
 from larmkedja.events import AlertKind
+from larmkedja.metrics import gauge
 from larmkedja.settings import Settings
 
 
@@ -21,10 +22,10 @@ class SilenceSweep:
 
     def __init__(self, *, settings: Settings, registry: CollectorRegistry) -> None:
         self._settings = settings
-        self._silent = Gauge(
+        self._silent = gauge(
+            registry,
             "larm_system_silent",
             "1 while the system is silent (no ingest, stalled commits, or no device events).",
-            registry=registry,
         )
 
     def run(self, conn: Conn) -> int:
