@@ -13,10 +13,9 @@ from alarms.patrol.lifecycle import (
     STAMPS,
     TARGET,
     EscalationAction,
-    EscalationState,
     EscalationTransitionError,
 )
-from alarms.people.audit_psycopg import Actor, audited_change, transition
+from alarms.people.audit_psycopg import Actor, AuditedMoves, audited_change
 from larmkedja.db import AsyncConn, from_row
 from larmkedja.transitions import update_sql
 
@@ -98,16 +97,24 @@ async def get_escalation(conn: AsyncConn, escalation_id: uuid.UUID) -> Escalatio
     return _row(row) if row else None
 
 
-TRANSITION = audited_change(
-    update=update_sql(table="escalations", key="escalation_id", stamps=STAMPS),
-    alias="e",
-    subject_type="escalation",
-    columns=COLUMNS,
-)
-
-
 class EscalationNotFound(LookupError):
     pass
+
+
+MOVES = AuditedMoves(
+    subject_type="escalation",
+    table="escalations",
+    statement=audited_change(
+        update=update_sql(table="escalations", key="escalation_id", stamps=STAMPS),
+        alias="e",
+        subject_type="escalation",
+        columns=COLUMNS,
+    ),
+    target=TARGET,
+    allowed_from=ALLOWED_FROM,
+    not_found=EscalationNotFound,
+    refused=EscalationTransitionError,
+)
 
 
 async def act(
@@ -121,23 +128,7 @@ async def act(
     """One step of the patrol (or a supervisor's cancel); raises EscalationNotFound or
     EscalationTransitionError with nothing changed."""
 
-    def refused(state: str | None) -> Exception:
-        if state is None:
-            return EscalationNotFound(str(escalation_id))
-        return EscalationTransitionError(action=action, state=EscalationState(state))
-
     async with conn.transaction():
-        row = await transition(
-            conn,
-            TRANSITION,
-            key=escalation_id,
-            target=TARGET[action].value,
-            allowed=(s.value for s in ALLOWED_FROM[action]),
-            text=text,
-            by=by,
-            action=f"escalation.{action.value}",
-            details={"text": text} if text else {},
-            state_of="SELECT state FROM escalations WHERE escalation_id = %(key)s",
-            refused=refused,
-        )
+        details = {"text": text} if text else {}
+        row = await MOVES.apply(conn, escalation_id, action, by=by, text=text, details=details)
     return _row(row)

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+import enum
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from psycopg.types.json import Jsonb
 
@@ -54,36 +55,55 @@ SELECT {columns} FROM {alias}
 """  # noqa: S608 - every part is a constant of the callers
 
 
-async def transition(
-    conn: AsyncConn,
-    statement: str,
-    *,
-    key: object,
-    target: str,
-    allowed: Iterable[str],
-    text: str | None,
-    by: Actor,
-    action: str,
-    details: dict[str, Any],
-    state_of: str,
-    refused: Callable[[str | None], Exception],
-) -> tuple[Any, ...]:
-    """Run a statement made by `audited_change` over `larmkedja.transitions.update_sql`: the
-    row `key` to `target` if its state is one of `allowed`. Returns the changed row, or raises
-    `refused(state)` with nothing changed, the row's state read with `state_of` (by `%(key)s`;
-    None: no such row). Run inside the caller's transaction."""
-    params = {
-        "key": key,
-        "target": target,
-        "allowed": sorted(allowed),
-        "text": text,
-        "actor": by.name,
-        "role": by.role,
-        "action": action,
-        "details": Jsonb(details),
-    }
-    row = await (await conn.execute(statement, params)).fetchone()
-    if row is None:
+class Refused(Protocol):
+    """The typed error of a refused move: the action and the state it was refused in."""
+
+    def __call__(self, *, action: Any, state: Any) -> Exception: ...
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AuditedMoves:
+    """The audited transitions of one entity (alarms, escalations): the statement made by
+    `audited_change` over `larmkedja.transitions.update_sql`, the state each action moves to
+    (`target`) and may start from (`allowed_from`), both from the entity's pure lifecycle, and
+    the errors of a refusal: `not_found(key)` for no such row, `refused(action=, state=)`."""
+
+    subject_type: str
+    table: str
+    statement: str
+    target: Mapping[Any, enum.Enum]
+    allowed_from: Mapping[Any, Iterable[enum.Enum]]
+    not_found: Callable[[str], Exception]
+    refused: Refused
+
+    async def apply(
+        self,
+        conn: AsyncConn,
+        key: object,
+        action: enum.Enum,
+        *,
+        by: Actor,
+        text: str | None,
+        details: dict[str, Any],
+    ) -> tuple[Any, ...]:
+        """Move row `key` by `action`, writing its audit row in the same statement. Returns the
+        changed row, or raises with nothing changed. Run inside the caller's transaction."""
+        params = {
+            "key": key,
+            "target": self.target[action].value,
+            "allowed": sorted(s.value for s in self.allowed_from[action]),
+            "text": text,
+            "actor": by.name,
+            "role": by.role,
+            "action": f"{self.subject_type}.{action.value}",
+            "details": Jsonb(details),
+        }
+        row = await (await conn.execute(self.statement, params)).fetchone()
+        if row is not None:
+            return row
+        state_of = f"SELECT state FROM {self.table} WHERE {self.subject_type}_id = %(key)s"  # noqa: S608 - constants
         current = await (await conn.execute(state_of, params)).fetchone()
-        raise refused(current[0] if current else None)
-    return row
+        if current is None:
+            raise self.not_found(str(key))
+        state_type = type(self.target[action])
+        raise self.refused(action=action, state=state_type(current[0]))

@@ -13,7 +13,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from alarms.people.audit_psycopg import Actor, audited_change, transition
+from alarms.people.audit_psycopg import Actor, AuditedMoves, audited_change
 from alarms.queue.lifecycle import (
     ALLOWED_FROM,
     OPEN_STATES,
@@ -86,11 +86,19 @@ LIMIT %(limit)s
 
 GET_ALARM = f"SELECT {COLUMNS} FROM alarms a WHERE a.alarm_id = %s"  # noqa: S608
 
-TRANSITION = audited_change(
-    update=update_sql(table="alarms", key="alarm_id", stamps=STAMPS),
-    alias="a",
+MOVES = AuditedMoves(
     subject_type="alarm",
-    columns=f"{COLUMNS}, a.answered_at = now() AS answered_now",
+    table="alarms",
+    statement=audited_change(
+        update=update_sql(table="alarms", key="alarm_id", stamps=STAMPS),
+        alias="a",
+        subject_type="alarm",
+        columns=f"{COLUMNS}, a.answered_at = now() AS answered_now",
+    ),
+    target=TARGET,
+    allowed_from=ALLOWED_FROM,
+    not_found=AlarmNotFound,
+    refused=TransitionError,
 )
 
 CREATE_ESCALATION = """
@@ -139,26 +147,10 @@ async def act(
 ) -> AlarmRow:
     """Apply one human decision; raises AlarmNotFound or TransitionError (nothing changed)."""
 
-    def refused(state: str | None) -> Exception:
-        if state is None:
-            return AlarmNotFound(str(alarm_id))
-        return TransitionError(action=action, state=AlarmState(state))
-
     details = {"reason": text} if action is Action.ESCALATE else {"outcome": text} if text else {}
     async with conn.transaction():
-        row = await transition(
-            conn,
-            TRANSITION,
-            key=alarm_id,
-            target=TARGET[action].value,
-            allowed=(s.value for s in ALLOWED_FROM[action]),
-            text=text if action is Action.RESOLVE else None,
-            by=by,
-            action=f"alarm.{action.value}",
-            details=details,
-            state_of="SELECT state FROM alarms WHERE alarm_id = %(key)s",
-            refused=refused,
-        )
+        stamped = text if action is Action.RESOLVE else None
+        row = await MOVES.apply(conn, alarm_id, action, by=by, text=stamped, details=details)
         alarm = _row(row[:-1]).model_copy(update={"answered_now": bool(row[-1])})
         if action is not Action.ESCALATE:
             return alarm
