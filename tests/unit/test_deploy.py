@@ -10,6 +10,7 @@ from typing import Any
 
 import yaml
 
+from alarms.devices.credentials_mosquitto import SERVICE_RULES
 from devstack.mosquitto import Mosquitto
 from tests.conftest import ROOT
 
@@ -76,13 +77,16 @@ def _conf(path: Path) -> dict[str, str]:
 
 def test_the_broker_limits_are_the_same_in_compose_and_in_the_local_stack() -> None:
     compose_conf = _conf(DEPLOY / "mosquitto" / "mosquitto.conf")
-    local_conf = _conf_text(Mosquitto(state_dir=Path("/nonexistent"), port=1883).config_text())
+    local = Mosquitto(state_dir=Path("/nonexistent"), port=1883, password_file=Path("/p"))
+    local_conf = _conf_text(local.config_text())
     for key in (
         "persistence",
         "autosave_interval",
         "max_queued_messages",
         "max_inflight_messages",
         "persistent_client_expiration",
+        "max_packet_size",
+        "use_username_as_clientid",
     ):
         assert compose_conf[key] == local_conf[key], key
     assert compose_conf["allow_anonymous"] == "false"
@@ -118,3 +122,36 @@ def test_the_image_contains_every_package() -> None:
     dockerfile = (ROOT / "Dockerfile").read_text()
     for package in re.findall(r'"(\w+)\*"', packages[1]):
         assert f"COPY {package} ./{package}" in dockerfile, package
+
+
+# Where a published port may be reached from anywhere: the broker's TLS listener for devices
+# and the gateway's receivers (each protocol authenticates its sender). All else: loopback.
+PUBLIC_PORTS = {"mosquitto": {"8883"}, "gateway": {"5060", "5070", "5080"}}
+
+
+def test_compose_publishes_nothing_unauthenticated_and_no_service_is_the_superuser() -> None:
+    for name, service in compose()["services"].items():
+        for mapping in service.get("ports", []):
+            host_part, _, container = str(mapping).rpartition(":")
+            if not host_part.startswith("127.0.0.1:"):
+                assert container.split("/")[0] in PUBLIC_PORTS.get(name, set()), (name, mapping)
+        url = str(service.get("environment", {}).get("LARM_DATABASE_URL", ""))
+        if name != "migrate" and url:
+            assert not url.startswith("postgresql://postgres:"), f"{name} runs as the superuser"
+    assert "LARM_DATABASE_ADMIN_URL" not in str(compose()["x-larmkedja"])
+
+
+def test_the_compose_acl_gives_each_account_what_the_local_stack_gives_its_kind() -> None:
+    blocks: dict[str, set[str]] = {}
+    user = ""
+    for line in (DEPLOY / "mosquitto" / "acl").read_text().splitlines():
+        if line.startswith("user "):
+            user = line.split()[1]
+            blocks[user] = set()
+        elif line.startswith("topic ") and user:
+            blocks[user].add(line)
+    for account, rules in blocks.items():
+        kind = account.rsplit("-", 1)[0]
+        assert set(SERVICE_RULES[kind]) == rules, account
+    passwd_job = str(compose()["services"]["mosquitto-passwd"]["command"])
+    assert all(account in passwd_job for account in blocks)
