@@ -19,7 +19,10 @@ class Problem(BaseModel):
 
 
 class EscalateIn(BaseModel):
-    reason: Text
+    reason: Text = Field(
+        description="What the patrol must know. It is published on MQTT to the patrol's "
+        "system: never a door code, key code or lock code (the patrol has the key reference)."
+    )
 
 
 class ResolveIn(BaseModel):
