@@ -48,6 +48,17 @@ def counted_action(
     actions.labels(action, "ok").inc()
 
 
+def allowed_methods(app: FastAPI, path: str) -> str:
+    """Every method of every route of `path` (Starlette's 405 names only the first route's, and
+    a path's GET and PUT are two routes)."""
+    methods: set[str] = set()
+    for route in app.routes:
+        regex = getattr(route, "path_regex", None)
+        if regex is not None and regex.match(path):
+            methods |= set(getattr(route, "methods", None) or ())
+    return ", ".join(sorted(methods))
+
+
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(ApiError)
     async def _api_error(request: Request, exc: ApiError) -> JSONResponse:
@@ -63,11 +74,11 @@ def install_error_handlers(app: FastAPI) -> None:
             408: "too_slow",
             413: "too_large",
         }.get(exc.status_code, "error")
-        return JSONResponse(
-            {"error": code, "message": str(exc.detail)},
-            status_code=exc.status_code,
-            headers=getattr(exc, "headers", None),
-        )
+        headers = getattr(exc, "headers", None)
+        if exc.status_code == 405:
+            headers = {**(headers or {}), "Allow": allowed_methods(app, request.url.path)}
+        body = {"error": code, "message": str(exc.detail)}
+        return JSONResponse(body, status_code=exc.status_code, headers=headers)
 
     @app.exception_handler(psycopg.errors.UniqueViolation)
     async def _duplicate(request: Request, exc: Exception) -> JSONResponse:

@@ -2,15 +2,53 @@
 
 from __future__ import annotations
 
+import re
+import zoneinfo
 from datetime import date, datetime
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints
 
 from alarms.night.plans_psycopg import CheckView
 from alarms.queue.answer_time import AnswerTimeStats
 
-Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=500)]
+# Free text: not blank (a character other than ASCII white space) and no NUL (PostgreSQL cannot
+# store one). Said in the schema, with the same class in both regex engines (no `\s`, whose
+# meaning differs between Python's and pydantic's), so a client knows before it sends.
+TEXT_PATTERN = r"^[^\x00]*[^\x00 \t\n\r\f\v][^\x00]*$"
+Text = Annotated[str, StringConstraints(min_length=1, max_length=500, pattern=TEXT_PATTERN)]
+# A local wall-clock time, e.g. "22:00" or "01:30:00".
+LOCAL_TIME_PATTERN = r"^([01][0-9]|2[0-3]):[0-5][0-9](:[0-5][0-9])?$"
+# An IANA time zone this machine knows (the schema lists them: a name it does not know is
+# refused by the schema, not found out later).
+if TYPE_CHECKING:
+    TimeZoneName = str
+else:
+    TimeZoneName = Literal[tuple(sorted(zoneinfo.available_timezones()))]
+
+
+def _iso_date(value: object) -> object:
+    """Only "YYYY-MM-DD" is a date here (pydantic would also take 0 or "0" as 1970-01-01)."""
+    if isinstance(value, date):
+        return value
+    if not isinstance(value, str) or not re.fullmatch(r"[0-9]{4}-[0-9]{2}-[0-9]{2}", value):
+        raise ValueError("a date is YYYY-MM-DD")
+    return value
+
+
+IsoDate = Annotated[date, BeforeValidator(_iso_date)]
+
+
+def _iso_datetime(value: object) -> object:
+    """Only RFC 3339 is a time here (pydantic would also take 0.5 as a Unix time)."""
+    if isinstance(value, datetime):
+        return value
+    if not isinstance(value, str) or not re.match(r"[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt ]", value):
+        raise ValueError("a time is RFC 3339, e.g. 2026-12-01T08:00:00+01:00")
+    return value
+
+
+IsoDateTime = Annotated[AwareDatetime, BeforeValidator(_iso_datetime)]
 
 
 class Problem(BaseModel):
@@ -44,12 +82,12 @@ class PlanIn(BaseModel):
     device_id: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_-]{1,64}$")]
     site: Annotated[str, StringConstraints(pattern=r"^[a-z0-9-]{1,32}$")]
     checks: Annotated[
-        list[Annotated[str, StringConstraints(pattern=r"^\d{2}:\d{2}(:\d{2})?$")]],
-        Field(min_length=1, max_length=48),
+        list[Annotated[str, StringConstraints(pattern=LOCAL_TIME_PATTERN)]],
+        Field(min_length=1, max_length=48, json_schema_extra={"uniqueItems": True}),
     ] = Field(description='local wall-clock times, e.g. ["22:00", "01:30", "04:00"]')
     window_minutes: Annotated[float, Field(gt=0, le=180)] = 15.0
-    timezone: str = "Europe/Stockholm"
-    paused_nights: list[date] = Field(
+    timezone: TimeZoneName = "Europe/Stockholm"
+    paused_nights: list[IsoDate] = Field(
         default_factory=list, description="nights (named by their evening's date) not checked"
     )
 

@@ -7,13 +7,11 @@ from typing import Annotated, Literal
 from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Depends, Query, Request
-from pydantic import AwareDatetime
 
 from alarms.queue import queries_psycopg as q
 from alarms.queue.answer_time import by_bucket, summarize
 from api.auth import Permission, Principal, require
-from api.errors import invalid
-from api.models import AnswerTimeBucket, AnswerTimeOut, Problem
+from api.models import AnswerTimeBucket, AnswerTimeOut, IsoDateTime, Problem
 
 router = APIRouter(prefix="/api/v1", tags=["kpi"])
 Reader = Annotated[Principal, Depends(require(Permission.KPI_READ))]
@@ -28,21 +26,21 @@ MAX_RANGE = timedelta(days=400)
 async def answer_time(
     request: Request,
     principal: Reader,
-    since: AwareDatetime | None = None,
-    until: AwareDatetime | None = None,
+    since: IsoDateTime | None = None,
+    until: IsoDateTime | None = None,
     site: Annotated[str | None, Query(pattern=r"^[a-z0-9-]{1,32}$")] = None,
     bucket: Literal["hour", "day"] | None = None,
 ) -> AnswerTimeOut:
     """Safety alarms answered in [since, until): count, mean, p50/p90/p95, max, share within
     60 s and 180 s, against the target. Defaults to the rolling window (LARM_ANSWER_WINDOW_S)
-    up to now. `bucket=hour|day` adds the same per hour or per local day."""
+    up to now; at most 400 days (an earlier `since` is moved, and the answer says the period it
+    used). `bucket=hour|day` adds the same per hour or per local day."""
     settings = request.app.state.settings
     end = until or datetime.now(UTC)
-    start = since or end - timedelta(seconds=settings.answer_window_s)
-    if start >= end:
-        raise invalid(("query", "since"), "since must be before until")
-    if end - start > MAX_RANGE:
-        raise invalid(("query", "since"), "at most 400 days at a time")
+    # At most 400 days at a time: an earlier `since` is taken as `until` - 400 days, and the
+    # answer's `since` says which was used; `since` at or after `until` is an empty period.
+    start = max(since or end - timedelta(seconds=settings.answer_window_s), end - MAX_RANGE)
+    start = min(start, end)
     async with request.app.state.pool.connection() as conn:
         answers = await q.answer_times(conn, since=start, until=end, site=site)
     target = settings.answer_target_s

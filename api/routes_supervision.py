@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime
 from typing import Annotated
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -13,7 +13,7 @@ from alarms.night.rules import Plan, night_of, nights_around, parse_local_time
 from alarms.people import audit_psycopg
 from api.auth import Permission, Principal, require
 from api.errors import ApiError, invalid
-from api.models import PlanIn, PlanOut, Problem
+from api.models import IsoDate, PlanIn, PlanOut, Problem
 
 router = APIRouter(prefix="/api/v1/supervision", tags=["supervision"])
 Writer = Annotated[Principal, Depends(require(Permission.PLANS_WRITE))]
@@ -76,7 +76,7 @@ async def get_plan(request: Request, principal: Reader, plan_id: PlanId) -> Plan
 
 @router.get("/checks", response_model=list[q.CheckView], responses=ERRORS)
 async def checks(
-    request: Request, principal: Reader, night: date | None = None, site: SiteQ = None
+    request: Request, principal: Reader, night: IsoDate | None = None, site: SiteQ = None
 ) -> list[q.CheckView]:
     """Each expected check of a night (default: the current one) and its state."""
     tz = ZoneInfo(request.app.state.settings.timezone)
@@ -95,7 +95,7 @@ async def checks(
 
 @router.get("/report", response_model=q.NightReport, responses=ERRORS)
 async def report(
-    request: Request, principal: Reporter, night: date | None = None, site: SiteQ = None
+    request: Request, principal: Reporter, night: IsoDate | None = None, site: SiteQ = None
 ) -> q.NightReport:
     """A night's checks planned, done on time, re-checked, missed and escalated, and the
     patrol's time from escalation to arrival (p50, p90, max)."""
