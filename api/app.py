@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi import FastAPI
 from prometheus_client import CollectorRegistry
@@ -14,6 +15,7 @@ from psycopg_pool import AsyncConnectionPool
 from api import (
     health,
     routes_alarms,
+    routes_cases,
     routes_devices,
     routes_escalations,
     routes_kpi,
@@ -74,6 +76,7 @@ def create_app(*, settings: Settings, registry: CollectorRegistry | None = None)
     app.include_router(health.router)
     app.include_router(metrics_router(registry))
     app.include_router(routes_alarms.router)
+    app.include_router(routes_cases.router)
     app.include_router(routes_kpi.router)
     app.include_router(routes_devices.router)
     app.include_router(routes_escalations.router)
@@ -81,4 +84,18 @@ def create_app(*, settings: Settings, registry: CollectorRegistry | None = None)
     app.include_router(routes_persons.router)
     app.include_router(stream.router)
     install_pages(app)
+    _list_outcomes_in_schema(app, settings.outcome_codes)
     return app
+
+
+def _list_outcomes_in_schema(app: FastAPI, codes: list[str]) -> None:
+    """The outcome codes are configured, so the schema of a resolve lists this deployment's
+    (a client, and schemathesis, know before sending what the server takes)."""
+    build = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        schema = build()
+        schema["components"]["schemas"]["ResolveIn"]["properties"]["outcome"]["enum"] = codes
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]

@@ -44,6 +44,8 @@ class Permission(enum.StrEnum):
     ESCALATIONS_CANCEL = "escalations.cancel"
     SUPERVISION_READ = "supervision.read"
     PLANS_WRITE = "plans.write"
+    CASE_READ = "case.read"
+    CASE_NOTE = "case.note"
     PERSONS_READ = "persons.read"
     PERSONS_WRITE = "persons.write"
     TOKENS_ADMIN = "tokens.admin"
@@ -65,6 +67,9 @@ ROLES: dict[Permission, frozenset[Role]] = {
     Permission.ESCALATIONS_CANCEL: frozenset({_S}),
     Permission.SUPERVISION_READ: frozenset({_O, _S}),
     Permission.PLANS_WRITE: frozenset({_S}),
+    # The case of an alarm: the operator's and the patrol's record (notes from both).
+    Permission.CASE_READ: frozenset({_O, _P, _S}),
+    Permission.CASE_NOTE: frozenset({_O, _P, _S}),
     Permission.PERSONS_READ: frozenset({_S, _A}),
     Permission.PERSONS_WRITE: frozenset({_A}),
     Permission.TOKENS_ADMIN: frozenset({_A}),

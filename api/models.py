@@ -9,8 +9,10 @@ from typing import TYPE_CHECKING, Annotated, Literal
 
 from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints
 
+from alarms.cases.rules import OUTCOME_PATTERN, CaseStep
 from alarms.night.plans_psycopg import CheckView
 from alarms.queue.answer_time import AnswerTimeStats
+from alarms.queue.queries_psycopg import AlarmRow
 
 # Free text: not blank (a character other than ASCII white space) and no NUL (PostgreSQL cannot
 # store one). Said in the schema, with the same class in both regex engines (no `\s`, whose
@@ -64,7 +66,21 @@ class EscalateIn(BaseModel):
 
 
 class ResolveIn(BaseModel):
-    outcome: Text
+    outcome: Annotated[str, StringConstraints(pattern=OUTCOME_PATTERN)] = Field(
+        description="one of `GET /api/v1/outcomes` (the schema lists the configured codes)"
+    )
+    note: Text | None = Field(default=None, description="a closing note, kept in the case")
+
+
+class NoteIn(BaseModel):
+    text: Text
+
+
+class CallIn(BaseModel):
+    contact: Annotated[
+        str, StringConstraints(min_length=1, max_length=200, pattern=TEXT_PATTERN)
+    ] = Field(description="whom the operator called: a contact's name or the number")
+    reached: bool
 
 
 class AnswerTimeBucket(AnswerTimeStats):
@@ -121,3 +137,12 @@ class PersonOut(PersonIn):
     person_ref: str
     updated_at: datetime
     updated_by: str
+
+
+class AlarmCaseOut(AlarmRow):
+    """`GET /api/v1/alarms/{alarm_id}`: the alarm, the person behind it, and its case."""
+
+    person: PersonOut | None = Field(
+        default=None, description="the person whose device raised it (the read is audited)"
+    )
+    case: list[CaseStep] = Field(description="every step in time order, with who and when")

@@ -7,10 +7,11 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Query, Request
 
+from alarms.cases import UnknownOutcome, check_outcome
 from alarms.queue import queries_psycopg as q
 from alarms.queue.lifecycle import Action, TransitionError
 from api.auth import Permission, Principal, require
-from api.errors import counted_action
+from api.errors import counted_action, invalid
 from api.models import EscalateIn, Problem, ResolveIn
 
 router = APIRouter(prefix="/api/v1", tags=["alarms"])
@@ -40,7 +41,12 @@ async def list_alarms(
 
 
 async def _act(
-    request: Request, principal: Principal, alarm_id: uuid.UUID, action: Action, text: str | None
+    request: Request,
+    principal: Principal,
+    alarm_id: uuid.UUID,
+    action: Action,
+    text: str | None,
+    note: str | None = None,
 ) -> q.AlarmRow:
     metrics = request.app.state.api_metrics
     with counted_action(
@@ -57,6 +63,7 @@ async def _act(
                 action=action,
                 by=principal.actor,
                 text=text,
+                note=note,
                 ack_s=request.app.state.settings.patrol_ack_minutes * 60.0,
             )
     answer_time = row.answer_time_s()
@@ -83,5 +90,10 @@ async def escalate(
 async def resolve(
     request: Request, principal: Actor, alarm_id: uuid.UUID, body: ResolveIn
 ) -> q.AlarmRow:
-    """Close the alarm with an outcome (only after it was answered)."""
-    return await _act(request, principal, alarm_id, Action.RESOLVE, body.outcome)
+    """Close the alarm with an outcome code of `GET /api/v1/outcomes` and an optional note
+    (only after it was answered); 422 for a code not in the list."""
+    try:
+        check_outcome(body.outcome, request.app.state.settings.outcome_codes)
+    except UnknownOutcome as exc:
+        raise invalid(("body", "outcome"), str(exc)) from None
+    return await _act(request, principal, alarm_id, Action.RESOLVE, body.outcome, body.note)

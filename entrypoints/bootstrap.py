@@ -17,7 +17,12 @@ from alarms.night.processor_psycopg import SupervisionProcessor
 from alarms.night.sweeps_psycopg import CameraSweep, CheckDeadlineSweep, MaterialiseSweep
 from alarms.patrol.sweeps_psycopg import UnacknowledgedSweep
 from alarms.queue.processor_psycopg import AlarmProcessor
-from alarms.queue.sweeps_psycopg import AnswerTimeSweep, QueueGauges, UnansweredSweep
+from alarms.queue.sweeps_psycopg import (
+    AnswerTimeSweep,
+    QueueGauges,
+    StaleSweep,
+    UnansweredSweep,
+)
 from alarms.runtime.engine import Engine
 from alarms.runtime.gauges_psycopg import GaugeSweep
 from alarms.runtime.metrics import EngineMetrics
@@ -56,6 +61,7 @@ def sweeps(settings: Settings, registry: CollectorRegistry) -> list[Sweep]:
         OfflineSweep(settings=settings),
         PowerCutSweep(settings=settings),
         UnansweredSweep(settings=settings),
+        StaleSweep(settings=settings),
         MaterialiseSweep(),
         CheckDeadlineSweep(settings=settings),
         CameraSweep(settings=settings),

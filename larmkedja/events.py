@@ -100,6 +100,7 @@ class AlertKind(enum.StrEnum):
 
     ANSWER_TIME_MEAN_ABOVE_TARGET = "answer_time.mean_above_target"
     ALARM_UNANSWERED = "alarm.unanswered"
+    ALARM_STALE = "alarm.stale"
     DEVICE_OFFLINE = "device.offline"
     DEVICE_ON_BATTERY = "device.on_battery"
     DEVICE_BACKUP_BELOW_SPEC = "device.backup_below_spec"

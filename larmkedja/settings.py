@@ -26,6 +26,24 @@ class Settings(BaseSettings):
     recheck_minutes: Positive = 15.0
     patrol_ack_minutes: Positive = 10.0
 
+    # --- the case of an alarm (contract §6) ---
+    # The codes an alarm is closed with (`GET /api/v1/outcomes`); a municipality sets its own,
+    # as JSON: LARM_OUTCOME_CODES='["no_help_needed", …]'.
+    outcome_codes: Annotated[
+        list[Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{0,31}$")]],
+        Field(min_length=1, max_length=100),
+    ] = [
+        "no_help_needed",
+        "help_by_phone",
+        "visit",
+        "ambulance",
+        "false_alarm",
+        "technical_fault",
+        "test",
+    ]
+    # An alarm answered and then not resolved (nor escalated) this long raises `alarm.stale`.
+    alarm_stale_s: Positive = 1800.0
+
     # --- where things are ---
     database_url: str = "postgresql://larmkedja@127.0.0.1:5432/larmkedja"
     # The owner's URL, for migrations only (`larmkedja migrate`); the services run as the

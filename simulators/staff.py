@@ -116,7 +116,7 @@ class StaffSimulator:
                         s.resolve_delay.sample(rng),
                         "POST",
                         f"{base}/resolve",
-                        {"outcome": "called back, all well"},
+                        {"outcome": "help_by_phone", "note": "called back, all well"},
                     )
             elif a["state"] == "escalated":
                 self._plan(
@@ -124,7 +124,7 @@ class StaffSimulator:
                     s.resolve_delay.sample(rng) * 3,
                     "POST",
                     f"{base}/resolve",
-                    {"outcome": "patrol visited"},
+                    {"outcome": "visit", "note": "patrol visited"},
                 )
         escalations = self._client.get(
             "/api/v1/escalations", headers=self._headers["patrol"]

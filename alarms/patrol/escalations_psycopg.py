@@ -109,11 +109,18 @@ MOVES = AuditedMoves(
         alias="e",
         subject_type="escalation",
         columns=COLUMNS,
+        case_of="e.alarm_id",
     ),
     target=TARGET,
     allowed_from=ALLOWED_FROM,
     not_found=EscalationNotFound,
     refused=EscalationTransitionError,
+    # The patrol's steps are steps of the alarm's case (a night check's escalation has none).
+    case_actions={
+        EscalationAction.ACK: "patrol_ack",
+        EscalationAction.ARRIVE: "patrol_arrive",
+        EscalationAction.COMPLETE: "patrol_complete",
+    },
 )
 
 

@@ -37,11 +37,22 @@ async def record(
     await conn.execute(INSERT, (by.name, by.role, action, *subject, Jsonb(details or {})))
 
 
-def audited_change(*, update: str, alias: str, subject_type: str, columns: str) -> str:
+def audited_change(
+    *, update: str, alias: str, subject_type: str, columns: str, case_of: str | None = None
+) -> str:
     """One statement that makes a change and writes its audit row: `update` is an
     `UPDATE … RETURNING *` (of rows with a `{subject_type}_id`), `columns` what to return of the
     changed rows, written against `alias`. Its parameters add `%(actor)s`, `%(role)s`,
-    `%(action)s` and `%(details)s`. No change, no audit row; two at once, one of each."""
+    `%(action)s` and `%(details)s`. No change, no audit row; two at once, one of each.
+    `case_of` (the changed row's alarm id) also writes the step `%(case_action)s` into that
+    alarm's case, when both are not null."""
+    case = ""
+    if case_of is not None:
+        case = f"""
+), cased AS (
+    INSERT INTO case_entries (alarm_id, by_name, by_role, action, detail)
+    SELECT {case_of}, %(actor)s, %(role)s, %(case_action)s, %(case_detail)s
+    FROM {alias} WHERE {case_of} IS NOT NULL AND %(case_action)s::text IS NOT NULL"""  # noqa: S608
     return f"""
 WITH {alias} AS (
 {update.strip()}
@@ -49,7 +60,7 @@ WITH {alias} AS (
     INSERT INTO audit_log (actor, role, action, subject_type, subject_id, details)
     SELECT %(actor)s, %(role)s, %(action)s, '{subject_type}', {subject_type}_id::text,
            %(details)s
-    FROM {alias}
+    FROM {alias}{case}
 )
 SELECT {columns} FROM {alias}
 """  # noqa: S608 - every part is a constant of the callers
@@ -75,6 +86,8 @@ class AuditedMoves:
     allowed_from: Mapping[Any, Iterable[enum.Enum]]
     not_found: Callable[[str], Exception]
     refused: Refused
+    # The step each action writes into the alarm's case (`audited_change(case_of=…)`).
+    case_actions: Mapping[Any, str] | None = None
 
     async def apply(
         self,
@@ -85,9 +98,11 @@ class AuditedMoves:
         by: Actor,
         text: str | None,
         details: dict[str, Any],
+        case_detail: dict[str, Any] | None = None,
     ) -> tuple[Any, ...]:
-        """Move row `key` by `action`, writing its audit row in the same statement. Returns the
-        changed row, or raises with nothing changed. Run inside the caller's transaction."""
+        """Move row `key` by `action`, writing its audit row (`details`) and its case step
+        (`case_detail`, default the same) in the same statement. Returns the changed row, or
+        raises with nothing changed. Run inside the caller's transaction."""
         params = {
             "key": key,
             "target": self.target[action].value,
@@ -97,6 +112,8 @@ class AuditedMoves:
             "role": by.role,
             "action": f"{self.subject_type}.{action.value}",
             "details": Jsonb(details),
+            "case_action": (self.case_actions or {}).get(action),
+            "case_detail": Jsonb(details if case_detail is None else case_detail),
         }
         row = await (await conn.execute(self.statement, params)).fetchone()
         if row is not None:

@@ -21,12 +21,13 @@ from larmkedja.settings import Settings
 
 UPSERT_ALARM = """
 INSERT INTO alarms (site, device_id, kind, priority, raised_at, device_ts, last_event_at,
-                    unanswered_due_at, details)
+                    unanswered_due_at, details, test)
 VALUES (%(site)s, %(device_id)s, %(kind)s, %(priority)s, %(received_at)s, %(device_ts)s,
         %(received_at)s, %(received_at)s + make_interval(secs => %(unanswered_s)s),
-        %(details)s::jsonb)
+        %(details)s::jsonb, %(test)s)
 ON CONFLICT (device_id, kind) WHERE state <> 'resolved'
-DO UPDATE SET event_count = alarms.event_count + 1,
+-- A real press folding into an open test alarm makes it a real alarm.
+DO UPDATE SET event_count = alarms.event_count + 1, test = alarms.test AND EXCLUDED.test,
               last_event_at = greatest(alarms.last_event_at, EXCLUDED.last_event_at),
               version = alarms.version + 1
 RETURNING alarm_id
@@ -82,6 +83,8 @@ class AlarmProcessor:
                 "device_ts": event.ts,
                 "unanswered_s": self._unanswered_s,
                 "details": orjson.dumps(details).decode(),
+                # A test alarm (contract §6): `"data": {"test": true}`, nothing else.
+                "test": event.data.get("test") is True,
             },
         )
         row = cur.fetchone()

@@ -54,6 +54,10 @@ class AlarmRow(BaseModel):
     resolved_at: datetime | None
     outcome: str | None
     details: dict[str, Any]
+    test: bool = Field(default=False, description="a test alarm: not in the answer-time KPI")
+    handled_by: str | None = Field(
+        default=None, description="who has the alarm now: who answered it, or took it over"
+    )
     waiting_s: float = Field(description="until now if unanswered, else the answer time")
     escalation_id: uuid.UUID | None = None
     # This transition answered it (for the answer-time histogram); not part of the schema.
@@ -67,13 +71,14 @@ class AlarmRow(BaseModel):
     @property
     def counts_for_answer_time(self) -> bool:
         """Safety alarms from devices: what the municipality's answer time is about."""
-        return self.source == "device" and self.kind.startswith("alarm.")
+        return self.source == "device" and self.kind.startswith("alarm.") and not self.test
 
 
 COLUMNS = """
 a.alarm_id, a.site, a.device_id, a.kind, a.priority, a.state, a.source, a.raised_at,
 a.device_ts, a.last_event_at, a.event_count, a.reset_at_device, a.answered_at, a.answered_by,
-a.escalated_at, a.resolved_at, a.outcome, a.details,
+a.escalated_at, a.resolved_at, a.outcome, a.details, a.test,
+coalesce(a.handled_by, a.answered_by) AS handled_by,
 extract(epoch FROM coalesce(a.answered_at, now()) - a.raised_at)::float8 AS waiting_s
 """
 
@@ -94,11 +99,17 @@ MOVES = AuditedMoves(
         alias="a",
         subject_type="alarm",
         columns=f"{COLUMNS}, a.answered_at = now() AS answered_now",
+        case_of="a.alarm_id",
     ),
     target=TARGET,
     allowed_from=ALLOWED_FROM,
     not_found=AlarmNotFound,
     refused=TransitionError,
+    case_actions={
+        Action.ANSWER: "answered",
+        Action.ESCALATE: "escalated",
+        Action.RESOLVE: "resolved",
+    },
 )
 
 CREATE_ESCALATION = """
@@ -109,7 +120,7 @@ SELECT (e).escalation_id FROM (
 """
 
 
-def _row(values: tuple[Any, ...]) -> AlarmRow:
+def from_alarm_row(values: tuple[Any, ...]) -> AlarmRow:
     return from_row(AlarmRow, values)
 
 
@@ -127,13 +138,13 @@ async def list_alarms(
     cur = await conn.execute(
         LIST_ALARMS, {"states": states_for(state), "site": site, "limit": limit}
     )
-    return [_row(r) for r in await cur.fetchall()]
+    return [from_alarm_row(r) for r in await cur.fetchall()]
 
 
 async def get_alarm(conn: AsyncConn, alarm_id: uuid.UUID) -> AlarmRow | None:
     cur = await conn.execute(GET_ALARM, (alarm_id,))
     row = await cur.fetchone()
-    return _row(row) if row else None
+    return from_alarm_row(row) if row else None
 
 
 async def act(
@@ -143,15 +154,28 @@ async def act(
     action: Action,
     by: Actor,
     text: str | None = None,
+    note: str | None = None,
     ack_s: float = 600.0,
 ) -> AlarmRow:
-    """Apply one human decision; raises AlarmNotFound or TransitionError (nothing changed)."""
-
-    details = {"reason": text} if action is Action.ESCALATE else {"outcome": text} if text else {}
+    """Apply one human decision; raises AlarmNotFound or TransitionError (nothing changed).
+    The audit row keeps the outcome code only; the case step also the reason or the note (free
+    text about a person, erased with them)."""
+    resolving = action is Action.RESOLVE
+    audit = {"outcome": text} if resolving and text else {}
+    case = {"reason": text} if action is Action.ESCALATE else dict(audit)
+    if note:
+        case["note"] = note
     async with conn.transaction():
-        stamped = text if action is Action.RESOLVE else None
-        row = await MOVES.apply(conn, alarm_id, action, by=by, text=stamped, details=details)
-        alarm = _row(row[:-1]).model_copy(update={"answered_now": bool(row[-1])})
+        row = await MOVES.apply(
+            conn,
+            alarm_id,
+            action,
+            by=by,
+            text=text if resolving else None,
+            details=audit,
+            case_detail=case,
+        )
+        alarm = from_alarm_row(row[:-1]).model_copy(update={"answered_now": bool(row[-1])})
         if action is not Action.ESCALATE:
             return alarm
         cur = await conn.execute(
@@ -174,7 +198,7 @@ SELECT answered_at, extract(epoch FROM answered_at - raised_at)::float8
 FROM alarms
 WHERE answered_at >= %(since)s AND answered_at < %(until)s
   AND (%(site)s::text IS NULL OR site = %(site)s)
-  AND source = 'device' AND kind LIKE 'alarm.%%'
+  AND source = 'device' AND kind LIKE 'alarm.%%' AND NOT test
 ORDER BY answered_at
 """
 

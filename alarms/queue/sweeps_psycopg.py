@@ -65,12 +65,50 @@ class UnansweredSweep:
         return len(conn.execute(FIRE_UNANSWERED, {"repeat_s": self._repeat_s}).fetchall())
 
 
+# An alarm answered and then left: nobody resolved or escalated it. Once per alarm (it is
+# answered once); the alert ends when it leaves `answered` (migration 0010's trigger). Rows
+# another transaction holds are skipped this tick, as above.
+FIRE_STALE = """
+WITH locked AS (
+    SELECT alarm_id FROM alarms
+    WHERE state = 'answered' AND stale_alerted_at IS NULL
+      AND answered_at <= now() - make_interval(secs => %(stale_s)s)
+    ORDER BY alarm_id
+    FOR UPDATE SKIP LOCKED
+), due AS (
+    UPDATE alarms a SET stale_alerted_at = now()
+    FROM locked
+    WHERE a.alarm_id = locked.alarm_id AND a.state = 'answered' AND a.stale_alerted_at IS NULL
+    RETURNING a.alarm_id, a.site, a.device_id, a.kind, a.answered_at
+)
+SELECT larm_raise_or_repeat_alert(
+    site, 'alarm.stale', 'warning', alarm_id::text,
+    jsonb_build_object(
+        'alarm_id', alarm_id, 'device_id', device_id, 'alarm_kind', kind,
+        'answered_at', answered_at,
+        'answered_for_s', round(extract(epoch FROM now() - answered_at)::numeric, 1)))
+FROM due
+"""
+
+
+class StaleSweep:
+    """`alarm.stale` once an answered alarm has waited LARM_ALARM_STALE_S for its outcome."""
+
+    name = "alarm_stale"
+
+    def __init__(self, *, settings: Settings) -> None:
+        self._stale_s = settings.alarm_stale_s
+
+    def run(self, conn: Conn) -> int:
+        return len(conn.execute(FIRE_STALE, {"stale_s": self._stale_s}).fetchall())
+
+
 # Safety alarms from devices only: technical and supervision alarms are not "answer time".
 ROLLING_MEANS = """
 SELECT site, avg(extract(epoch FROM answered_at - raised_at))::float8, count(*)
 FROM alarms
 WHERE answered_at > now() - make_interval(secs => %(window_s)s) AND answered_at <= now()
-  AND source = 'device' AND kind LIKE 'alarm.%%'
+  AND source = 'device' AND kind LIKE 'alarm.%%' AND NOT test
 GROUP BY site
 """
 ACTIVE_MEAN_ALERTS = """
@@ -81,7 +119,7 @@ ALL_SITES_MEAN = """
 SELECT avg(extract(epoch FROM answered_at - raised_at))::float8
 FROM alarms
 WHERE answered_at > now() - make_interval(secs => %(window_s)s) AND answered_at <= now()
-  AND source = 'device' AND kind LIKE 'alarm.%%'
+  AND source = 'device' AND kind LIKE 'alarm.%%' AND NOT test
 """
 
 

@@ -66,10 +66,19 @@
     render();
   }
 
+  let outcomes = [];
+
   async function act(alarm, action) {
     let body;
     if (action === "escalate") { const r = await LK.ask(t("reason")); if (!r) return; body = { reason: r }; }
-    if (action === "resolve") { const o = await LK.ask(t("outcome")); if (!o) return; body = { outcome: o }; }
+    if (action === "resolve") {
+      // The municipality's outcome codes (GET /api/v1/outcomes); the API refuses any other.
+      const codes = outcomes.length ? outcomes : (outcomes = await api("GET", "/api/v1/outcomes"));
+      const o = await LK.ask(`${t("outcome")}: ${codes.join(", ")}`);
+      if (!o) return;
+      if (!codes.includes(o.trim())) { alert(`${t("outcome")}: ${codes.join(", ")}`); return; }
+      body = { outcome: o.trim() };
+    }
     try {
       upsert(await api("POST", `/api/v1/alarms/${alarm.alarm_id}/${action}`, body));
     } catch (e) {

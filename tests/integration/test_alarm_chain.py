@@ -176,12 +176,16 @@ def test_lifecycle_through_the_api(database_url: str, broker: Broker) -> None:
         bad = {"Authorization": "Bearer lk_nope"}
         assert httpx.get(f"{url}/api/v1/alarms", headers=bad).status_code == 401
 
-        resolve = httpx.post(f"{base}/resolve", headers=op, json={"outcome": "ok"})
+        resolve = httpx.post(f"{base}/resolve", headers=op, json={"outcome": "no_help_needed"})
         assert resolve.status_code == 409  # nobody answered yet
         assert httpx.post(f"{base}/answer", headers=op).status_code == 200
         assert httpx.post(f"{base}/answer", headers=op).status_code == 409
         assert httpx.post(f"{base}/resolve", headers=op, json={}).status_code == 422
-        done = httpx.post(f"{base}/resolve", headers=op, json={"outcome": "called back, fine"})
+        done = httpx.post(
+            f"{base}/resolve",
+            headers=op,
+            json={"outcome": "help_by_phone", "note": "called back, fine"},
+        )
         assert done.status_code == 200
         assert done.json()["state"] == "resolved"
         unknown = httpx.post(f"{url}/api/v1/alarms/{uuid.uuid4()}/answer", headers=op)

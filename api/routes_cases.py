@@ -1,0 +1,91 @@
+"""The case of an alarm (contract §6): the whole record, notes, call attempts, take-over, and
+the outcome codes it is closed with."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Request
+
+from alarms.cases import CaseAction, CaseStep
+from alarms.cases import cases_psycopg as c
+from alarms.queue import queries_psycopg as q
+from api.auth import Permission, Principal, require
+from api.errors import ApiError, counted_action
+from api.models import AlarmCaseOut, CallIn, NoteIn, Problem
+
+router = APIRouter(prefix="/api/v1", tags=["cases"])
+Reader = Annotated[Principal, Depends(require(Permission.CASE_READ))]
+Noter = Annotated[Principal, Depends(require(Permission.CASE_NOTE))]
+Actor = Annotated[Principal, Depends(require(Permission.ALARMS_ACT))]
+ERRORS: dict[int | str, dict[str, object]] = {
+    401: {"model": Problem},
+    403: {"model": Problem},
+    404: {"model": Problem},
+    409: {"model": Problem},
+}
+
+
+@router.get("/outcomes", response_model=list[str], responses=ERRORS)
+async def outcomes(request: Request, principal: Reader) -> list[str]:
+    """The codes an alarm is resolved with, as this municipality configured them."""
+    return list(request.app.state.settings.outcome_codes)
+
+
+@router.get("/alarms/{alarm_id}", response_model=AlarmCaseOut, responses=ERRORS)
+async def get_alarm(request: Request, principal: Reader, alarm_id: uuid.UUID) -> AlarmCaseOut:
+    """The alarm and its whole case: every step in time order with who and when."""
+    async with request.app.state.pool.connection() as conn:
+        alarm = await q.get_alarm(conn, alarm_id)
+        if alarm is None:
+            raise ApiError(status=404, code="not_found", message="no such alarm")
+        steps = await c.get_case(conn, alarm)
+    return AlarmCaseOut(**alarm.model_dump(), person=None, case=steps)
+
+
+async def _step(
+    request: Request,
+    principal: Principal,
+    alarm_id: uuid.UUID,
+    action: CaseAction,
+    detail: dict[str, Any],
+) -> CaseStep:
+    metrics = request.app.state.api_metrics
+    with counted_action(
+        metrics.actions, action.value, what="alarm", missing=q.AlarmNotFound, refused=c.StepRefused
+    ):
+        async with request.app.state.pool.connection() as conn:
+            step = await c.add_step(
+                conn, alarm_id=alarm_id, by=principal.actor, action=action, detail=detail
+            )
+    return step
+
+
+@router.post("/alarms/{alarm_id}/notes", response_model=CaseStep, status_code=201, responses=ERRORS)
+async def add_note(
+    request: Request, principal: Noter, alarm_id: uuid.UUID, body: NoteIn
+) -> CaseStep:
+    """A note in the alarm's case, by the operator or the patrol (in any state)."""
+    return await _step(request, principal, alarm_id, CaseAction.NOTE, {"text": body.text})
+
+
+@router.post("/alarms/{alarm_id}/calls", response_model=CaseStep, status_code=201, responses=ERRORS)
+async def add_call(
+    request: Request, principal: Actor, alarm_id: uuid.UUID, body: CallIn
+) -> CaseStep:
+    """A call attempt to a contact (reached or not); 409 unless the alarm is answered."""
+    detail = {"contact": body.contact, "reached": body.reached}
+    return await _step(request, principal, alarm_id, CaseAction.CALL, detail)
+
+
+@router.post("/alarms/{alarm_id}/take-over", response_model=q.AlarmRow, responses=ERRORS)
+async def take_over(request: Request, principal: Actor, alarm_id: uuid.UUID) -> q.AlarmRow:
+    """Take over another operator's alarm (at a shift change): audited, in the case."""
+    metrics = request.app.state.api_metrics
+    with counted_action(
+        metrics.actions, "take_over", what="alarm", missing=q.AlarmNotFound, refused=c.StepRefused
+    ):
+        async with request.app.state.pool.connection() as conn:
+            row = await c.take_over(conn, alarm_id=alarm_id, by=principal.actor)
+    return row

@@ -1,0 +1,42 @@
+-- The case of an alarm: every step with who and when, the operator's calls and notes, who has
+-- it now, test alarms, and `alarm.stale` for an alarm answered and then left (issue 19).
+
+-- A test alarm (`"data": {"test": true}`) goes through the whole chain, shown as a test. A real
+-- press folding into an open test alarm makes it real (ingest: `test AND EXCLUDED.test`).
+ALTER TABLE alarms ADD COLUMN test boolean NOT NULL DEFAULT false;
+-- Who has the alarm now: who answered it, until someone takes it over.
+ALTER TABLE alarms ADD COLUMN handled_by text;
+-- When `alarm.stale` was raised for it (once: an alarm is answered once).
+ALTER TABLE alarms ADD COLUMN stale_alerted_at timestamptz;
+CREATE INDEX alarms_answered_open ON alarms (answered_at) WHERE state = 'answered';
+
+-- The steps a person took, written by the same statement as the step itself (the alarm's
+-- `raised` step is its row). Notes and call attempts are personal data: they go with the
+-- alarm (retention) and with the person (erasure); the audit log keeps only that they happened.
+CREATE TABLE case_entries (
+    entry_id  bigserial   PRIMARY KEY,
+    alarm_id  uuid        NOT NULL REFERENCES alarms ON DELETE CASCADE,
+    at        timestamptz NOT NULL DEFAULT clock_timestamp(),
+    by_name   text        NOT NULL,
+    by_role   text        NOT NULL,
+    action    text        NOT NULL CHECK (action IN (
+        'answered', 'call', 'note', 'escalated', 'patrol_ack', 'patrol_arrive',
+        'patrol_complete', 'taken_over', 'resolved')),
+    detail    jsonb       NOT NULL DEFAULT '{}'
+);
+CREATE INDEX case_entries_alarm ON case_entries (alarm_id, at, entry_id);
+
+-- An alarm that leaves `answered` ends its `alarm.stale` alert and may go stale again later.
+CREATE FUNCTION larm_alarm_left_answered() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM larm_resolve_alert('alarm.stale', NEW.alarm_id::text,
+        jsonb_build_object('state', NEW.state));
+    RETURN NULL;
+END $$;
+CREATE TRIGGER alarms_left_answered AFTER UPDATE OF state ON alarms
+    FOR EACH ROW WHEN (OLD.state = 'answered' AND NEW.state <> 'answered')
+    EXECUTE FUNCTION larm_alarm_left_answered();
+
+GRANT SELECT, INSERT ON case_entries TO larm_api;
+GRANT USAGE ON SEQUENCE case_entries_entry_id_seq TO larm_api;
+GRANT SELECT ON case_entries TO larm_engine;
