@@ -6,10 +6,11 @@ from __future__ import annotations
 import uuid
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, Query, Request
 
 from alarms.cases import CaseAction, CaseStep
 from alarms.cases import cases_psycopg as c
+from alarms.cases.handover_psycopg import Handover, handover
 from alarms.queue import queries_psycopg as q
 from api.auth import Permission, Principal, require
 from api.errors import ApiError, counted_action
@@ -19,6 +20,7 @@ router = APIRouter(prefix="/api/v1", tags=["cases"])
 Reader = Annotated[Principal, Depends(require(Permission.CASE_READ))]
 Noter = Annotated[Principal, Depends(require(Permission.CASE_NOTE))]
 Actor = Annotated[Principal, Depends(require(Permission.ALARMS_ACT))]
+Queue = Annotated[Principal, Depends(require(Permission.ALARMS_READ))]
 ERRORS: dict[int | str, dict[str, object]] = {
     401: {"model": Problem},
     403: {"model": Problem},
@@ -89,3 +91,15 @@ async def take_over(request: Request, principal: Actor, alarm_id: uuid.UUID) -> 
         async with request.app.state.pool.connection() as conn:
             row = await c.take_over(conn, alarm_id=alarm_id, by=principal.actor)
     return row
+
+
+@router.get("/handover", response_model=Handover, responses=ERRORS)
+async def get_handover(
+    request: Request,
+    principal: Queue,
+    site: Annotated[str | None, Query(pattern=r"^[a-z0-9-]{1,32}$")] = None,
+) -> Handover:
+    """What the next shift takes over: every open alarm and escalation not completed, and
+    every device fault older than a day, each with who has it now."""
+    async with request.app.state.pool.connection() as conn:
+        return await handover(conn, site=site)

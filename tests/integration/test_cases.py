@@ -187,3 +187,34 @@ def test_an_answered_alarm_left_alone_raises_alarm_stale_once(
         assert scalar(settings.database_url, active) == 1
         post(url, f"/api/v1/alarms/{alarm_id}/resolve", operator, {"outcome": "help_by_phone"})
         assert scalar(settings.database_url, active) == 0
+
+
+def test_the_handover_lists_what_is_open_and_who_has_it(database_url: str, broker: Broker) -> None:
+    with chain(database_url, broker) as (settings, url):
+        day = token(settings, "operator", name="op-day")
+        answered = press(settings, broker, "d-open")
+        post(url, f"/api/v1/alarms/{answered}/answer", day)
+        escalated = press(settings, broker, "d-help")
+        post(url, f"/api/v1/alarms/{escalated}/escalate", day, {"reason": "visit"})
+        done = press(settings, broker, "d-done")
+        post(url, f"/api/v1/alarms/{done}/answer", day)
+        post(url, f"/api/v1/alarms/{done}/resolve", day, {"outcome": "no_help_needed"})
+        with psycopg.connect(settings.database_url) as conn:  # two devices, faults old and new
+            for device, since in (("d-old", "2 days"), ("d-new", "1 hour")):
+                conn.execute(
+                    "INSERT INTO devices (device_id, site, first_seen, last_seen, offline_due_at,"
+                    " online, online_changed_at) VALUES (%s, 'solna', now() - interval '9 days',"
+                    " now() - %s::interval, now(), false, now() - %s::interval)",
+                    (device, since, since),
+                )
+        got = httpx.get(url + "/api/v1/handover", headers=day, timeout=10).json()
+        assert {(a["device_id"], a["handled_by"]) for a in got["alarms"]} == {
+            ("d-open", "op-day"),
+            ("d-help", "op-day"),
+        }
+        assert [e["device_id"] for e in got["escalations"]] == ["d-help"]
+        assert [(f["device_id"], f["fault"]) for f in got["device_faults"]] == [
+            ("d-old", "offline")
+        ]
+        patrol = token(settings, "patrol")
+        assert httpx.get(url + "/api/v1/handover", headers=patrol).status_code == 403
