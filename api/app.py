@@ -18,6 +18,7 @@ from api import (
     routes_cases,
     routes_devices,
     routes_escalations,
+    routes_incidents,
     routes_kpi,
     routes_persons,
     routes_supervision,
@@ -77,6 +78,7 @@ def create_app(*, settings: Settings, registry: CollectorRegistry | None = None)
     app.include_router(metrics_router(registry))
     app.include_router(routes_alarms.router)
     app.include_router(routes_cases.router)
+    app.include_router(routes_incidents.router)
     app.include_router(routes_kpi.router)
     app.include_router(routes_devices.router)
     app.include_router(routes_escalations.router)

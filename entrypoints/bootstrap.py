@@ -16,6 +16,7 @@ from alarms.devices.sweeps_psycopg import OfflineSweep, PowerCutSweep
 from alarms.night.processor_psycopg import SupervisionProcessor
 from alarms.night.sweeps_psycopg import CameraSweep, CheckDeadlineSweep, MaterialiseSweep
 from alarms.patrol.sweeps_psycopg import UnacknowledgedSweep
+from alarms.queue.incidents_psycopg import IncidentSweep
 from alarms.queue.processor_psycopg import AlarmProcessor
 from alarms.queue.sweeps_psycopg import (
     AnswerTimeSweep,
@@ -62,6 +63,7 @@ def sweeps(settings: Settings, registry: CollectorRegistry) -> list[Sweep]:
         PowerCutSweep(settings=settings),
         UnansweredSweep(settings=settings),
         StaleSweep(settings=settings),
+        IncidentSweep(settings=settings),
         MaterialiseSweep(),
         CheckDeadlineSweep(settings=settings),
         CameraSweep(settings=settings),

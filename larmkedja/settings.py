@@ -43,6 +43,10 @@ class Settings(BaseSettings):
     ]
     # An alarm answered and then not resolved (nor escalated) this long raises `alarm.stale`.
     alarm_stale_s: Positive = 1800.0
+    # Flood mode: this many technical alarms of one site and kind raised within the window
+    # become one incident in the queue (alarms/queue/incidents_psycopg.py).
+    flood_threshold: Annotated[int, Field(ge=2)] = 10
+    flood_window_s: Positive = 60.0
 
     # --- where things are ---
     database_url: str = "postgresql://larmkedja@127.0.0.1:5432/larmkedja"

@@ -58,6 +58,9 @@ class AlarmRow(BaseModel):
     handled_by: str | None = Field(
         default=None, description="who has the alarm now: who answered it, or took it over"
     )
+    incident_id: uuid.UUID | None = Field(
+        default=None, description="the incident (a burst of technical alarms) it is part of"
+    )
     waiting_s: float = Field(description="until now if unanswered, else the answer time")
     escalation_id: uuid.UUID | None = None
     # This transition answered it (for the answer-time histogram); not part of the schema.
@@ -78,7 +81,7 @@ COLUMNS = """
 a.alarm_id, a.site, a.device_id, a.kind, a.priority, a.state, a.source, a.raised_at,
 a.device_ts, a.last_event_at, a.event_count, a.reset_at_device, a.answered_at, a.answered_by,
 a.escalated_at, a.resolved_at, a.outcome, a.details, a.test,
-coalesce(a.handled_by, a.answered_by) AS handled_by,
+coalesce(a.handled_by, a.answered_by) AS handled_by, a.incident_id,
 extract(epoch FROM coalesce(a.answered_at, now()) - a.raised_at)::float8 AS waiting_s
 """
 

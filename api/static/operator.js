@@ -57,6 +57,7 @@
   async function refreshDevices() {
     const now = Date.now();
     for (const { alarm } of alarms.values()) {
+      if (alarm.incident_id) continue; // one row for many: no device column
       const known = devices.get(alarm.device_id);
       if (known && now - known.at < 30000) continue;
       devices.set(alarm.device_id, { data: known && known.data, at: now });
@@ -71,14 +72,7 @@
   async function act(alarm, action) {
     let body;
     if (action === "escalate") { const r = await LK.ask(t("reason")); if (!r) return; body = { reason: r }; }
-    if (action === "resolve") {
-      // The municipality's outcome codes (GET /api/v1/outcomes); the API refuses any other.
-      const codes = outcomes.length ? outcomes : (outcomes = await api("GET", "/api/v1/outcomes"));
-      const o = await LK.ask(`${t("outcome")}: ${codes.join(", ")}`);
-      if (!o) return;
-      if (!codes.includes(o.trim())) { alert(`${t("outcome")}: ${codes.join(", ")}`); return; }
-      body = { outcome: o.trim() };
-    }
+    if (action === "resolve") { const o = await outcomeCode(); if (!o) return; body = { outcome: o }; }
     try {
       upsert(await api("POST", `/api/v1/alarms/${alarm.alarm_id}/${action}`, body));
     } catch (e) {
@@ -109,10 +103,60 @@
     return tr;
   }
 
+  // Flood mode: the alarms of one incident (a burst of technical alarms) are one row, where its
+  // most urgent alarm would be; safety alarms are never part of one.
+  function rows(list) {
+    const groups = new Map();
+    const out = [];
+    for (const entry of list) {
+      const id = entry.alarm.incident_id;
+      if (!id) { out.push(row(entry)); continue; }
+      if (!groups.has(id)) { const group = []; groups.set(id, group); out.push(group); }
+      groups.get(id).push(entry);
+    }
+    return out.map((x) => (Array.isArray(x) ? incidentRow(x) : x));
+  }
+
+  function incidentRow(group) {
+    const a = group[0].alarm, id = a.incident_id;
+    const raised = group.filter((e) => e.alarm.state === "raised").length;
+    return el("tr", { class: "incident", "data-incident": id },
+      el("td", {}, String(a.priority)),
+      el("td", {}, `${group.length} × ${a.kind} `, el("span", { class: "tag warn" }, t("incident"))),
+      el("td", {}, t("many_devices")), el("td", {}, a.site),
+      el("td", {}, duration(Math.max(...group.map(waitingOf)))),
+      el("td", {}, String(group.length)),
+      el("td", { class: "state" }, `${raised} ${t("raised")}`),
+      el("td", {}, t("none")),
+      el("td", {},
+        raised ? el("button", { class: "answer", onclick: () => actIncident(id, "answer") }, t("answer_all")) : null,
+        raised < group.length ? el("button", { class: "resolve", onclick: () => actIncident(id, "resolve") }, t("resolve_all")) : null));
+  }
+
+  async function outcomeCode() {
+    // The municipality's outcome codes (GET /api/v1/outcomes); the API refuses any other.
+    const codes = outcomes.length ? outcomes : (outcomes = await api("GET", "/api/v1/outcomes"));
+    const o = await LK.ask(`${t("outcome")}: ${codes.join(", ")}`);
+    if (!o) return null;
+    if (!codes.includes(o.trim())) { alert(`${t("outcome")}: ${codes.join(", ")}`); return null; }
+    return o.trim();
+  }
+
+  async function actIncident(id, action) {
+    let body;
+    if (action === "resolve") { const o = await outcomeCode(); if (!o) return; body = { outcome: o }; }
+    try {
+      (await api("POST", `/api/v1/incidents/${id}/${action}`, body)).forEach(upsert);
+    } catch (e) {
+      alert(e.message);
+    }
+    render();
+  }
+
   function render() {
     const body = document.getElementById("queue");
     const list = ordered();
-    body.replaceChildren(...list.map(row));
+    body.replaceChildren(...rows(list));
     document.getElementById("empty").hidden = list.length > 0;
     const waiting = list.filter((e) => e.alarm.state === "raised").map(waitingOf);
     document.getElementById("kpi-oldest").textContent = waiting.length ? duration(Math.max(...waiting)) : t("none");

@@ -40,3 +40,21 @@ CREATE TRIGGER alarms_left_answered AFTER UPDATE OF state ON alarms
 GRANT SELECT, INSERT ON case_entries TO larm_api;
 GRANT USAGE ON SEQUENCE case_entries_entry_id_seq TO larm_api;
 GRANT SELECT ON case_entries TO larm_engine;
+
+-- Flood mode: technical alarms of one cause arriving in a burst (a site's power cut, a broker
+-- outage coming back) are grouped under one incident, so the queue shows one row for them and
+-- personal alarms stay on top; the operator answers or resolves the group in one action,
+-- audited per alarm.
+CREATE TABLE incidents (
+    incident_id uuid        PRIMARY KEY DEFAULT gen_random_uuid(),
+    site        text        NOT NULL,
+    kind        text        NOT NULL,
+    opened_at   timestamptz NOT NULL DEFAULT now(),
+    closed_at   timestamptz
+);
+CREATE UNIQUE INDEX incidents_one_open ON incidents (site, kind) WHERE closed_at IS NULL;
+ALTER TABLE alarms ADD COLUMN incident_id uuid REFERENCES incidents;
+CREATE INDEX alarms_incident ON alarms (incident_id) WHERE incident_id IS NOT NULL;
+
+GRANT SELECT, INSERT, UPDATE, DELETE ON incidents TO larm_engine;
+GRANT SELECT ON incidents TO larm_api;
