@@ -21,6 +21,7 @@ from api import (
     routes_incidents,
     routes_kpi,
     routes_persons,
+    routes_reports,
     routes_supervision,
     stream,
 )
@@ -84,6 +85,7 @@ def create_app(*, settings: Settings, registry: CollectorRegistry | None = None)
     app.include_router(routes_escalations.router)
     app.include_router(routes_supervision.router)
     app.include_router(routes_persons.router)
+    app.include_router(routes_reports.router)
     app.include_router(stream.router)
     install_pages(app)
     _list_outcomes_in_schema(app, settings.outcome_codes)

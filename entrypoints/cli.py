@@ -10,7 +10,7 @@ from collections.abc import Sequence
 
 from prometheus_client import disable_created_metrics
 
-from entrypoints import bootstrap, cli_admin, cli_dev
+from entrypoints import bootstrap, cli_admin, cli_dev, cli_reports
 from entrypoints.signals import on_stop_signals
 from gateway.app import serve
 from larmkedja import db
@@ -81,6 +81,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("migrate", help="apply database migrations").set_defaults(func=cmd_migrate)
 
     cli_admin.register(sub)
+    cli_reports.register(sub)
     cli_dev.register(sub)
     return parser
 

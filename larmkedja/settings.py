@@ -48,6 +48,13 @@ class Settings(BaseSettings):
     flood_threshold: Annotated[int, Field(ge=2)] = 10
     flood_window_s: Positive = 60.0
 
+    # --- the service-level report (contract §6) ---
+    # An alarm answered after this is a breach (the TSA code: 99 % within 180 s).
+    report_answer_bound_s: Positive = 180.0
+    # Staff at the door within (Swedish municipalities promise 20 to 60 min, town vs rural).
+    arrival_promise_town_s: Positive = 1800.0
+    arrival_promise_rural_s: Positive = 3600.0
+
     # --- where things are ---
     database_url: str = "postgresql://larmkedja@127.0.0.1:5432/larmkedja"
     # The owner's URL, for migrations only (`larmkedja migrate`); the services run as the

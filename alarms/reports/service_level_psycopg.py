@@ -1,0 +1,206 @@
+"""The service-level report in SQL (contract §6): every figure over the stored alarms,
+escalations, night checks and alerts of one site (or all) and period [since, until).
+
+Alarms count by when they were raised; answer times are of safety alarms from devices
+(`kind` `alarm.*`, not tests), the same set as the answer-time KPI; arrivals are escalations
+created in the period that reached the door; percentiles are `percentile_cont` (linear
+between the two nearest values). Test alarms count nowhere here.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from alarms.reports.rules import (
+    AlarmCounts,
+    AnswerFigures,
+    ArrivalFigures,
+    Availability,
+    Breach,
+    HourFigures,
+    NightFigures,
+    ServiceLevel,
+    link_for,
+)
+from larmkedja.db import AsyncConn
+from larmkedja.settings import Settings
+
+IN_PERIOD = "(%(site)s::text IS NULL OR site = %(site)s) AND NOT test"
+SAFETY = "source = 'device' AND kind LIKE 'alarm.%%'"
+
+ALARMS = f"""
+SELECT kind, priority, count(*) FROM alarms
+WHERE raised_at >= %(since)s AND raised_at < %(until)s AND {IN_PERIOD}
+GROUP BY kind, priority
+"""  # noqa: S608 - constants
+ANSWERS = f"""
+WITH a AS (
+    SELECT extract(epoch FROM answered_at - raised_at)::float8 AS s FROM alarms
+    WHERE raised_at >= %(since)s AND raised_at < %(until)s AND {IN_PERIOD} AND {SAFETY}
+      AND answered_at IS NOT NULL
+)
+SELECT count(*), avg(s), percentile_cont(0.5) WITHIN GROUP (ORDER BY s),
+       percentile_cont(0.9) WITHIN GROUP (ORDER BY s),
+       percentile_cont(0.95) WITHIN GROUP (ORDER BY s), max(s),
+       avg((s <= 60)::int)::float8, avg((s <= 180)::int)::float8
+FROM a
+"""  # noqa: S608 - constants
+# Escalations that reached the door, with the promise of the person's area (a device nobody
+# is linked to is held to the town's).
+ARRIVED = """
+SELECT e.alarm_id, e.check_id, e.created_at,
+       extract(epoch FROM e.arrived_at - e.created_at)::float8 AS s,
+       CASE WHEN coalesce(p.area_type, 'town') = 'rural' THEN %(rural_s)s
+            ELSE %(town_s)s END AS promise_s
+FROM escalations e
+LEFT JOIN alarms a ON a.alarm_id = e.alarm_id
+LEFT JOIN LATERAL (SELECT 'town'::text AS area_type) p ON true
+WHERE e.created_at >= %(since)s AND e.created_at < %(until)s
+  AND (%(site)s::text IS NULL OR e.site = %(site)s) AND a.test IS NOT TRUE
+  AND e.arrived_at IS NOT NULL
+"""
+ARRIVALS = f"""
+SELECT count(*), percentile_cont(0.5) WITHIN GROUP (ORDER BY s),
+       percentile_cont(0.9) WITHIN GROUP (ORDER BY s), max(s),
+       avg((s <= promise_s)::int)::float8
+FROM ({ARRIVED}) e
+"""  # noqa: S608 - constants
+NIGHT = """
+SELECT count(*), count(*) FILTER (WHERE state = 'done_ok'),
+       count(*) FILTER (WHERE recheck_due_at IS NOT NULL),
+       count(*) FILTER (WHERE state = 'missed'), count(*) FILTER (WHERE state = 'escalated')
+FROM supervision_checks
+WHERE scheduled_for >= %(since)s AND scheduled_for < %(until)s
+  AND (%(site)s::text IS NULL OR site = %(site)s)
+"""
+# Device-hours: each device from when it was first seen (or the period's start) to the end;
+# offline: the `device.offline` alerts' time inside the period.
+AVAILABILITY = """
+WITH span AS (
+    SELECT coalesce(sum(extract(epoch FROM %(until)s::timestamptz
+                                - greatest(first_seen, %(since)s::timestamptz))), 0)::float8 AS s
+    FROM devices
+    WHERE first_seen < %(until)s AND (%(site)s::text IS NULL OR site = %(site)s)
+), down AS (
+    SELECT count(*) AS episodes,
+           coalesce(sum(extract(epoch FROM least(coalesce(resolved_at, now()), %(until)s)
+                                - greatest(raised_at, %(since)s))), 0)::float8 AS s
+    FROM alerts
+    WHERE kind = 'device.offline' AND raised_at < %(until)s
+      AND coalesce(resolved_at, now()) > %(since)s
+      AND (%(site)s::text IS NULL OR site = %(site)s)
+)
+SELECT CASE WHEN span.s > 0 THEN 1 - least(down.s, span.s) / span.s END, down.episodes
+FROM span, down
+"""
+BY_HOUR = f"""
+SELECT extract(hour FROM raised_at AT TIME ZONE %(tz)s)::int AS h, count(*),
+       count(answered_at), avg(extract(epoch FROM answered_at - raised_at))::float8
+FROM alarms
+WHERE raised_at >= %(since)s AND raised_at < %(until)s AND {IN_PERIOD} AND {SAFETY}
+GROUP BY h ORDER BY h
+"""  # noqa: S608 - constants
+BREACHES = f"""
+SELECT alarm_id, NULL::bigint, 'answer_time', extract(epoch FROM answered_at - raised_at)::float8,
+       raised_at
+FROM alarms
+WHERE raised_at >= %(since)s AND raised_at < %(until)s AND {IN_PERIOD} AND {SAFETY}
+  AND answered_at - raised_at > make_interval(secs => %(bound_s)s)
+UNION ALL
+SELECT alarm_id, NULL, 'unanswered',
+       extract(epoch FROM least(now(), %(until)s) - raised_at)::float8, raised_at
+FROM alarms
+WHERE raised_at >= %(since)s AND raised_at < %(until)s AND {IN_PERIOD} AND {SAFETY}
+  AND answered_at IS NULL
+  AND least(now(), %(until)s) - raised_at > make_interval(secs => %(bound_s)s)
+UNION ALL
+SELECT alarm_id, check_id, 'arrival', s, created_at FROM ({ARRIVED}) e WHERE s > promise_s
+UNION ALL
+SELECT NULL, check_id, 'check_missed', NULL, scheduled_for
+FROM supervision_checks
+WHERE scheduled_for >= %(since)s AND scheduled_for < %(until)s
+  AND (%(site)s::text IS NULL OR site = %(site)s) AND state = 'missed'
+ORDER BY 5, 3
+LIMIT %(max_breaches)s
+"""  # noqa: S608 - constants
+
+
+async def _one(conn: AsyncConn, sql: str, params: dict[str, Any]) -> tuple[Any, ...]:
+    row = await (await conn.execute(sql, params)).fetchone()
+    assert row is not None  # noqa: S101 - an aggregate always returns its row
+    return tuple(row)
+
+
+def _answer(row: tuple[Any, ...]) -> AnswerFigures:
+    names = ("count", "mean_s", "p50_s", "p90_s", "p95_s", "max_s")
+    return AnswerFigures(
+        **dict(zip(names, row[:6], strict=True)),
+        within_60s_ratio=row[6],
+        within_180s_ratio=row[7],
+    )
+
+
+def _arrival(row: tuple[Any, ...]) -> ArrivalFigures:
+    count, p50, p90, top, ratio = row
+    return ArrivalFigures(count=count, p50_s=p50, p90_s=p90, max_s=top, within_promise_ratio=ratio)
+
+
+def _night(row: tuple[Any, ...]) -> NightFigures:
+    planned, done, rechecked, missed, escalated = row
+    return NightFigures(
+        planned=planned, done_in_time=done, rechecked=rechecked, missed=missed, escalated=escalated
+    )
+
+
+def _breach(row: tuple[Any, ...]) -> Breach:
+    alarm_id, check_id, what, value, at = row
+    return Breach(
+        alarm_id=alarm_id,
+        check_id=check_id,
+        what=what,
+        value_s=value,
+        at=at,
+        link=link_for(alarm_id=alarm_id, check_id=check_id),
+    )
+
+
+async def _alarms(conn: AsyncConn, params: dict[str, Any]) -> AlarmCounts:
+    kinds: dict[str, int] = {}
+    priorities: dict[str, int] = {}
+    for kind, priority, n in await (await conn.execute(ALARMS, params)).fetchall():
+        kinds[kind] = kinds.get(kind, 0) + n
+        priorities[str(priority)] = priorities.get(str(priority), 0) + n
+    return AlarmCounts(count=sum(kinds.values()), by_kind=kinds, by_priority=priorities)
+
+
+async def service_level(
+    conn: AsyncConn, *, settings: Settings, site: str | None, since: datetime, until: datetime
+) -> ServiceLevel:
+    """The report of `site` (None: all) for [since, until)."""
+    p: dict[str, Any] = {
+        "site": site,
+        "since": since,
+        "until": until,
+        "tz": settings.timezone,
+        "bound_s": settings.report_answer_bound_s,
+        "town_s": settings.arrival_promise_town_s,
+        "rural_s": settings.arrival_promise_rural_s,
+        "max_breaches": 10_000,
+    }
+    online, episodes = await _one(conn, AVAILABILITY, p)
+    hours = await (await conn.execute(BY_HOUR, p)).fetchall()
+    return ServiceLevel(
+        site=site,
+        since=since,
+        until=until,
+        alarms=await _alarms(conn, p),
+        answer=_answer(await _one(conn, ANSWERS, p)),
+        arrival=_arrival(await _one(conn, ARRIVALS, p)),
+        night=_night(await _one(conn, NIGHT, p)),
+        availability=Availability(online_ratio=online, offline_episodes=episodes),
+        by_hour=[
+            HourFigures(hour=h, alarms=n, answered=a, mean_answer_s=m) for h, n, a, m in hours
+        ],
+        breaches=[_breach(r) for r in await (await conn.execute(BREACHES, p)).fetchall()],
+    )
