@@ -7,6 +7,7 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Depends, Path, Query, Request
 
 from alarms.devices import queries_psycopg as q
+from alarms.devices import tests_due_psycopg as td
 from alarms.people import audit_psycopg
 from api.auth import Permission, Principal, require
 from api.errors import ApiError
@@ -16,6 +17,7 @@ from larmkedja.settings import Settings
 
 router = APIRouter(prefix="/api/v1", tags=["devices"])
 Reader = Annotated[Principal, Depends(require(Permission.DEVICES_READ))]
+Caller = Annotated[Principal, Depends(require(Permission.ALARMS_ACT))]
 ERRORS: dict[int | str, dict[str, object]] = {
     401: {"model": Problem},
     403: {"model": Problem},
@@ -63,3 +65,34 @@ async def list_devices(
             spec_hours=settings.battery_spec_hours,
         )
     return rows
+
+
+@router.post(
+    "/devices/{device_id}/test-request",
+    response_model=td.RequestedTest,
+    status_code=201,
+    responses=ERRORS,
+)
+async def request_test(
+    request: Request,
+    principal: Caller,
+    device_id: Annotated[str, Path(pattern=DEVICE_ID_PATTERN)],
+) -> td.RequestedTest:
+    """The operator asks the user for a test press now (on a test call): if no alarm arrives
+    from the device within LARM_TEST_REQUEST_WINDOW_S, it is the technical alarm
+    `device.test_failed`. Audited."""
+    settings: Settings = request.app.state.settings
+    async with request.app.state.pool.connection() as conn, conn.transaction():
+        found = await td.request_test(
+            conn, device_id=device_id, by=principal.name, window_s=settings.test_request_window_s
+        )
+        if found is not None:
+            await audit_psycopg.record(
+                conn,
+                by=principal.actor,
+                action="device.test_request",
+                subject=("device", device_id),
+            )
+    if found is None:
+        raise ApiError(status=404, code="not_found", message="no such device")
+    return found

@@ -8,6 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response
 
+from alarms.devices import tests_due_psycopg as td
 from alarms.reports.rules import ServiceLevel, to_csv
 from alarms.reports.service_level_psycopg import service_level
 from api.auth import Permission, Principal, require
@@ -72,3 +73,12 @@ async def get_service_level_csv(
         media_type="text/csv; charset=utf-8",
         headers={"Content-Disposition": f'attachment; filename="{name}"'},
     )
+
+
+@router.get("/tests-due", response_model=list[td.DueTest], responses=ERRORS)
+async def get_tests_due(
+    request: Request, principal: Reporter, site: SiteQ = None
+) -> list[td.DueTest]:
+    """Devices due a test call: no alarm and no test for LARM_TEST_INTERVAL_DAYS."""
+    async with request.app.state.pool.connection() as conn:
+        return await td.tests_due(conn, site=site)

@@ -13,6 +13,7 @@ from prometheus_client import CollectorRegistry, start_http_server
 
 from alarms.devices.processor_psycopg import DeviceProcessor
 from alarms.devices.sweeps_psycopg import OfflineSweep, PowerCutSweep
+from alarms.devices.tests_due_psycopg import DueTestSweep
 from alarms.night.processor_psycopg import SupervisionProcessor
 from alarms.night.sweeps_psycopg import CameraSweep, CheckDeadlineSweep, MaterialiseSweep
 from alarms.patrol.sweeps_psycopg import UnacknowledgedSweep
@@ -64,6 +65,7 @@ def sweeps(settings: Settings, registry: CollectorRegistry) -> list[Sweep]:
         UnansweredSweep(settings=settings),
         StaleSweep(settings=settings),
         IncidentSweep(settings=settings),
+        DueTestSweep(settings=settings),
         MaterialiseSweep(),
         CheckDeadlineSweep(settings=settings),
         CameraSweep(settings=settings),

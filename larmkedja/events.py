@@ -93,6 +93,7 @@ class AlarmKind(enum.StrEnum):
     SUPERVISION_CAMERA_OFFLINE = "supervision.camera_offline"
     DEVICE_OFFLINE = "device.offline"
     SITE_POWER_CUT = "site.power_cut"
+    DEVICE_TEST_FAILED = "device.test_failed"
 
 
 class AlertKind(enum.StrEnum):
@@ -101,6 +102,7 @@ class AlertKind(enum.StrEnum):
     ANSWER_TIME_MEAN_ABOVE_TARGET = "answer_time.mean_above_target"
     ALARM_UNANSWERED = "alarm.unanswered"
     ALARM_STALE = "alarm.stale"
+    DEVICE_TEST_DUE = "device.test_due"
     DEVICE_OFFLINE = "device.offline"
     DEVICE_ON_BATTERY = "device.on_battery"
     DEVICE_BACKUP_BELOW_SPEC = "device.backup_below_spec"

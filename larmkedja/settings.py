@@ -54,6 +54,12 @@ class Settings(BaseSettings):
     # Staff at the door within (Swedish municipalities promise 20 to 60 min, town vs rural).
     arrival_promise_town_s: Positive = 1800.0
     arrival_promise_rural_s: Positive = 3600.0
+    # A device with no alarm and no test this long is due a test call (`device.test_due`);
+    # users are asked to test monthly. Checked every `test_due_every_s`.
+    test_interval_days: Positive = 30.0
+    test_due_every_s: Positive = 300.0
+    # A test an operator asked for must arrive within this, or it is a technical alarm.
+    test_request_window_s: Positive = 600.0
 
     # --- where things are ---
     database_url: str = "postgresql://larmkedja@127.0.0.1:5432/larmkedja"

@@ -79,6 +79,7 @@ PRIORITY_BY_KIND: dict[AlarmKind, int] = {
     AlarmKind.TAMPER: 4,
     AlarmKind.LINK_LOST: 4,
     AlarmKind.SITE_POWER_CUT: 4,
+    AlarmKind.DEVICE_TEST_FAILED: 4,
 }
 TECHNICAL_KINDS = frozenset(k for k, p in PRIORITY_BY_KIND.items() if p >= 4)
 

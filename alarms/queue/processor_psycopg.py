@@ -45,6 +45,20 @@ UPDATE alarms SET state = 'resolved', resolved_at = now(), resolved_by = 'system
 WHERE device_id = %s AND kind = 'link.lost' AND state <> 'resolved'
 """
 
+# A safety alarm (a test too) proves the pendant's radio and battery: the device is not due a
+# test, and a test an operator asked for has arrived.
+PROVEN = """
+WITH d AS (
+    UPDATE devices SET last_alarm_at = greatest(last_alarm_at, %(received_at)s)
+    WHERE device_id = %(device_id)s
+), t AS (
+    UPDATE test_requests SET arrived_at = %(received_at)s
+    WHERE device_id = %(device_id)s AND arrived_at IS NULL AND failed_at IS NULL
+)
+SELECT larm_resolve_alert('device.test_due', %(device_id)s,
+                          jsonb_build_object('alarm_at', %(received_at)s::timestamptz))
+"""
+
 # Device faults that go to the operator queue as technical alarms (priority 4).
 TECHNICAL_EVENTS = frozenset({Kind.TAMPER, Kind.LINK_LOST})
 
@@ -91,6 +105,9 @@ class AlarmProcessor:
         if row is None:  # pragma: no cover - the upsert always returns its row
             raise psycopg.DataError("alarm upsert returned nothing")
         cur.execute(LINK_EVENT, (row[0], event.event_id, event.kind.value, received.received_at))
+        if event.kind.is_alarm:
+            params = {"device_id": event.device_id, "received_at": received.received_at}
+            cur.execute(PROVEN, params)
 
     def _cancel(self, cur: Cursor, received: ReceivedEvent) -> None:
         data = received.event.typed_data()
