@@ -25,6 +25,7 @@ from alarms.queue.sweeps_psycopg import (
     StaleSweep,
     UnansweredSweep,
 )
+from alarms.reports.gauges_psycopg import ServiceLevelGauges
 from alarms.runtime.engine import Engine
 from alarms.runtime.gauges_psycopg import GaugeSweep
 from alarms.runtime.metrics import EngineMetrics
@@ -74,6 +75,7 @@ def sweeps(settings: Settings, registry: CollectorRegistry) -> list[Sweep]:
         SilenceSweep(settings=settings, registry=registry),
         QueueGauges(registry=registry),
         GaugeSweep(settings=settings, registry=registry),
+        ServiceLevelGauges(settings=settings, registry=registry),
         RetentionSweep(settings=settings),
     ]
 

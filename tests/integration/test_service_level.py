@@ -300,3 +300,25 @@ def test_the_monthly_letter_from_the_command_line(database_url: str) -> None:
         [*run[:-1], "2026-13"], env=env, capture_output=True, text=True, timeout=60, check=False
     )
     assert bad.returncode == 2 and "YYYY-MM" in bad.stderr
+
+
+def test_the_service_level_gauges_are_the_shares_of_the_last_day(database_url: str) -> None:
+    from prometheus_client import CollectorRegistry
+
+    from alarms.reports.gauges_psycopg import ServiceLevelGauges
+
+    s = settings_for(database_url, "127.0.0.1", 1)
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        for n, answer_s in enumerate((30, 100, 200, 10)):
+            conn.execute(
+                "INSERT INTO alarms (site, device_id, kind, priority, state, raised_at,"
+                " last_event_at, answered_at, answered_by) VALUES ('s', %s, 'alarm.button', 1,"
+                " 'answered', now() - make_interval(secs => %s), now(), now(), 'op')",
+                (f"g-{n}", answer_s),
+            )
+        registry = CollectorRegistry()
+        ServiceLevelGauges(settings=s, registry=registry).run(conn)
+    sample = registry.get_sample_value
+    assert sample("larm_answer_within_ratio", {"bound": "60"}) == 0.5
+    assert sample("larm_answer_within_ratio", {"bound": "180"}) == 0.75
+    assert math.isnan(sample("larm_arrival_within_promise_ratio") or 0.0)
