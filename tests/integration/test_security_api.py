@@ -25,6 +25,7 @@ pytestmark = pytest.mark.integration
 PATH_VALUES: dict[str, Callable[[], str]] = {
     "alarm_id": lambda: str(uuid.uuid4()),
     "escalation_id": lambda: str(uuid.uuid4()),
+    "incident_id": lambda: str(uuid.uuid4()),
     "device_id": lambda: "d-1",
     "plan_id": lambda: "p-1",
     "person_ref": lambda: "P-1",
@@ -32,6 +33,8 @@ PATH_VALUES: dict[str, Callable[[], str]] = {
 BODIES: dict[str, dict[str, Any]] = {
     "escalate": {"reason": "test"},
     "resolve": {"outcome": "test"},
+    "notes": {"text": "test"},
+    "calls": {"contact": "test", "reached": False},
     "complete": {"outcome": "test"},
     "cancel": {"reason": "test"},
     "plans": {"device_id": "cam-1", "site": "s", "checks": ["22:00"], "window_minutes": 15},
