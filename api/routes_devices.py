@@ -30,15 +30,24 @@ async def get_device(
     request: Request,
     principal: Reader,
     device_id: Annotated[str, Path(pattern=DEVICE_ID_PATTERN)],
+    poll: Annotated[
+        bool,
+        Query(
+            description="true: a page's timer refreshing what it shows, not a person opening"
+            " the device; such reads are not audited (a device's state is not personal data)"
+        ),
+    ] = False,
 ) -> q.DeviceRow:
-    """Is it alive, on mains, and how long would its battery last (`backup_hours_estimate`)."""
+    """Is it alive, on mains, and how long would its battery last (`backup_hours_estimate`).
+    Audited (`device.read`) unless `poll=true`."""
     async with request.app.state.pool.connection() as conn, conn.transaction():
         row = await q.get_device(
             conn, device_id, spec_hours=request.app.state.settings.battery_spec_hours
         )
-        await audit_psycopg.record(
-            conn, by=principal.actor, action="device.read", subject=("device", device_id)
-        )
+        if not poll:
+            await audit_psycopg.record(
+                conn, by=principal.actor, action="device.read", subject=("device", device_id)
+            )
     if row is None:
         raise ApiError(status=404, code="not_found", message="no such device")
     return row

@@ -1,12 +1,13 @@
-"""The person registry (supervisor and admin read; admin writes). Every read is audited."""
+"""The person registry (supervisor and admin read; admin writes and erases). Every read, write
+and erasure is audited by the database function that does it (migration 0009)."""
 
 from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Path, Request
+from fastapi import APIRouter, Depends, Path, Request, Response
 
-from alarms.people import audit_psycopg, persons_psycopg
+from alarms.people import persons_psycopg
 from api.auth import Permission, Principal, require
 from api.errors import ApiError
 from api.models import PersonIn, PersonOut, Problem
@@ -27,14 +28,7 @@ ERRORS: dict[int | str, dict[str, object]] = {
 async def get_person(request: Request, principal: Reader, person_ref: Ref) -> PersonOut:
     """One person's record. The read is written to the audit log (who, when)."""
     async with request.app.state.pool.connection() as conn, conn.transaction():
-        row = await persons_psycopg.get_person(conn, person_ref)
-        await audit_psycopg.record(
-            conn,
-            by=principal.actor,
-            action="person.read",
-            subject=("person", person_ref),
-            details={"found": row is not None},
-        )
+        row = await persons_psycopg.get_person(conn, person_ref, by=principal.actor)
     if row is None:
         raise ApiError(status=404, code="not_found", message="no such person")
     return PersonOut.model_validate(row)
@@ -47,9 +41,23 @@ async def put_person(
     """Create or replace a person's record (audited)."""
     async with request.app.state.pool.connection() as conn, conn.transaction():
         row = await persons_psycopg.put_person(
-            conn, {**body.model_dump(), "person_ref": person_ref, "updated_by": principal.name}
-        )
-        await audit_psycopg.record(
-            conn, by=principal.actor, action="person.write", subject=("person", person_ref)
+            conn, {**body.model_dump(), "person_ref": person_ref}, by=principal.actor
         )
     return PersonOut.model_validate(row)
+
+
+@router.delete(
+    "/{person_ref}",
+    status_code=204,
+    response_class=Response,
+    responses={**ERRORS, 204: {"description": "erased"}},
+)
+async def erase_person(request: Request, principal: Writer, person_ref: Ref) -> Response:
+    """Erasure (GDPR art. 17): the person's record and the free text naming them on their
+    device's alarms and escalations. Audited as `person.erased` (no personal data), also when
+    there is no such person (404)."""
+    async with request.app.state.pool.connection() as conn, conn.transaction():
+        found = await persons_psycopg.erase_person(conn, person_ref, by=principal.actor)
+    if not found:
+        raise ApiError(status=404, code="not_found", message="no such person")
+    return Response(status_code=204)

@@ -1,5 +1,6 @@
-"""`larmkedja token|device|sender`: the admin commands (tokens, device credentials, the
-gateway's senders). Secrets are printed once and stored only hashed or encrypted."""
+"""`larmkedja token|device|sender|person`: the admin commands (tokens, device credentials, the
+gateway's senders, a person's erasure). Secrets are printed once and stored only hashed or
+encrypted."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import sys
 from typing import Any
 
 from alarms.devices import admin as device_admin
+from alarms.people import admin as person_admin
 from api import tokens_admin
 from gateway import admin as sender_admin
 from gateway.errors import SenderError
@@ -62,6 +64,15 @@ def cmd_sender(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def cmd_person(args: argparse.Namespace, settings: Settings) -> int:
+    db.prepare(settings, migrate_if_owner=False)
+    if person_admin.erase(settings, person_ref=args.person):
+        print(f"erased: {args.person}")
+        return 0
+    print(f"no such person: {args.person} (the attempt is audited)", file=sys.stderr)
+    return 1
+
+
 def register(sub: Any) -> None:
     """Add the admin commands to the CLI's subparsers."""
     token = sub.add_parser("token", help="API tokens")
@@ -107,3 +118,11 @@ def register(sub: Any) -> None:
     revoke_sender.add_argument("--sender", required=True)
     sender_sub.add_parser("list", help="list senders (never the secrets)")
     sender.set_defaults(func=cmd_sender)
+
+    person = sub.add_parser("person", help="the person registry")
+    person_sub = person.add_subparsers(dest="action", required=True)
+    erase = person_sub.add_parser(
+        "erase", help="erase a person and the free text naming them (audited, actor 'cli')"
+    )
+    erase.add_argument("--person", required=True, help="the person's reference")
+    person.set_defaults(func=cmd_person)

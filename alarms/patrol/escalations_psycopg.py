@@ -136,6 +136,11 @@ async def act(
     EscalationTransitionError with nothing changed."""
 
     async with conn.transaction():
-        details = {"text": text} if text else {}
-        row = await MOVES.apply(conn, escalation_id, action, by=by, text=text, details=details)
+        # The text may name the person: it stays on the escalation and in the case (erasure
+        # reaches both); the append-only audit log records only that there was one.
+        audit = {"with_text": True} if text else {}
+        case = {"text": text} if text else {}
+        row = await MOVES.apply(
+            conn, escalation_id, action, by=by, text=text, details=audit, case_detail=case
+        )
     return _row(row)

@@ -61,7 +61,7 @@
       const known = devices.get(alarm.device_id);
       if (known && now - known.at < 30000) continue;
       devices.set(alarm.device_id, { data: known && known.data, at: now });
-      try { devices.get(alarm.device_id).data = await api("GET", `/api/v1/devices/${encodeURIComponent(alarm.device_id)}`); }
+      try { devices.get(alarm.device_id).data = await api("GET", `/api/v1/devices/${encodeURIComponent(alarm.device_id)}?poll=true`); }
       catch (e) { /* site alarms have no device row */ }
     }
     render();

@@ -58,3 +58,19 @@ CREATE INDEX alarms_incident ON alarms (incident_id) WHERE incident_id IS NOT NU
 
 GRANT SELECT, INSERT, UPDATE, DELETE ON incidents TO larm_engine;
 GRANT SELECT ON incidents TO larm_api;
+
+-- A person's erasure (0009's `erase_person`) also takes the free text of the cases of their
+-- device's alarms: notes, the numbers called, reasons and closing notes. The steps stay (who
+-- did what when), their detail says it was erased.
+CREATE FUNCTION larm_person_erased_cases() RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = public, pg_temp AS $$
+BEGIN
+    UPDATE case_entries SET detail = '{"erased": true}'
+    WHERE alarm_id IN (SELECT alarm_id FROM alarms WHERE device_id = OLD.device_id)
+      AND (action IN ('note', 'call', 'escalated', 'patrol_ack', 'patrol_arrive',
+                      'patrol_complete') OR detail ? 'note')
+      AND detail <> '{}';
+    RETURN NULL;
+END $$;
+CREATE TRIGGER persons_erased_cases AFTER DELETE ON persons
+    FOR EACH ROW EXECUTE FUNCTION larm_person_erased_cases();
