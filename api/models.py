@@ -29,33 +29,40 @@ else:
     TimeZoneName = Literal[tuple(sorted(zoneinfo.available_timezones()))]
 
 
-def _iso_date(value: object) -> object:
-    """Only "YYYY-MM-DD" is a date here (pydantic would also take 0 or "0" as 1970-01-01)."""
-    if isinstance(value, date):
+def _iso(kind: type, pattern: str, message: str) -> BeforeValidator:
+    """Only the ISO form is a date or a time here: pydantic would also take 0 or "0" as
+    1970-01-01 and 0.5 as a Unix time, which the schema's `format` does not allow."""
+    form = re.compile(pattern)
+
+    def check(value: object) -> object:
+        if isinstance(value, kind):
+            return value
+        if not isinstance(value, str) or not form.match(value):
+            raise ValueError(message)
         return value
-    if not isinstance(value, str) or not re.fullmatch(r"[0-9]{4}-[0-9]{2}-[0-9]{2}", value):
-        raise ValueError("a date is YYYY-MM-DD")
-    return value
+
+    return BeforeValidator(check)
 
 
-IsoDate = Annotated[date, BeforeValidator(_iso_date)]
-
-
-def _iso_datetime(value: object) -> object:
-    """Only RFC 3339 is a time here (pydantic would also take 0.5 as a Unix time)."""
-    if isinstance(value, datetime):
-        return value
-    if not isinstance(value, str) or not re.match(r"[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt ]", value):
-        raise ValueError("a time is RFC 3339, e.g. 2026-12-01T08:00:00+01:00")
-    return value
-
-
-IsoDateTime = Annotated[AwareDatetime, BeforeValidator(_iso_datetime)]
+IsoDate = Annotated[date, _iso(date, r"[0-9]{4}-[0-9]{2}-[0-9]{2}$", "a date is YYYY-MM-DD")]
+IsoDateTime = Annotated[
+    AwareDatetime,
+    _iso(
+        datetime,
+        r"[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt ]",
+        "a time is RFC 3339, e.g. 2026-12-01T08:00:00+01:00",
+    ),
+]
 
 
 class Problem(BaseModel):
     error: str
     message: str
+
+
+def problems(*codes: int) -> dict[int | str, dict[str, object]]:
+    """The error answers a route declares in its OpenAPI (all in the `Problem` shape)."""
+    return {code: {"model": Problem} for code in codes}
 
 
 class EscalateIn(BaseModel):

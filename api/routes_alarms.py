@@ -12,17 +12,12 @@ from alarms.queue import queries_psycopg as q
 from alarms.queue.lifecycle import Action, TransitionError
 from api.auth import Permission, Principal, require
 from api.errors import counted_action, invalid
-from api.models import EscalateIn, Problem, ResolveIn
+from api.models import EscalateIn, ResolveIn, problems
 
 router = APIRouter(prefix="/api/v1", tags=["alarms"])
 Reader = Annotated[Principal, Depends(require(Permission.ALARMS_READ))]
 Actor = Annotated[Principal, Depends(require(Permission.ALARMS_ACT))]
-ERRORS: dict[int | str, dict[str, object]] = {
-    401: {"model": Problem},
-    403: {"model": Problem},
-    404: {"model": Problem},
-    409: {"model": Problem},
-}
+ERRORS = problems(401, 403, 404, 409)
 StateFilter = Literal["open", "raised", "answered", "escalated", "resolved", "all"]
 
 

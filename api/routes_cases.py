@@ -14,19 +14,14 @@ from alarms.cases.handover_psycopg import Handover, handover
 from alarms.queue import queries_psycopg as q
 from api.auth import Permission, Principal, require
 from api.errors import ApiError, counted_action
-from api.models import AlarmCaseOut, CallIn, NoteIn, Problem
+from api.models import AlarmCaseOut, CallIn, NoteIn, problems
 
 router = APIRouter(prefix="/api/v1", tags=["cases"])
 Reader = Annotated[Principal, Depends(require(Permission.CASE_READ))]
 Noter = Annotated[Principal, Depends(require(Permission.CASE_NOTE))]
 Actor = Annotated[Principal, Depends(require(Permission.ALARMS_ACT))]
 Queue = Annotated[Principal, Depends(require(Permission.ALARMS_READ))]
-ERRORS: dict[int | str, dict[str, object]] = {
-    401: {"model": Problem},
-    403: {"model": Problem},
-    404: {"model": Problem},
-    409: {"model": Problem},
-}
+ERRORS = problems(401, 403, 404, 409)
 
 
 @router.get("/outcomes", response_model=list[str], responses=ERRORS)

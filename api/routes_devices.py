@@ -11,18 +11,14 @@ from alarms.devices import tests_due_psycopg as td
 from alarms.people import audit_psycopg
 from api.auth import Permission, Principal, require
 from api.errors import ApiError
-from api.models import Problem
+from api.models import problems
 from larmkedja.events import DEVICE_ID_PATTERN
 from larmkedja.settings import Settings
 
 router = APIRouter(prefix="/api/v1", tags=["devices"])
 Reader = Annotated[Principal, Depends(require(Permission.DEVICES_READ))]
 Caller = Annotated[Principal, Depends(require(Permission.ALARMS_ACT))]
-ERRORS: dict[int | str, dict[str, object]] = {
-    401: {"model": Problem},
-    403: {"model": Problem},
-    404: {"model": Problem},
-}
+ERRORS = problems(401, 403, 404)
 
 
 @router.get("/devices/{device_id}", response_model=q.DeviceRow, responses=ERRORS)

@@ -11,18 +11,13 @@ from alarms.patrol import escalations_psycopg as q
 from alarms.patrol.lifecycle import EscalationAction, EscalationTransitionError
 from api.auth import Permission, Principal, require
 from api.errors import counted_action
-from api.models import CancelIn, CompleteIn, Problem
+from api.models import CancelIn, CompleteIn, problems
 
 router = APIRouter(prefix="/api/v1/escalations", tags=["escalations"])
 Reader = Annotated[Principal, Depends(require(Permission.ESCALATIONS_READ))]
 Worker = Annotated[Principal, Depends(require(Permission.ESCALATIONS_WORK))]
 Canceller = Annotated[Principal, Depends(require(Permission.ESCALATIONS_CANCEL))]
-ERRORS: dict[int | str, dict[str, object]] = {
-    401: {"model": Problem},
-    403: {"model": Problem},
-    404: {"model": Problem},
-    409: {"model": Problem},
-}
+ERRORS = problems(401, 403, 404, 409)
 
 
 @router.get("", response_model=list[q.EscalationRow], responses=ERRORS)

@@ -14,16 +14,12 @@ from alarms.queue import queries_psycopg as q
 from alarms.queue.lifecycle import Action
 from api.auth import Permission, Principal, require
 from api.errors import ApiError, invalid
-from api.models import Problem, ResolveIn
+from api.models import ResolveIn, problems
 
 router = APIRouter(prefix="/api/v1/incidents", tags=["alarms"])
 Reader = Annotated[Principal, Depends(require(Permission.ALARMS_READ))]
 Actor = Annotated[Principal, Depends(require(Permission.ALARMS_ACT))]
-ERRORS: dict[int | str, dict[str, object]] = {
-    401: {"model": Problem},
-    403: {"model": Problem},
-    404: {"model": Problem},
-}
+ERRORS = problems(401, 403, 404)
 
 
 @router.get("", response_model=list[inc.IncidentRow], responses=ERRORS)

@@ -10,18 +10,13 @@ from fastapi import APIRouter, Depends, Path, Request, Response
 from alarms.people import persons_psycopg
 from api.auth import Permission, Principal, require
 from api.errors import ApiError
-from api.models import PersonIn, PersonOut, Problem
+from api.models import PersonIn, PersonOut, problems
 
 router = APIRouter(prefix="/api/v1/persons", tags=["persons"])
 Reader = Annotated[Principal, Depends(require(Permission.PERSONS_READ))]
 Writer = Annotated[Principal, Depends(require(Permission.PERSONS_WRITE))]
 Ref = Annotated[str, Path(pattern=r"^[A-Za-z0-9_.-]{1,64}$")]
-ERRORS: dict[int | str, dict[str, object]] = {
-    401: {"model": Problem},
-    403: {"model": Problem},
-    404: {"model": Problem},
-    409: {"model": Problem},
-}
+ERRORS = problems(401, 403, 404, 409)
 
 
 @router.get("/{person_ref}", response_model=PersonOut, responses=ERRORS)

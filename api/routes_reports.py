@@ -12,12 +12,12 @@ from alarms.devices import tests_due_psycopg as td
 from alarms.reports.rules import ServiceLevel, to_csv
 from alarms.reports.service_level_psycopg import service_level
 from api.auth import Permission, Principal, require
-from api.models import IsoDateTime, Problem
+from api.models import IsoDateTime, problems
 
 router = APIRouter(prefix="/api/v1/reports", tags=["reports"])
 Reporter = Annotated[Principal, Depends(require(Permission.REPORTS_READ))]
 SiteQ = Annotated[str | None, Query(pattern=r"^[a-z0-9-]{1,32}$")]
-ERRORS: dict[int | str, dict[str, object]] = {401: {"model": Problem}, 403: {"model": Problem}}
+ERRORS = problems(401, 403)
 MAX_RANGE = timedelta(days=400)
 
 

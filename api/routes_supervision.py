@@ -13,7 +13,7 @@ from alarms.night.rules import Plan, night_of, nights_around, parse_local_time
 from alarms.people import audit_psycopg
 from api.auth import Permission, Principal, require
 from api.errors import ApiError, invalid
-from api.models import IsoDate, PlanIn, PlanOut, Problem
+from api.models import IsoDate, PlanIn, PlanOut, problems
 
 router = APIRouter(prefix="/api/v1/supervision", tags=["supervision"])
 Writer = Annotated[Principal, Depends(require(Permission.PLANS_WRITE))]
@@ -21,11 +21,7 @@ Reader = Annotated[Principal, Depends(require(Permission.SUPERVISION_READ))]
 Reporter = Annotated[Principal, Depends(require(Permission.REPORTS_READ))]
 PlanId = Annotated[str, Path(pattern=r"^[A-Za-z0-9_.-]{1,128}$")]
 SiteQ = Annotated[str | None, Query(pattern=r"^[a-z0-9-]{1,32}$")]
-ERRORS: dict[int | str, dict[str, object]] = {
-    401: {"model": Problem},
-    403: {"model": Problem},
-    404: {"model": Problem},
-}
+ERRORS = problems(401, 403, 404)
 
 
 def _plan(plan_id: str, body: PlanIn) -> Plan:

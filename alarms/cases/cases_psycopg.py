@@ -8,7 +8,7 @@ a take-over, the new handler, so a step is never half taken. Async psycopg, for 
 from __future__ import annotations
 
 import uuid
-from typing import Any
+from typing import Any, NoReturn
 
 from psycopg.types.json import Jsonb
 
@@ -68,6 +68,14 @@ class StepRefused(CaseError):
     """Not in this state (HTTP 409)."""
 
 
+async def _refuse(conn: AsyncConn, alarm_id: uuid.UUID, why: str) -> NoReturn:
+    """Nothing was changed: say whether there is no such alarm or what state refused it."""
+    state = await (await conn.execute(STATE_OF, (alarm_id,))).fetchone()
+    if state is None:
+        raise AlarmNotFound(str(alarm_id))
+    raise StepRefused(f"{why} {state[0]}")
+
+
 def _step(row: tuple[Any, ...]) -> CaseStep:
     at, by, action, detail = row
     return CaseStep(at=at, by=by, action=CaseAction(action), detail=detail or {})
@@ -94,12 +102,9 @@ async def add_step(
     }
     async with conn.transaction():
         row = await (await conn.execute(ADD_STEP, params)).fetchone()
-        if row is not None:
-            return _step(row)
-        state = await (await conn.execute(STATE_OF, (alarm_id,))).fetchone()
-    if state is None:
-        raise AlarmNotFound(str(alarm_id))
-    raise StepRefused(f"cannot record a {action.value} on an alarm that is {state[0]}")
+    if row is None:
+        await _refuse(conn, alarm_id, f"cannot record a {action.value} on an alarm that is")
+    return _step(row)
 
 
 async def take_over(conn: AsyncConn, *, alarm_id: uuid.UUID, by: Actor) -> AlarmRow:
@@ -108,12 +113,9 @@ async def take_over(conn: AsyncConn, *, alarm_id: uuid.UUID, by: Actor) -> Alarm
     params = {"alarm_id": alarm_id, "actor": by.name, "role": by.role}
     async with conn.transaction():
         row = await (await conn.execute(TAKE_OVER, params)).fetchone()
-        if row is not None:
-            return from_alarm_row(row)
-        state = await (await conn.execute(STATE_OF, (alarm_id,))).fetchone()
-    if state is None:
-        raise AlarmNotFound(str(alarm_id))
-    raise StepRefused(f"cannot take over an alarm that is {state[0]} (or is yours already)")
+    if row is None:
+        await _refuse(conn, alarm_id, "cannot take over (or it is yours already) an alarm that is")
+    return from_alarm_row(row)
 
 
 async def get_case(conn: AsyncConn, alarm: AlarmRow) -> list[CaseStep]:

@@ -14,8 +14,8 @@ from datetime import datetime, tzinfo
 from pydantic import BaseModel, ConfigDict
 
 
-class AnswerTimeStats(BaseModel):
-    """The distribution of answer times (also the API's schema)."""
+class AnswerDistribution(BaseModel):
+    """The distribution of answer times: the KPI's and the service-level report's."""
 
     model_config = ConfigDict(frozen=True)
 
@@ -27,6 +27,11 @@ class AnswerTimeStats(BaseModel):
     max_s: float | None
     within_60s_ratio: float | None
     within_180s_ratio: float | None
+
+
+class AnswerTimeStats(AnswerDistribution):
+    """The distribution against the target (also the API's schema)."""
+
     target_mean_s: float
     mean_above_target: bool
 

@@ -10,6 +10,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from alarms.queue.answer_time import AnswerDistribution
+
 
 class _Frozen(BaseModel):
     model_config = ConfigDict(frozen=True)
@@ -21,17 +23,8 @@ class AlarmCounts(_Frozen):
     by_priority: dict[str, int] = Field(description="alarms by priority (1 most urgent)")
 
 
-class AnswerFigures(_Frozen):
+class AnswerFigures(AnswerDistribution):
     """Safety alarms from devices (no tests): first event received → answered."""
-
-    count: int
-    mean_s: float | None
-    p50_s: float | None
-    p90_s: float | None
-    p95_s: float | None
-    max_s: float | None
-    within_60s_ratio: float | None
-    within_180s_ratio: float | None
 
 
 class ArrivalFigures(_Frozen):
