@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from larmkedja.db import Conn
 from larmkedja.settings import Settings
+from larmkedja.sweeps import StatementSweep
 
 # Every device past its deadline goes offline in one statement. Devices of a site in an area
 # power cut that are on battery are expected to fall silent: they are not alerted one by one
@@ -33,19 +34,18 @@ WHERE g.on_mains OR NOT EXISTS (
 """
 
 
-class OfflineSweep:
+class OfflineSweep(StatementSweep):
     """`device.offline` after LARM_HEARTBEAT_MISSES missed periods (deadline in the row)."""
 
     name = "device_offline"
+    statement = FIRE_OFFLINE
 
-    def __init__(self, *, settings: Settings) -> None:
-        self._params = {
+    @staticmethod
+    def params(settings: Settings) -> dict[str, object]:
+        return {
             "default_s": settings.heartbeat_default_s,
             "unanswered_s": settings.unanswered_alert_s,
         }
-
-    def run(self, conn: Conn) -> int:
-        return len(conn.execute(FIRE_OFFLINE, self._params).fetchall())
 
 
 POWER_CUTS = """

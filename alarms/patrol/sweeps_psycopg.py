@@ -3,8 +3,8 @@ supervisor is told, every LARM_PATROL_ACK_MINUTES (run by the engine each tick).
 
 from __future__ import annotations
 
-from larmkedja.db import Conn
 from larmkedja.settings import Settings
+from larmkedja.sweeps import StatementSweep
 
 FIRE_UNACKNOWLEDGED = """
 WITH due AS (
@@ -19,14 +19,13 @@ SELECT larm_escalation_unacknowledged(escalation_id) FROM due
 """
 
 
-class UnacknowledgedSweep:
+class UnacknowledgedSweep(StatementSweep):
     """`escalation.unacknowledged` to the supervisor and the escalation published again, every
     LARM_PATROL_ACK_MINUTES while the patrol has not acknowledged it."""
 
     name = "escalation_unacknowledged"
+    statement = FIRE_UNACKNOWLEDGED
 
-    def __init__(self, *, settings: Settings) -> None:
-        self._ack_s = settings.patrol_ack_minutes * 60
-
-    def run(self, conn: Conn) -> int:
-        return len(conn.execute(FIRE_UNACKNOWLEDGED, {"ack_s": self._ack_s}).fetchall())
+    @staticmethod
+    def params(settings: Settings) -> dict[str, object]:
+        return {"ack_s": settings.patrol_ack_minutes * 60}

@@ -19,6 +19,7 @@ from larmkedja.db import Conn
 from larmkedja.events import AlertKind
 from larmkedja.metrics import gauge
 from larmkedja.settings import Settings
+from larmkedja.sweeps import StatementSweep
 
 log = logging.getLogger(__name__)
 
@@ -53,16 +54,15 @@ FROM due
 """
 
 
-class UnansweredSweep:
+class UnansweredSweep(StatementSweep):
     """`alarm.unanswered` once an alarm waits LARM_UNANSWERED_ALERT_S, again every period."""
 
     name = "alarm_unanswered"
+    statement = FIRE_UNANSWERED
 
-    def __init__(self, *, settings: Settings) -> None:
-        self._repeat_s = settings.unanswered_alert_s
-
-    def run(self, conn: Conn) -> int:
-        return len(conn.execute(FIRE_UNANSWERED, {"repeat_s": self._repeat_s}).fetchall())
+    @staticmethod
+    def params(settings: Settings) -> dict[str, object]:
+        return {"repeat_s": settings.unanswered_alert_s}
 
 
 # An alarm answered and then left: nobody resolved or escalated it. Once per alarm (it is
@@ -91,16 +91,15 @@ FROM due
 """
 
 
-class StaleSweep:
+class StaleSweep(StatementSweep):
     """`alarm.stale` once an answered alarm has waited LARM_ALARM_STALE_S for its outcome."""
 
     name = "alarm_stale"
+    statement = FIRE_STALE
 
-    def __init__(self, *, settings: Settings) -> None:
-        self._stale_s = settings.alarm_stale_s
-
-    def run(self, conn: Conn) -> int:
-        return len(conn.execute(FIRE_STALE, {"stale_s": self._stale_s}).fetchall())
+    @staticmethod
+    def params(settings: Settings) -> dict[str, object]:
+        return {"stale_s": settings.alarm_stale_s}
 
 
 # Safety alarms from devices only: technical and supervision alarms are not "answer time".
