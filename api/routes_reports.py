@@ -30,8 +30,13 @@ def _period(since: datetime | None, until: datetime | None) -> tuple[datetime, d
 
 
 async def _report(
-    request: Request, site: str | None, since: datetime | None, until: datetime | None
+    request: Request,
+    principal: Reporter,
+    site: SiteQ = None,
+    since: IsoDateTime | None = None,
+    until: IsoDateTime | None = None,
 ) -> ServiceLevel:
+    """The report of a site (or all) and period [since, until), for either representation."""
     start, end = _period(since, until)
     async with request.app.state.pool.connection() as conn:
         return await service_level(
@@ -39,18 +44,15 @@ async def _report(
         )
 
 
+Report = Annotated[ServiceLevel, Depends(_report)]
+
+
 @router.get("/service-level", response_model=ServiceLevel, responses=ERRORS)
-async def get_service_level(
-    request: Request,
-    principal: Reporter,
-    site: SiteQ = None,
-    since: IsoDateTime | None = None,
-    until: IsoDateTime | None = None,
-) -> ServiceLevel:
+async def get_service_level(report: Report) -> ServiceLevel:
     """The municipality's service levels for a site (or all) and period [since, until):
     alarms, answer times against 60 s / 180 s, arrivals against the promise, night checks,
     device availability, by hour of day, and every breach with a link to investigate it."""
-    return await _report(request, site, since, until)
+    return report
 
 
 @router.get(
@@ -58,15 +60,9 @@ async def get_service_level(
     response_class=Response,
     responses={**ERRORS, 200: {"content": {"text/csv": {"schema": {"type": "string"}}}}},
 )
-async def get_service_level_csv(
-    request: Request,
-    principal: Reporter,
-    site: SiteQ = None,
-    since: IsoDateTime | None = None,
-    until: IsoDateTime | None = None,
-) -> Response:
+async def get_service_level_csv(report: Report) -> Response:
     """The same report as CSV (`section,name,value,…`; breaches one per row)."""
-    report = await _report(request, site, since, until)
+    site = report.site
     name = f"service-level-{site or 'all'}-{report.since:%Y%m%d}-{report.until:%Y%m%d}.csv"
     return Response(
         to_csv(report),

@@ -92,25 +92,21 @@ class Fleet:
     def _make_devices(self) -> list[Device]:
         s, rng = self.scenario, self._rng
         low, high = s.heartbeat_s
-        devices = [
-            Device(
-                f"{s.sites[i % len(s.sites)]}-a{i:06d}",
-                s.sites[i % len(s.sites)],
-                False,
-                rng.uniform(low, high),
-            )
-            for i in range(s.alarms)
-        ]
-        devices += [
-            Device(
-                f"{s.sites[i % len(s.sites)]}-c{i:04d}",
-                s.sites[i % len(s.sites)],
-                True,
-                rng.uniform(low, high),
-            )
-            for i in range(s.cameras)
-        ]
-        return devices
+
+        def make(count: int, tag: str, camera: bool) -> list[Device]:
+            width = 4 if camera else 6
+            sites = [s.sites[i % len(s.sites)] for i in range(count)]
+            return [
+                Device(
+                    f"{site}-{tag}{i:0{width}d}",
+                    site,
+                    camera,
+                    rng.uniform(low, high),
+                )
+                for i, site in enumerate(sites)
+            ]
+
+        return make(s.alarms, "a", False) + make(s.cameras, "c", True)
 
     def _at(self, at_s: float, act: Act, device: int = -1, extra: Any = None) -> None:
         self._seq += 1
@@ -245,14 +241,11 @@ class Fleet:
         if d.down or not d.on_mains:
             return []  # a device on battery reports on the outage's own schedule
         d.battery = min(100.0, d.battery + 5)
-        return [
-            self._event(
-                item.at_s,
-                d,
-                Kind.BATTERY_REPORT,
-                {"percent": round(d.battery, 1), "on_mains": True},
-            )
-        ]
+        return [self._battery_report(item.at_s, d)]
+
+    def _battery_report(self, at_s: float, d: Device) -> Emit:
+        data = {"percent": round(d.battery, 1), "on_mains": d.on_mains}
+        return self._event(at_s, d, Kind.BATTERY_REPORT, data)
 
     def _cut_start(self, item: _Due) -> list[Emit]:
         cut = self.scenario.power_cuts[item.extra]
@@ -275,14 +268,7 @@ class Fleet:
         if d.battery <= 0:
             d.down = True  # empty: silent from now on
             return []
-        return [
-            self._event(
-                item.at_s,
-                d,
-                Kind.BATTERY_REPORT,
-                {"percent": round(d.battery, 1), "on_mains": False},
-            )
-        ]
+        return [self._battery_report(item.at_s, d)]
 
     def _cut_end(self, item: _Due) -> list[Emit]:
         out = []
