@@ -2,57 +2,17 @@
 "use strict";
 
 const LK = (() => {
-  const TEXT = {
-    sv: {
-      login_title: "Logga in", token: "Token", login: "Logga in", logout: "Logga ut",
-      lang: "English", denied: "Din roll ({role}) har inte tillgång till den här sidan.",
-      bad_token: "Token är ogiltig eller har gått ut.", connecting: "Ansluter…",
-      live: "Live", offline: "Ingen förbindelse – försöker igen…",
-      operator_title: "Larmcentral – kö", patrol_title: "Nattpatrull", supervisor_title: "Arbetsledare",
-      queue_empty: "Inga öppna larm.", incident: "Händelse", many_devices: "flera enheter",
-      answer_all: "Svara alla", resolve_all: "Avsluta alla", priority: "Prio", kind: "Typ", device: "Enhet", site: "Område",
-      waiting: "Väntat", presses: "Tryck", state: "Status", device_state: "Enhetsstatus",
-      actions: "Åtgärder", answer: "Svara", escalate: "Skicka patrull", resolve: "Avsluta",
-      reset: "Återställt vid enheten", mean: "Medelsvarstid", target: "mål", within60: "Inom 60 s",
-      oldest: "Äldsta väntande", none: "–", reason: "Orsak (inga portkoder eller nyckelkoder: texten skickas till nattpatrullens system)", outcome: "Utfall", cancel: "Avbryt",
-      ok: "OK", online: "online", offline_dev: "OFFLINE", mains: "nät", battery: "batteri",
-      new_alarm: "NYTT LARM", raised: "obesvarat", answered: "besvarat", escalated: "eskalerat",
-      resolved: "avslutat", keys: "Tangenter: ↑/↓ välj · A svara · E patrull · R avsluta",
-      escalations_empty: "Inga öppna uppdrag.", ack: "Kvittera", arrive: "Framme", complete: "Klar",
-      deadline: "Kvittera senast", overdue: "FÖRSENAD", reference: "Referens",
-      open: "ny", acknowledged: "kvitterad", arrived: "framme", completed: "klar", cancelled: "avbruten",
-      chart_title: "Svarstid per timme, senaste 24 h", share60: "Andel inom 60 s",
-      night_title: "Senaste nattens tillsyn", planned: "Planerade", done: "Gjorda i tid",
-      rechecked: "Omtittade ok", missed: "Missade", escalated_checks: "Eskalerade",
-      escalations: "Uppdrag", arrival: "Tid till framme (p50 / p90 / max)", paused: "Pausade planer",
-      alarms_24h: "Larm besvarade senaste 24 h", no_data: "Inga data",
-    },
-    en: {
-      login_title: "Sign in", token: "Token", login: "Sign in", logout: "Sign out",
-      lang: "Svenska", denied: "Your role ({role}) has no access to this page.",
-      bad_token: "The token is not valid or has expired.", connecting: "Connecting…",
-      live: "Live", offline: "No connection – retrying…",
-      operator_title: "Alarm centre – queue", patrol_title: "Night patrol", supervisor_title: "Supervisor",
-      queue_empty: "No open alarms.", incident: "Incident", many_devices: "many devices",
-      answer_all: "Answer all", resolve_all: "Resolve all", priority: "Prio", kind: "Kind", device: "Device", site: "Site",
-      waiting: "Waiting", presses: "Presses", state: "State", device_state: "Device state",
-      actions: "Actions", answer: "Answer", escalate: "Send patrol", resolve: "Resolve",
-      reset: "Reset at device", mean: "Mean answer time", target: "target", within60: "Within 60 s",
-      oldest: "Oldest waiting", none: "–", reason: "Reason (no door or key codes: the text is sent to the patrol's system)", outcome: "Outcome", cancel: "Cancel",
-      ok: "OK", online: "online", offline_dev: "OFFLINE", mains: "mains", battery: "battery",
-      new_alarm: "NEW ALARM", raised: "unanswered", answered: "answered", escalated: "escalated",
-      resolved: "resolved", keys: "Keys: ↑/↓ select · A answer · E patrol · R resolve",
-      escalations_empty: "No open tasks.", ack: "Acknowledge", arrive: "Arrived", complete: "Done",
-      deadline: "Acknowledge by", overdue: "OVERDUE", reference: "Reference",
-      open: "new", acknowledged: "acknowledged", arrived: "arrived", completed: "done", cancelled: "cancelled",
-      chart_title: "Answer time by hour, last 24 h", share60: "Share within 60 s",
-      night_title: "Last night's supervision", planned: "Planned", done: "Done on time",
-      rechecked: "Re-checked ok", missed: "Missed", escalated_checks: "Escalated",
-      escalations: "Tasks", arrival: "Time to arrival (p50 / p90 / max)", paused: "Paused plans",
-      alarms_24h: "Alarms answered, last 24 h", no_data: "No data",
-    },
-  };
+  // One message catalogue per language (api/static/i18n/*.json); Swedish first, and the
+  // fallback for a key a catalogue lacks.
+  const TEXT = {};
+  const ZONE = "Europe/Stockholm";
   let lang = localStorage.getItem("lk_lang") || "sv";
+
+  async function load(which) {
+    if (TEXT[which]) return;
+    const res = await fetch(`/ui/static/i18n/${which}.json`);
+    TEXT[which] = res.ok ? await res.json() : {};
+  }
 
   function t(key, vars) {
     let s = (TEXT[lang] && TEXT[lang][key]) || TEXT.sv[key] || key;
@@ -65,7 +25,13 @@ const LK = (() => {
     (root || document).querySelectorAll("[data-t]").forEach((el) => { el.textContent = t(el.dataset.t); });
   }
 
-  function setLang(next) { lang = next; localStorage.setItem("lk_lang", lang); applyText(); }
+  async function setLang(next) {
+    await load(next);
+    lang = next;
+    localStorage.setItem("lk_lang", lang);
+    applyText();
+    document.dispatchEvent(new Event("lk-lang"));
+  }
 
   function token() { return sessionStorage.getItem("lk_token"); }
 
@@ -104,12 +70,23 @@ const LK = (() => {
     return h ? `${h}:${String(m).padStart(2, "0")}:${String(r).padStart(2, "0")}` : `${m}:${String(r).padStart(2, "0")}`;
   }
 
-  function clock(iso) {
-    return new Date(iso).toLocaleTimeString(lang === "sv" ? "sv-SE" : "en-GB", { hour: "2-digit", minute: "2-digit", second: "2-digit" });
+  // Times as the municipality reads them: 24-hour, Europe/Stockholm, whatever the browser's zone.
+  function clock(iso, withDate) {
+    const opts = { timeZone: ZONE, hourCycle: "h23", hour: "2-digit", minute: "2-digit", second: "2-digit" };
+    if (withDate) Object.assign(opts, { year: "numeric", month: "2-digit", day: "2-digit" });
+    return new Date(iso).toLocaleString(lang === "sv" ? "sv-SE" : "en-GB", opts);
+  }
+
+  // A code the API keeps (an outcome, a case action, a state) shown by its translated label.
+  function label(group, code) {
+    const key = `${group}.${code}`;
+    const s = t(key);
+    return s === key ? code : s;
   }
 
   // Sign in, check the role, then call start(me). Shows the login form when needed.
   async function page({ roles, start }) {
+    await Promise.all([load("sv"), load(lang)]);
     applyText();
     document.getElementById("lang").addEventListener("click", () => setLang(lang === "sv" ? "en" : "sv"));
     document.getElementById("logout").addEventListener("click", () => { sessionStorage.removeItem("lk_token"); location.reload(); });
@@ -168,5 +145,18 @@ const LK = (() => {
     });
   }
 
-  return { t, applyText, api, el, duration, clock, page, stream, status, ask, lang: () => lang };
+  // Choose one of `options` ([{value, text}]) in a <dialog>; resolves to the value or null.
+  function choose(text, options) {
+    const dialog = document.getElementById("choose");
+    dialog.querySelector("label span").textContent = text;
+    const select = dialog.querySelector("select");
+    select.replaceChildren(...options.map((o) => el("option", { value: o.value }, o.text)));
+    dialog.showModal();
+    select.focus();
+    return new Promise((resolve) => {
+      dialog.onclose = () => resolve(dialog.returnValue === "ok" ? select.value : null);
+    });
+  }
+
+  return { t, label, choose, applyText, api, el, duration, clock, page, stream, status, ask, lang: () => lang };
 })();

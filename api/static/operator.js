@@ -80,16 +80,34 @@
     }
     render();
     refreshKpi();
+    if (alarm.alarm_id === selected) LK.casePanel.reload();
+  }
+
+  // What the operator must see before answering: a test, a reset at the device, a person with
+  // no recorded way in, a person away (an alarm anyway). No names in the queue itself.
+  function flags(a) {
+    return [
+      a.test ? el("span", { class: "tag test" }, t("test")) : null,
+      a.reset_at_device ? el("span", { class: "tag warn" }, t("reset")) : null,
+      a.no_access ? el("span", { class: "tag bad no-access" }, t("no_access")) : null,
+      a.absent ? el("span", { class: "tag warn" }, t("absent")) : null,
+    ];
+  }
+
+  function select(id) {
+    selected = id;
+    render();
+    LK.casePanel.show(id);
   }
 
   function row(entry) {
     const a = entry.alarm;
     const tr = el("tr", {
       class: [a.state, a.alarm_id === selected ? "selected" : "", entry.isNew && a.state === "raised" ? "new" : ""].join(" "),
-      "data-alarm": a.alarm_id, onclick: () => { selected = a.alarm_id; render(); },
+      "data-alarm": a.alarm_id, onclick: () => select(a.alarm_id),
     },
       el("td", {}, String(a.priority)),
-      el("td", {}, a.kind, a.reset_at_device ? el("span", { class: "tag warn" }, t("reset")) : null),
+      el("td", {}, a.kind, " ", ...flags(a)),
       el("td", {}, a.device_id), el("td", {}, a.site),
       el("td", { class: "waiting" }, duration(waitingOf(entry))),
       el("td", { class: "presses" }, String(a.event_count)),
@@ -134,12 +152,10 @@
   }
 
   async function outcomeCode() {
-    // The municipality's outcome codes (GET /api/v1/outcomes); the API refuses any other.
+    // The municipality's outcome codes (GET /api/v1/outcomes), shown by their labels; the API
+    // refuses any other.
     const codes = outcomes.length ? outcomes : (outcomes = await api("GET", "/api/v1/outcomes"));
-    const o = await LK.ask(`${t("outcome")}: ${codes.join(", ")}`);
-    if (!o) return null;
-    if (!codes.includes(o.trim())) { alert(`${t("outcome")}: ${codes.join(", ")}`); return null; }
-    return o.trim();
+    return LK.choose(t("outcome"), codes.map((c) => ({ value: c, text: LK.label("outcome", c) })));
   }
 
   async function actIncident(id, action) {
@@ -183,7 +199,7 @@
   }
 
   function onKey(ev) {
-    if (document.querySelector("dialog[open]") || ev.target.tagName === "INPUT") return;
+    if (document.querySelector("dialog[open]") || ["INPUT", "TEXTAREA"].includes(ev.target.tagName)) return;
     const list = ordered();
     if (!list.length) return;
     let index = list.findIndex((e) => e.alarm.alarm_id === selected);
@@ -196,13 +212,13 @@
       return;
     }
     ev.preventDefault();
-    selected = list[index].alarm.alarm_id;
-    render();
+    select(list[index].alarm.alarm_id);
   }
 
   LK.page({
     roles: ["operator", "supervisor"],
-    start() {
+    start(me) {
+      LK.casePanel.init(document.getElementById("case"), { canCall: me.role === "operator" || me.role === "supervisor" });
       LK.stream((msg) => {
         if (msg.type === "snapshot.alarms") {
           alarms.clear();

@@ -29,7 +29,7 @@
         ));
         root.append(svg("text", { x: x + step / 2, y: y(b.mean_s) - 3, "text-anchor": "middle" }, `${Math.round(b.mean_s)}`));
       }
-      if (i % 3 === 0) root.append(svg("text", { x: x + step / 2, y: H - 10, "text-anchor": "middle" }, `${String(h.getHours()).padStart(2, "0")}`));
+      if (i % 3 === 0) root.append(svg("text", { x: x + step / 2, y: H - 10, "text-anchor": "middle" }, LK.clock(h.toISOString()).slice(0, 2)));
     });
     root.append(svg("line", { class: "target", x1: L, x2: W, y1: y(target), y2: y(target) }));
     root.append(svg("text", { x: 2, y: y(target) + 4 }, `${target} s`));

@@ -1,0 +1,149 @@
+// The case panel beside the queue: the person behind the selected alarm, how to get in, whom
+// to call in order (and whether now is inside their window), every step of the case with who
+// and when, and the forms that add a call attempt or a note. Read when a person selects an
+// alarm (each read is audited), never by a timer.
+"use strict";
+
+LK.casePanel = (() => {
+  const { t, label, api, el, clock } = LK;
+  let root = null, current = null, canCall = false, timer = null, last = null;
+
+  // "08:00-21:00" (may wrap midnight) against the time in Stockholm now.
+  function insideWindow(window) {
+    if (!window) return true;
+    const [from, until] = window.split("-");
+    const now = clock(new Date().toISOString()).slice(0, 5);
+    return from <= until ? from <= now && now < until : now >= from || now < until;
+  }
+
+  function field(key, value) {
+    if (value === null || value === undefined || value === "") return [];
+    return [el("dt", {}, t(key)), el("dd", {}, value)];
+  }
+
+  function personPart(p) {
+    if (!p) return [el("section", { class: "case-part" }, el("h3", {}, t("person")), el("p", {}, t("no_person")))];
+    const care = p.home_care ? [p.home_care.provider, p.home_care.team].filter(Boolean).join(" · ") : null;
+    const away = (p.absences || []).filter((a) => new Date(a.until) > new Date());
+    return [
+      el("section", { class: "case-part person" },
+        el("h3", {}, t("person")),
+        el("p", { class: "name" }, p.name),
+        el("p", {}, p.address),
+        el("dl", { class: "facts" },
+          field("language", p.language), field("area_type", p.area_type && label("area", p.area_type)),
+          field("home_care", care), field("person_notes", p.notes),
+          away.map((a) => field("absence", `${clock(a.from, true)} – ${clock(a.until, true)} ${a.reason || ""}`)).flat())),
+      accessPart(p.access || []),
+      contactsPart(p.contacts || []),
+    ];
+  }
+
+  function accessPart(access) {
+    return el("section", { class: "case-part" },
+      el("h3", {}, t("access_title")),
+      access.length
+        ? el("ul", { class: "access" }, access.map((a) =>
+          el("li", {}, el("b", {}, label("access", a.kind)), ` ${a.ref || ""}`, a.where ? ` – ${a.where}` : "")))
+        : el("p", {}, el("span", { class: "tag bad" }, t("no_access"))));
+  }
+
+  function contactsPart(contacts) {
+    const items = contacts.map((c, i) => {
+      const inside = insideWindow(c.call_window);
+      const who = `${c.name}${c.relation ? ` (${c.relation})` : ""}`;
+      return el("li", { class: inside ? "contact" : "contact outside" },
+        el("span", { class: "who" }, `${i + 1}. ${who}`), " ",
+        el("a", { href: `tel:${c.phone}` }, c.phone), " ",
+        el("small", {}, c.call_window ? `${t("call_window")} ${c.call_window}${inside ? "" : ` – ${t("outside_window")}`}` : t("any_time")),
+        canCall ? el("span", { class: "buttons" },
+          el("button", { type: "button", class: "reached", "aria-label": `${t("reached")}: ${who}`, onclick: () => call(c.name, true) }, t("reached")),
+          el("button", { type: "button", class: "not-reached", "aria-label": `${t("not_reached")}: ${who}`, onclick: () => call(c.name, false) }, t("not_reached"))) : null);
+    });
+    return el("section", { class: "case-part" },
+      el("h3", {}, t("contacts")),
+      items.length ? el("ol", { class: "contacts" }, items) : el("p", {}, t("no_contacts")));
+  }
+
+  function detailText(step) {
+    const d = step.detail || {};
+    if (step.action === "call") return `${d.contact} – ${d.reached ? t("reached") : t("not_reached")}`;
+    if (step.action === "resolved" && d.outcome) return [label("outcome", d.outcome), d.note].filter(Boolean).join(" – ");
+    return [d.text, d.reason, d.outcome, d.code && label("outcome", d.code), d.from && `${t("from")} ${d.from}`].filter(Boolean).join(" – ");
+  }
+
+  function logPart(steps) {
+    return el("section", { class: "case-part" },
+      el("h3", {}, t("case_log")),
+      el("ol", { class: "case-log" }, steps.map((s) =>
+        el("li", { "data-action": s.action },
+          el("time", { datetime: s.at }, clock(s.at)), " ",
+          el("b", {}, label("action", s.action)), ` ${t("by")} ${s.by}`,
+          detailText(s) ? el("div", { class: "detail" }, detailText(s)) : null))));
+  }
+
+  function notesPart(notes) {
+    if (!notes || !notes.length) return null;
+    return el("section", { class: "case-part" },
+      el("h3", {}, t("handover_notes")),
+      el("ul", {}, notes.map((n) => el("li", {}, n.text, " ",
+        el("small", {}, n.acknowledged_at ? `${t("acknowledged")} ${clock(n.acknowledged_at, true)}` : t("not_acknowledged"))))));
+  }
+
+  function noteForm() {
+    const area = el("textarea", { id: "note-text", maxlength: "500", rows: "2", required: true });
+    return el("form", { class: "case-note", onsubmit: async (ev) => {
+      ev.preventDefault();
+      const text = area.value.trim();
+      if (!text) return;
+      await step("notes", { text });
+    } },
+    el("label", { for: "note-text" }, t("note")), area,
+    el("button", { type: "submit", class: "add-note" }, t("add_note")));
+  }
+
+  function draw(c) {
+    const flags = [
+      c.test ? el("span", { class: "tag warn" }, t("test")) : null,
+      c.absent ? el("span", { class: "tag warn" }, t("absent")) : null,
+    ];
+    root.replaceChildren(
+      el("h2", { id: "case-title" }, `${c.kind} · ${c.device_id}`, " ", ...flags),
+      el("p", { class: "meta" }, `${t(c.state)} · ${t("raised_at")} ${clock(c.raised_at, true)}`),
+      ...personPart(c.person), notesPart(c.handover_notes), logPart(c.case || []), noteForm());
+    root.hidden = false;
+  }
+
+  async function load() {
+    if (!current) return;
+    try { last = await api("GET", `/api/v1/alarms/${current}`); draw(last); }
+    catch (e) { root.replaceChildren(el("p", { class: "msg", role: "alert" }, e.message)); root.hidden = false; }
+  }
+
+  async function step(what, body) {
+    try { await api("POST", `/api/v1/alarms/${current}/${what}`, body); }
+    catch (e) { alert(e.message); }
+    await load();
+  }
+
+  function call(contact, reached) { return step("calls", { contact, reached }); }
+
+  // Show the case of alarm `id` (after a short pause, so arrowing through the queue reads only
+  // the alarm the operator stops at). `null` closes the panel.
+  function show(id) {
+    clearTimeout(timer);
+    if (id === current && last) return;
+    current = id;
+    last = null;
+    if (!id) { root.hidden = true; root.replaceChildren(); return; }
+    timer = setTimeout(load, 250);
+  }
+
+  function init(node, options) {
+    root = node;
+    canCall = Boolean(options && options.canCall);
+    document.addEventListener("lk-lang", () => { if (last) draw(last); });
+  }
+
+  return { init, show, reload: load };
+})();
