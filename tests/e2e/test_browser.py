@@ -18,6 +18,7 @@ from api.pages import PAGES, STATIC
 from larmkedja.events import Kind
 from larmkedja.settings import Settings
 from tests.conftest import ROOT, Broker
+from tests.e2e.a11y import assert_accessible
 from tests.helpers import (
     make_event,
     publish_all,
@@ -96,6 +97,7 @@ def test_operator_sees_an_alarm_within_2s_answers_it_and_the_kpi_strip_changes(
     expect(row).to_contain_text("alarm.fall")
     expect(page.locator("#flash")).to_be_visible()  # the visible cue of a new alarm
     shot(page, "operator-new-alarm")
+    assert_accessible(page, "the operator's queue with a new alarm")
     time.sleep(1.2)
     expect(row.locator(".waiting")).not_to_have_text("0:00")  # the timer counts up
     row.locator("button.answer").click()
@@ -144,6 +146,7 @@ def test_patrol_acknowledges_an_escalation_on_a_360px_phone(
     width = phone.evaluate("document.documentElement.scrollWidth")
     assert width <= 360, f"the page is {width} px wide on a 360 px screen"
     shot(phone, "patrol-360")
+    assert_accessible(phone, "the patrol page on a phone")
     card.locator("button.ack").tap()
     expect(card.locator(".state")).to_have_text("kvitterad", timeout=2000)
     card.locator("button.arrive").tap()
@@ -164,8 +167,12 @@ def test_each_page_enforces_its_role_and_english_is_switchable(
     login_page.click("#login button[type=submit]")
     expect(page.locator("#login-msg")).to_contain_text("operator")
     expect(page.locator("#main")).to_be_hidden()
+    assert_accessible(page, "the sign-in form refusing a role")
     page.click("#lang")
     expect(page.locator("#login h1")).to_have_text("Sign in")
+    assert_accessible(page, "the sign-in form in English")
+    page.goto(f"{url}/ui/")
+    assert_accessible(page, "the index page")
     page.close()
 
 
@@ -198,6 +205,7 @@ def test_supervisor_sees_answer_time_by_hour_and_last_nights_report(
     expect(page.locator("#day-count")).to_have_text("4")
     expect(page.locator("[data-report=planned]")).to_have_text("0")
     shot(page, "supervisor")
+    assert_accessible(page, "the supervisor's page")
     page.close()
 
 
