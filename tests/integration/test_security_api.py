@@ -43,10 +43,15 @@ BODIES: dict[str, dict[str, Any]] = {
 
 
 def permission_of(route: APIRoute) -> Permission | None:
-    for dep in route.dependant.dependencies:
+    """The permission a route requires, found in its dependencies at any depth (a route may
+    take its principal through a dependency of its own, as the report routes do)."""
+    pending = list(route.dependant.dependencies)
+    while pending:
+        dep = pending.pop(0)
         permission = getattr(dep.call, "permission", None)
         if permission is not None:
             return Permission(permission)
+        pending.extend(dep.dependencies)
     return None
 
 
