@@ -1,8 +1,9 @@
 """Batches between paho's network thread and a writer thread.
 
-Ingest has two lanes, each with its own writer thread and database connection: the bulk lane
-batches (flush at `ingest_batch_max` messages or `ingest_flush_s` after the first), the alarm
-lane writes every safety alarm at once, so an alarm never waits behind a batch of heartbeats.
+Ingest has an alarm lane and `ingest_writers` bulk lanes, each with its own writer thread and
+database connection: a bulk lane batches (flush at `ingest_batch_max` messages or
+`ingest_flush_s` after the first), the alarm lane writes every safety alarm at once, so an alarm
+never waits behind a batch of heartbeats. Which lane takes a message: `ingest/routing.py`.
 """
 
 from __future__ import annotations
@@ -18,12 +19,16 @@ from larmkedja.events import ReceivedEvent
 
 @dataclass(slots=True)
 class Message:
-    """One received MQTT message: what to acknowledge, on which connection, and its content."""
+    """One received MQTT message: what to acknowledge, on which connection, its bytes, and
+    what they say once parsed (at once for an alarm, else by the writer with its batch)."""
 
     generation: int
     mid: int
     qos: int
-    item: ReceivedEvent | DeadLetter
+    received_at: datetime
+    topic: bytes
+    payload: bytes
+    item: ReceivedEvent | DeadLetter | None = None
 
 
 class Lane:
@@ -36,17 +41,19 @@ class Lane:
         self._first_at = 0.0
         self._writing: list[Message] = []  # the batch being written (for the self-watch)
 
-    def offer(self, message: Message) -> None:
-        """From paho's thread: never blocks for long, never drops."""
+    def offer(self, messages: list[Message]) -> None:
+        """From paho's thread, the lane's share of one read of the socket: never blocks for
+        long, never drops."""
         with self._cond:
             if not self._buffer:
                 self._first_at = time.monotonic()
-            self._buffer.append(message)
+            self._buffer.extend(messages)
             if self._flush_s == 0 or len(self._buffer) >= self._batch_max:
                 self._cond.notify()
 
     def take(self, stopping: threading.Event, *, idle_s: float = 0.5) -> list[Message]:
-        """The next batch (empty after `idle_s` without messages, or when stopping)."""
+        """The next batch, at most `batch_max` messages, the oldest first (empty after
+        `idle_s` without messages, or when stopping)."""
         with self._cond:
             if not self._buffer:
                 self._cond.wait(timeout=idle_s)
@@ -55,7 +62,8 @@ class Lane:
                 if len(self._buffer) >= self._batch_max or due <= 0:
                     break
                 self._cond.wait(timeout=due)
-            batch, self._buffer = self._buffer, []
+            batch = self._buffer[: self._batch_max]
+            del self._buffer[: self._batch_max]
             self._writing = batch
         return batch
 
@@ -72,5 +80,5 @@ class Lane:
         with self._cond:
             held = [*self._writing[:1], *self._buffer[:1]]
             count = len(self._writing) + len(self._buffer)
-        oldest = min((m.item.received_at for m in held), default=None)
+        oldest = min((m.received_at for m in held), default=None)
         return count, oldest

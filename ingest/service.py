@@ -38,11 +38,14 @@ from paho.mqtt.subscribeoptions import SubscribeOptions
 from ingest.lanes import Lane, Message
 from ingest.metrics import IngestMetrics
 from ingest.parse import DeadLetter, Reason, parse
+from ingest.routing import looks_like_alarm, partition
 from ingest.store_psycopg import EventStore
 from ingest.writer import Writer
 from larmkedja import db
 from larmkedja.events import ReceivedEvent, dead_letter_notice
+from larmkedja.mqtt_fast_paho import FastConsumer
 from larmkedja.mqtt_paho import connect_properties, make_client, on_connect
+from larmkedja.mqtt_wire import Publish
 from larmkedja.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -58,6 +61,13 @@ def subscription(share_group: str) -> str:
     from the broker's start until its members re-subscribe, and events published then are
     answered PUBACK 0x10 "no matching subscribers" and dropped (docs/reliability.md)."""
     return f"$share/{share_group}/{EVENTS_FILTER}" if share_group else EVENTS_FILTER
+
+
+def _topic(raw: bytes) -> str:
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:  # kept as a dead letter with the topic as it came
+        return raw.decode("utf-8", "replace")
 
 
 class Ingest:
@@ -79,22 +89,35 @@ class Ingest:
             client_id=f"larmkedja-ingest-{settings.ingest_instance}",
             manual_ack=True,
             v311_persistent=self._v311,
+            cls=FastConsumer,
         )
+        if isinstance(self._client, FastConsumer):
+            self._client.on_publishes = self._on_publishes
+            self._client.full = self._full
         self._client.on_connect = on_connect(who="ingest", connected=self._on_connect)
         self._client.on_disconnect = self._on_disconnect
         self._client.on_message = self._on_message
         self._client.on_subscribe = self._on_subscribe
         self._subscription = subscription(settings.ingest_share_group)
         self._stopping = threading.Event()
-        self._bulk = Lane(
-            name="bulk", batch_max=settings.ingest_batch_max, flush_s=settings.ingest_flush_s
-        )
+        self._bulk = [
+            Lane(
+                name=f"bulk-{i}",
+                batch_max=settings.ingest_batch_max,
+                flush_s=settings.ingest_flush_s,
+            )
+            for i in range(settings.ingest_writers)
+        ]
         self._alarms = Lane(name="alarm", batch_max=settings.ingest_batch_max, flush_s=0)
+        self._lanes = [self._alarms, *self._bulk]
         self._writers = {
             lane.name: Writer(store=store_factory(), metrics=metrics, stopping=self._stopping)
-            for lane in (self._bulk, self._alarms)
+            for lane in self._lanes
         }
         self._closed = False  # set once stopping: later messages are left for redelivery
+        # Messages received and not yet committed (or given up): at most the receive maximum.
+        self._held = 0
+        self._held_lock = threading.Lock()
         self._ack_lock = threading.Lock()
         self._generation = 0
         self._connected = False
@@ -159,17 +182,39 @@ class Ingest:
             log.warning("disconnected from the broker: %s; reconnecting", reason)
 
     def _on_message(self, client: Client, userdata: Any, msg: MQTTMessage) -> None:
+        """A message paho decoded itself (QoS 0, or a client other than `FastConsumer`)."""
+        self._on_publishes([Publish(msg._topic, bytes(msg.payload), msg.mid, msg.qos)])
+
+    def _on_publishes(self, publishes: list[Publish]) -> None:
+        """One read of the socket, into the lanes (`ingest/routing.py`): what looks like a
+        safety alarm is parsed now and, if it is one, goes to the alarm lane; the rest goes
+        unparsed to its device's bulk lane."""
         if self._closed:
             return  # not acknowledged: the broker redelivers it to the next session
-        try:
-            topic = msg.topic
-        except UnicodeDecodeError:
-            topic = msg._topic.decode("utf-8", "replace")
-        item = parse(topic=topic, payload=bytes(msg.payload), received_at=self._now())
-        lane = self._bulk
-        if isinstance(item, ReceivedEvent) and item.event.kind.is_alarm:
-            lane = self._alarms
-        lane.offer(Message(self._generation, msg.mid, msg.qos, item))
+        now, generation, lanes = self._now(), self._generation, len(self._bulk)
+        shares: list[list[Message]] = [[] for _ in range(lanes + 1)]  # [alarm, bulk-0, ...]
+        for topic, payload, mid, qos in publishes:
+            message = Message(generation, mid, qos, now, topic, payload)
+            if looks_like_alarm(payload):
+                message.item = parse(topic=_topic(topic), payload=payload, received_at=now)
+                if isinstance(message.item, ReceivedEvent) and message.item.event.kind.is_alarm:
+                    shares[0].append(message)
+                    continue
+            shares[1 + partition(topic, lanes)].append(message)
+        with self._held_lock:
+            self._held += len(publishes)
+        for lane, share in zip(self._lanes, shares, strict=True):
+            if share:
+                lane.offer(share)
+
+    def _full(self) -> bool:
+        return self._held >= self._settings.ingest_receive_maximum
+
+    def _released(self, count: int) -> None:
+        with self._held_lock:
+            self._held -= count
+        if isinstance(self._client, FastConsumer) and not self._full():
+            self._client.room.set()
 
     # --- writers ------------------------------------------------------------------------
 
@@ -190,19 +235,21 @@ class Ingest:
                 ),
             )
         self._client.loop_start()
-        threads = [
-            threading.Thread(target=self._beat_forever, name="ingest-heartbeat", daemon=True),
-            threading.Thread(target=self._lane_loop, args=(self._alarms,), name="ingest-alarms"),
+        beat = threading.Thread(target=self._beat_forever, name="ingest-heartbeat", daemon=True)
+        writers = [
+            threading.Thread(target=self._lane_loop, args=(lane,), name=f"ingest-{lane.name}")
+            for lane in self._lanes[1:]
         ]
-        for thread in threads:
+        for thread in (beat, *writers):
             thread.start()
         try:
-            self._lane_loop(self._bulk)
+            self._lane_loop(self._alarms)
         finally:
-            threads[1].join(timeout=15)
+            for thread in writers:
+                thread.join(timeout=15)
             self._client.disconnect()
             self._client.loop_stop()
-            threads[0].join(timeout=5)
+            beat.join(timeout=5)
             for writer in self._writers.values():
                 writer.store.close()
 
@@ -212,8 +259,8 @@ class Ingest:
             writer.stop_deadline = time.monotonic() + grace_s
         self._stopping.set()
         self._beat_now.set()
-        self._bulk.wake()
-        self._alarms.wake()
+        for lane in self._lanes:
+            lane.wake()
 
     def _lane_loop(self, lane: Lane) -> None:
         writer = self._writers[lane.name]
@@ -222,23 +269,31 @@ class Ingest:
             if batch:
                 self._handle(lane, writer, batch)
         self._closed = True
-        batch = lane.take(self._stopping, idle_s=0)  # what arrived before the stop
-        if batch:
-            self._handle(lane, writer, batch)
+        while batch := lane.take(self._stopping, idle_s=0):  # what arrived before the stop
+            if not self._handle(lane, writer, batch):
+                break  # the stop ran out of time: the rest is redelivered
 
-    def _handle(self, lane: Lane, writer: Writer, batch: list[Message]) -> None:
+    def _handle(self, lane: Lane, writer: Writer, batch: list[Message]) -> bool:
+        """Parse what is not parsed yet, commit, acknowledge; False if a stop gave up."""
         try:
             self._metrics.buffered.set(len(batch))
+            for m in batch:
+                if m.item is None:
+                    m.item = parse(
+                        topic=_topic(m.topic), payload=m.payload, received_at=m.received_at
+                    )
             events = [m.item for m in batch if isinstance(m.item, ReceivedEvent)]
             dead = [m.item for m in batch if isinstance(m.item, DeadLetter)]
             started = time.perf_counter()
             outcome = writer.write(events, dead)
             if outcome is None:
-                return  # gave up while stopping: nothing acknowledged, all redelivered later
+                return False  # gave up while stopping: nothing acknowledged, all redelivered
             self._ack(batch)
             self._record(batch, events, *outcome, started=started)
+            return True
         finally:
             lane.done()
+            self._released(len(batch))
 
     def _record(
         self,
@@ -272,9 +327,12 @@ class Ingest:
     def _ack(self, batch: list[Message]) -> None:
         with self._ack_lock:
             generation = self._generation
-            for m in batch:
-                if m.qos and m.generation == generation:
-                    self._client.ack(m.mid, m.qos)
+            mids = [m.mid for m in batch if m.qos == 1 and m.generation == generation]
+            if isinstance(self._client, FastConsumer):
+                self._client.ack_many(mids)
+            else:
+                for mid in mids:
+                    self._client.ack(mid, 1)
 
     def _publish_dead_letter(self, dead: DeadLetter) -> None:
         topic, notice = dead_letter_notice(
@@ -290,7 +348,7 @@ class Ingest:
     # --- self-watch ---------------------------------------------------------------------
 
     def _details(self) -> dict[str, object]:
-        lanes = [self._bulk.pending(), self._alarms.pending()]
+        lanes = [lane.pending() for lane in self._lanes]
         oldest = min((t for _, t in lanes if t is not None), default=None)
         age = (self._now() - oldest).total_seconds() if oldest else 0.0
         self._metrics.oldest_uncommitted.set(max(0.0, age))

@@ -83,14 +83,15 @@ def make_client(
     client_id: str,
     manual_ack: bool = False,
     v311_persistent: bool = False,
+    cls: type[TunedClient] = TunedClient,
 ) -> Client:
-    """A service's client: a `TunedClient` with the settings' credentials and TLS, no
-    queueing inside paho, and a quick reconnect."""
+    """A service's client: a `TunedClient` (or the consumer of `mqtt_fast_paho`) with the
+    settings' credentials and TLS, no queueing inside paho, and a quick reconnect."""
     client = bare_client(
         client_id=client_id,
         manual_ack=manual_ack,
         v311_persistent=v311_persistent,
-        cls=TunedClient,
+        cls=cls,
     )
     client.max_queued_messages_set(0)
     client.reconnect_delay_set(min_delay=1, max_delay=5)

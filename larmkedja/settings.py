@@ -96,6 +96,9 @@ class Settings(BaseSettings):
     # subscriptions work for it too; faster to decode; memory bounded by the broker's
     # max_inflight_messages). See docs/bench.md for what each gives.
     ingest_mqtt_protocol: Literal["5", "3.1.1"] = "5"
+    # Bulk writers, each with its own connection; a device's events always go to the same one
+    # (ingest/routing.py). Two keep the database busy while Python frames the next batch.
+    ingest_writers: Annotated[int, Field(ge=1, le=8)] = 2
     ingest_batch_max: Annotated[int, Field(ge=1, le=65_535)] = 2000
     ingest_flush_s: Positive = 0.05
     ingest_receive_maximum: Annotated[int, Field(ge=1, le=65_535)] = 20_000

@@ -1,0 +1,146 @@
+"""MQTT packets off the wire, for the receive path of a pure consumer (pure: bytes in, tuples
+out; no socket, no paho).
+
+Why our own decoder and not paho's: stock paho reads a packet with three or four `recv` calls,
+handles one packet per `select`, and builds an `MQTTMessage` and, in MQTT v5, a `Properties`
+object per message; at a backlog's rate that is most of ingest's CPU (docs/bench.md). This
+module finds every complete packet in a buffer filled by one large `recv`, and decodes a QoS 1
+PUBLISH into the four things a consumer needs, skipping its v5 properties. Everything else
+(CONNACK, SUBACK, PINGRESP, DISCONNECT, QoS 0 and 2, a PUBLISH with a topic alias) goes to
+paho's own handlers unchanged. `tests/unit/test_mqtt_wire.py` compares it with paho's decoder
+on generated, split, concatenated and malformed packets.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+PUBLISH = 0x30
+MAX_REMAINING_BYTES = 4  # MQTT: the remaining length is at most four bytes
+
+
+class WireError(ValueError):
+    """The bytes are not MQTT: the connection must be dropped (a protocol error)."""
+
+
+class Frame(NamedTuple):
+    """One complete packet in a buffer: its first byte and where its body lies."""
+
+    header: int
+    start: int
+    end: int
+
+
+class Publish(NamedTuple):
+    """A received PUBLISH as a consumer needs it."""
+
+    topic: bytes
+    payload: bytes
+    mid: int
+    qos: int
+
+
+def next_frame(buf: bytes | bytearray | memoryview, pos: int) -> Frame | None:
+    """The packet that starts at `pos`, or None while it is not all in `buf` yet."""
+    n = len(buf)
+    i = pos + 1
+    length = 0
+    shift = 0
+    while True:
+        if i >= n:
+            return None
+        byte = buf[i]
+        i += 1
+        length |= (byte & 0x7F) << shift
+        if not byte & 0x80:
+            break
+        shift += 7
+        if i - pos - 1 >= MAX_REMAINING_BYTES:
+            raise WireError("remaining length longer than four bytes")
+    end = i + length
+    if end > n:
+        return None
+    return Frame(buf[pos], i, end)
+
+
+def _varint(buf: bytes | bytearray | memoryview, i: int, end: int) -> tuple[int, int]:
+    value = shift = 0
+    for _ in range(MAX_REMAINING_BYTES):
+        if i >= end:
+            raise WireError("properties length runs past the packet")
+        byte = buf[i]
+        i += 1
+        value |= (byte & 0x7F) << shift
+        if not byte & 0x80:
+            return value, i
+        shift += 7
+    raise WireError("properties length longer than four bytes")
+
+
+TOPIC_ALIAS = 0x23
+
+
+def decode_publish(
+    buf: bytes | bytearray | memoryview, frame: Frame, *, v5: bool
+) -> Publish | None:
+    """A QoS 1 PUBLISH's topic, payload and packet id; None for one paho should handle (QoS 0
+    or 2, or a v5 topic alias). Raises WireError for one that is not well formed."""
+    header, start, end = frame
+    qos = (header >> 1) & 3
+    if qos != 1:
+        return None
+    if start + 2 > end:
+        raise WireError("PUBLISH shorter than its topic length")
+    t0 = start + 2
+    t1 = t0 + ((buf[start] << 8) | buf[start + 1])
+    if t1 + 2 > end:
+        raise WireError("PUBLISH topic or packet id runs past the packet")
+    mid = (buf[t1] << 8) | buf[t1 + 1]
+    p = t1 + 2
+    if v5:
+        props_len, props_start = _varint(buf, p, end)
+        p = props_start + props_len
+        if p > end:
+            raise WireError("PUBLISH properties run past the packet")
+        if props_len and _has_topic_alias(buf, props_start, p):
+            return None
+    elif t1 == t0:
+        raise WireError("empty topic in MQTT 3.1.1")
+    if t1 == t0:
+        return None  # v5, an empty topic: only with an alias (paho's to refuse or resolve)
+    return Publish(bytes(buf[t0:t1]), bytes(buf[p:end]), mid, qos)
+
+
+# The lengths of the v5 PUBLISH properties (MQTT 5.0 §3.3.2.3), to find a topic alias.
+_FIXED = {0x01: 1, 0x02: 4, 0x23: 2, 0x0B: -1}  # -1: a variable byte integer
+_STRING = {0x03, 0x08, 0x09}  # content type, response topic, correlation data (2-byte length)
+USER_PROPERTY = 0x26  # a string pair
+
+
+def _has_topic_alias(buf: bytes | bytearray | memoryview, i: int, end: int) -> bool:
+    while i < end:
+        ident = buf[i]
+        i += 1
+        if ident == TOPIC_ALIAS:
+            return True
+        size = _FIXED.get(ident)
+        if size == -1:
+            _, i = _varint(buf, i, end)
+        elif size is not None:
+            i += size
+        elif ident in _STRING:
+            i += _len16(buf, i, end)
+        elif ident == USER_PROPERTY:
+            i += _len16(buf, i, end)
+            i += _len16(buf, i, end)
+        else:
+            raise WireError(f"property {ident:#04x} is not allowed in PUBLISH")
+    if i > end:
+        raise WireError("PUBLISH properties run past the packet")
+    return False
+
+
+def _len16(buf: bytes | bytearray | memoryview, i: int, end: int) -> int:
+    if i + 2 > end:
+        raise WireError("property length runs past the packet")
+    return 2 + ((buf[i] << 8) | buf[i + 1])
