@@ -4,6 +4,14 @@
 
 from alarms.devices.admin import provision as provision_device
 from alarms.devices.admin import revoke as revoke_device
+from alarms.devices.credentials_mosquitto import BrokerAuth, Credentials, service_account
 from alarms.devices.sweeps_psycopg import OfflineSweep
 
-__all__ = ["OfflineSweep", "provision_device", "revoke_device"]
+__all__ = [
+    "BrokerAuth",
+    "Credentials",
+    "OfflineSweep",
+    "provision_device",
+    "revoke_device",
+    "service_account",
+]

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import os
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import quote
 
@@ -47,6 +47,8 @@ class Postgres:
     superuser: str = "larmkedja"
     # Tests trade crash safety of the test cluster for speed; `make up` keeps it durable.
     durable: bool = True
+    # More server settings (the bench sets `track_commit_timestamp` to time each commit).
+    extra_settings: dict[str, str] = field(default_factory=dict)
 
     data_dir = StatePath("data")
     log_file = StatePath("postgres.log")
@@ -82,6 +84,7 @@ class Postgres:
         }
         if not self.durable:
             settings |= {"fsync": "off", "full_page_writes": "off", "synchronous_commit": "off"}
+        settings |= self.extra_settings
         return "".join(f"{k} = {v}\n" for k, v in settings.items())
 
     def init(self) -> bool:

@@ -43,6 +43,9 @@ def cmd_bench(args: argparse.Namespace, settings: Settings) -> int:
             background=args.background,
             state_dir=Path(args.state_dir),
             skip_latency=args.skip_latency,
+            backgrounds=tuple(float(b) for b in args.latency_backgrounds.split(",")),
+            field_devices=args.field_devices,
+            parts=frozenset(args.parts.split(",")),
             soak_minutes=args.soak_minutes,
             soak_only=args.soak_only,
         )
@@ -81,16 +84,23 @@ def register(sub: Any) -> None:
     stack.add_argument("--fleet", action="store_true", help="also start the simulated fleet")
     stack.set_defaults(func=cmd_stack)
 
-    bench = sub.add_parser("bench", help="the benchmark (make bench)")
-    bench.add_argument("--events", type=int, default=200_000, help="backlog to drain")
-    bench.add_argument("--devices", type=int, default=250_000)
-    bench.add_argument("--alarms", type=int, default=200, help="alarms timed for latency")
-    bench.add_argument("--background", type=float, default=4000.0, help="heartbeats/s")
-    bench.add_argument("--state-dir", default=".state/bench")
-    bench.add_argument("--skip-latency", action="store_true")
-    bench.add_argument("--soak-minutes", type=float, default=0.0, help="also soak this long")
-    bench.add_argument("--soak-only", action="store_true", help="only the soak")
-    bench.set_defaults(func=cmd_bench)
+    parser = sub.add_parser("bench", help="the benchmark (make bench)")
+    parser.add_argument("--events", type=int, default=200_000, help="backlog to drain")
+    parser.add_argument("--devices", type=int, default=250_000)
+    parser.add_argument("--alarms", type=int, default=200, help="alarms timed for latency")
+    parser.add_argument("--background", type=float, default=4000.0, help="heartbeats/s")
+    parser.add_argument("--state-dir", default=".state/bench")
+    parser.add_argument("--skip-latency", action="store_true")
+    parser.add_argument(
+        "--latency-backgrounds", default="4000,12000", help="heartbeats/s of each latency run"
+    )
+    parser.add_argument("--field-devices", type=int, default=500, help="connections that send them")
+    parser.add_argument(
+        "--parts", default=",".join(bench.PARTS), help="which parts to run (comma-separated)"
+    )
+    parser.add_argument("--soak-minutes", type=float, default=0.0, help="also soak this long")
+    parser.add_argument("--soak-only", action="store_true", help="only the soak")
+    parser.set_defaults(func=cmd_bench)
 
     simulate = sub.add_parser("simulate", help="a simulated fleet with operators and patrol")
     simulate.add_argument(

@@ -1,24 +1,16 @@
-"""Parts 2 to 5 of the benchmark: larmkedja itself (ingest drain, alarm latency, memory), and the
-device sweep at the scale of all of Sweden."""
+"""Parts 2, 4 and 5 of the benchmark: larmkedja itself (ingest drain, memory), and the device
+sweep at the scale of all of Sweden. The alarm latency is in `simulators/bench/latency.py`."""
 
 from __future__ import annotations
 
 import statistics
-import sys
-import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
-import httpx
-import orjson
 import psycopg
-from websockets.sync.client import connect
 
 from alarms import OfflineSweep
-from api import create_token
-from devstack.procs import free_port
-from larmkedja.events import DeviceEvent, Kind
 from larmkedja.settings import Settings
 from simulators.bench.infra import (
     BenchInfra,
@@ -26,16 +18,7 @@ from simulators.bench.infra import (
     larmkedja,
     rss_mb,
     stop,
-    wait_for,
 )
-from simulators.bench.load import Publisher
-
-# How often the latency run lists the queue through the API. Each call serialises the whole
-# queue (up to the 200 timed alarms); every 5 ms that was ~200 calls/s, a load of its own that
-# took most of a core from the processes being measured and tripled the p99 of every path
-# (ingest included). Every 20 ms (50 calls/s) is finer than any target here and still far
-# more than a real centre's consoles ask (they follow the WebSocket and list only on start).
-API_POLL_S = 0.02
 
 
 @dataclass
@@ -108,177 +91,6 @@ def drain_ingest(
         rss_end_mb=rss_end,
         cpu_s=cpu,
     )
-
-
-@dataclass
-class Latency:
-    ws_ms: list[float] = field(default_factory=list)
-    api_ms: list[float] = field(default_factory=list)
-    to_ingest_ms: list[float] = field(default_factory=list)  # publish → received by ingest
-    background_sent: int = 0
-    rss_start_mb: float = 0.0
-    rss_end_mb: float = 0.0
-
-    @staticmethod
-    def summary(values: list[float]) -> dict[str, float | None]:
-        if not values:
-            return {"p50": None, "p99": None, "max": None, "n": 0}
-        ordered = sorted(values)
-        q = statistics.quantiles(ordered, n=100, method="inclusive") if len(ordered) > 1 else None
-        return {
-            "p50": statistics.median(ordered),
-            "p99": q[98] if q else ordered[0],
-            "max": ordered[-1],
-            "n": len(ordered),
-        }
-
-
-def alarm_latency(
-    infra: BenchInfra, *, database_url: str, alarms: int, rate_per_s: float, background: float
-) -> Latency:
-    """Alarm published → in the queue API and on the WebSocket, with `background` heartbeats/s
-    from another process (all of Sweden: 4,000/s)."""
-    port = free_port()
-    env = infra.env(database_url, LARM_API_PORT=str(port), LARM_INGEST_INSTANCE="lat")
-    procs = {
-        name: larmkedja([name], env, infra.root / f"latency-{name}.log")
-        for name in ("ingest", "engine", "api")
-    }
-    url = f"http://127.0.0.1:{port}"
-    result = Latency()
-    load = None
-    try:
-        wait_for(lambda: _ready(url), timeout=30)
-        secret = create_token(Settings(database_url=database_url), role="operator", name="bench")
-        headers = {"Authorization": f"Bearer {secret}"}
-        duration = alarms / rate_per_s + 10
-        load = _background(infra, rate=background, seconds=duration)
-        time.sleep(2)  # the background is flowing
-        result.rss_start_mb = rss_mb(procs["ingest"].pid)
-        wall = _measure(infra, url, headers, alarms=alarms, rate=rate_per_s, into=result)
-        with psycopg.connect(database_url) as conn:
-            rows = conn.execute(
-                "SELECT device_id, extract(epoch FROM raised_at)::float8 FROM alarms"
-            ).fetchall()
-        result.to_ingest_ms = [(t - wall[d]) * 1000 for d, t in rows if d in wall]
-        result.rss_end_mb = rss_mb(procs["ingest"].pid)
-        out, _ = load.communicate(timeout=duration + 60)
-        result.background_sent = int(out.strip() or 0)
-    finally:
-        if load is not None and load.poll() is None:
-            load.kill()
-            load.wait()
-        for proc in procs.values():
-            stop(proc)
-    return result
-
-
-def _ready(url: str) -> bool:
-    try:
-        checks = httpx.get(f"{url}/readyz", timeout=2).json().get("checks", {})
-    except (httpx.HTTPError, ValueError):
-        return False
-    return bool(checks) and all(v for k, v in checks.items() if k != "not_silent")
-
-
-def _background(infra: BenchInfra, *, rate: float, seconds: float) -> Any:
-    import subprocess
-
-    return subprocess.Popen(  # noqa: S603 - our own module, numeric arguments
-        [
-            sys.executable,
-            "-m",
-            "simulators.bench.load",
-            "--port",
-            str(infra.broker.port),
-            "--rate",
-            str(rate),
-            "--seconds",
-            str(seconds),
-        ],
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-
-
-def _measure(
-    infra: BenchInfra,
-    url: str,
-    headers: dict[str, str],
-    *,
-    alarms: int,
-    rate: float,
-    into: Latency,
-) -> dict[str, float]:
-    """Returns the wall-clock publish time of each alarm (by device id)."""
-    published: dict[str, float] = {}
-    wall: dict[str, float] = {}
-    seen_api: dict[str, float] = {}
-    stop_polling = threading.Event()
-
-    def poll_api() -> None:
-        with httpx.Client(base_url=url, headers=headers, timeout=5) as client:
-            while not stop_polling.is_set():
-                for alarm in client.get("/api/v1/alarms", params={"limit": 5000}).json():
-                    seen_api.setdefault(alarm["device_id"], time.perf_counter())
-                time.sleep(API_POLL_S)
-
-    ws_url = url.replace("http://", "ws://") + "/api/v1/stream"
-    with connect(ws_url, additional_headers=headers) as ws:
-        poller = threading.Thread(target=poll_api, daemon=True)
-        poller.start()
-        reader_done = threading.Event()
-
-        def read_ws() -> None:
-            while len(into.ws_ms) < alarms:
-                try:
-                    message = orjson.loads(ws.recv(timeout=30))
-                except TimeoutError:
-                    break
-                if message.get("type") != "alarm":
-                    continue
-                device = message["alarm"]["device_id"]
-                at = time.perf_counter()
-                if device in published and message["alarm"]["event_count"] == 1:
-                    into.ws_ms.append((at - published.pop(device)) * 1000)
-            reader_done.set()
-
-        reader = threading.Thread(target=read_ws, daemon=True)
-        reader.start()
-        sent_at: dict[str, float] = {}
-        try:
-            _publish_alarms(infra, alarms=alarms, rate=rate, into=(published, sent_at, wall))
-            reader_done.wait(30)
-            time.sleep(0.5)
-        finally:
-            stop_polling.set()
-            poller.join(10)
-    into.api_ms = [(seen_api[d] - t) * 1000 for d, t in sent_at.items() if d in seen_api]
-    return wall
-
-
-def _publish_alarms(
-    infra: BenchInfra,
-    *,
-    alarms: int,
-    rate: float,
-    into: tuple[dict[str, float], dict[str, float], dict[str, float]],
-) -> None:
-    """Publish `alarms` alarms at `rate`/s, noting when each left (monotonic and wall time)."""
-    published, sent_at, wall = into
-    pub = Publisher("127.0.0.1", infra.broker.port)
-    try:
-        for i in range(alarms):
-            event = DeviceEvent.create(f"alarm-{i:05d}", Kind.ALARM_BUTTON)
-            payload = event.to_json()
-            now = time.perf_counter()
-            published[event.device_id] = now
-            sent_at[event.device_id] = now
-            wall[event.device_id] = time.time()
-            pub.send(event.topic("bench"), payload)
-            time.sleep(1 / rate)
-    finally:
-        pub.close()
 
 
 def device_sweep(database_url: str, *, devices: int = 250_000, due: int = 2_500) -> dict[str, Any]:

@@ -51,7 +51,11 @@ class BenchInfra:
 def bench_infra(root: Path) -> Iterator[BenchInfra]:
     root.mkdir(parents=True, exist_ok=True)
     broker = Mosquitto(state_dir=root / "mosquitto", port=free_port())
-    postgres = Postgres(state_dir=root / "pg", port=free_port())
+    postgres = Postgres(
+        state_dir=root / "pg",
+        port=free_port(),
+        extra_settings={"track_commit_timestamp": "on"},  # the latency split: when committed
+    )
     broker.start()
     postgres.start()
     try:

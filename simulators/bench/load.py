@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import argparse
 import random
+import subprocess
+import sys
 import threading
 import time
 import uuid
@@ -105,6 +107,25 @@ def publish_at_rate(host: str, port: int, *, rate: float, seconds: float, device
         return pub.sent
     finally:
         pub.close()
+
+
+def background(port: int, *, rate: float, seconds: float) -> subprocess.Popen[str]:
+    """`publish_at_rate` in a process of its own (it prints what it sent when done)."""
+    return subprocess.Popen(  # noqa: S603 - our own module, numeric arguments
+        [
+            sys.executable,
+            "-m",
+            "simulators.bench.load",
+            "--port",
+            str(port),
+            "--rate",
+            str(rate),
+            "--seconds",
+            str(seconds),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
 
 
 def main() -> None:

@@ -1,0 +1,51 @@
+"""The benchmark's own pieces that need no services: the field load's payloads are contract
+events, and the table prints every part it has (and only those)."""
+
+from __future__ import annotations
+
+import random
+from datetime import UTC, datetime
+
+from ingest.parse import parse
+from larmkedja.events import Kind, ReceivedEvent
+from simulators.bench.field import heartbeat
+from simulators.bench.table import table
+
+NOW = datetime(2026, 12, 6, tzinfo=UTC)
+SPLIT = {"p50": 1.0, "p99": 2.0, "max": 3.0, "n": 10}
+
+
+def test_a_field_heartbeat_is_a_contract_event() -> None:
+    line = heartbeat("f-000001", random.Random(1), NOW.isoformat())
+    assert line.endswith(b"\n")
+    item = parse(topic="larm/v1/bench/f-000001/events", payload=line[:-1], received_at=NOW)
+    assert isinstance(item, ReceivedEvent) and item.event.kind is Kind.HEARTBEAT
+
+
+def test_the_table_prints_the_parts_that_ran() -> None:
+    run = {
+        "background": 12000.0,
+        "devices": 500,
+        "background_sent": 240_000,
+        "rss_mb": {"start": 80.0, "end": 90.0},
+        **{
+            key: SPLIT
+            for key in (
+                "websocket_ms",
+                "queue_api_ms",
+                "publish_to_ingest_ms",
+                "ingest_to_commit_ms",
+                "commit_to_websocket_ms",
+            )
+        },
+    }
+    report = {
+        "started_at": "x",
+        "machine": {"cpus": 2},
+        "options": {},
+        "latency": {"12000": run},
+    }
+    text = table(report)
+    assert "under 12,000 heartbeats/s from 500 devices" in text
+    assert "read → committed" in text and "p99 2.0" in text
+    assert "limits" not in text.split("targets")[0]  # the ingest part did not run
