@@ -10,7 +10,12 @@ decided on the raw bytes:
   kind spelled with JSON escapes, say) is still parsed, stored and acted on, in a batch;
 - which bulk lane gets it: by its device (the topic's fourth level), so one device's events
   are always written by one writer, in the order they arrived, and two writers never update
-  the same device's row.
+  the same device's row;
+- with several ingest processes (`LARM_INGEST_PARTITIONS`), which one stores it: every process
+  has its own persistent session with a plain subscription to every event, and stores only
+  its own devices' (it acknowledges the others at once: their owner has its own copy). Plain
+  subscriptions, unlike shared ones, survive a restart of Mosquitto 2.0, and a process that is
+  down finds its devices' events waiting in its own session.
 """
 
 from __future__ import annotations
@@ -26,11 +31,21 @@ def looks_like_alarm(payload: bytes) -> bool:
     return ALARM_HINT.search(payload) is not None
 
 
-def partition(topic: bytes, lanes: int) -> int:
-    """The bulk lane of a message: by the device part of `larm/v1/{site}/{device}/events`
-    (the whole topic when it has no such part), stable across processes and restarts."""
+def device_hash(topic: bytes) -> int:
+    """A number for the device of `larm/v1/{site}/{device}/events` (for the whole topic when
+    it has no such part), the same in every process and after every restart."""
+    parts = topic.split(b"/", 4)
+    return zlib.crc32(parts[3] if len(parts) > 3 else topic)
+
+
+def owner(topic: bytes, partitions: int) -> int:
+    """The ingest partition (of `LARM_INGEST_PARTITIONS`) that stores a message."""
+    return device_hash(topic) % partitions if partitions > 1 else 0
+
+
+def partition(topic: bytes, lanes: int, *, partitions: int = 1) -> int:
+    """The bulk lane of a message inside its partition: by its device, independently of the
+    partition (which used the hash's remainder by `partitions`)."""
     if lanes == 1:
         return 0
-    parts = topic.split(b"/", 4)
-    key = parts[3] if len(parts) > 3 else topic
-    return zlib.crc32(key) % lanes
+    return (device_hash(topic) // partitions) % lanes

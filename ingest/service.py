@@ -2,20 +2,22 @@
 
 How acknowledgement after commit works (aiomqtt has no manual acks, so paho 2.x is used
 directly): the client is made with `manual_ack=True`, so paho never sends PUBACK by itself.
-paho's network thread parses each message and hands it to a lane (`ingest/lanes.py`): safety
-alarms to the alarm lane, written at once, everything else to the bulk lane, written in batches.
-Each lane's writer thread commits its batch (`ingest/writer.py`) and only then calls
-`client.ack(mid, qos)` for each message. A crash before the ack leaves the messages in flight in
-the broker's persistent session, which redelivers them; `event_id` makes the second write a
-no-op.
+paho's network thread reads and frames (`larmkedja.mqtt_fast_paho`) and routes each message to
+a lane (`ingest/routing.py`, `ingest/lanes.py`): safety alarms, parsed at once, to the alarm
+lane, written on their own; everything else, unparsed, to its device's bulk lane. Each lane's
+writer thread parses and commits its batch (`ingest/writer.py`) and only then acknowledges its
+messages. A crash before the ack leaves the messages in flight in the broker's persistent
+session, which redelivers them; `event_id` makes the second write a no-op.
 
 Packet ids are only meaningful on the connection that received them. Every message carries the
 connection generation it arrived on; a disconnect bumps the generation (under the same lock the
 acks are sent under), so a batch committed after a reconnect is not acknowledged with stale
 ids: the broker redelivers those messages, and the redelivered copies are acknowledged.
 
-Memory is bounded by the MQTT receive maximum: the broker never has more than that many
-unacknowledged messages out to us, and holds the rest.
+Memory is bounded by the receive maximum: while ingest holds that many messages not yet
+committed, it does not read its socket, and the broker holds the rest (Mosquitto 2.0 sends a
+session's backlog without regard to the MQTT receive maximum). With `LARM_INGEST_PARTITIONS`,
+each process stores only its partition of the devices and acknowledges the rest at once.
 """
 
 from __future__ import annotations
@@ -29,19 +31,18 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
-import psycopg
 from paho.mqtt.client import Client, ConnectFlags, DisconnectFlags, MQTTMessage
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
+from ingest.beat_psycopg import Beat
 from ingest.lanes import Lane, Message
 from ingest.metrics import IngestMetrics
 from ingest.parse import DeadLetter, Reason, parse
-from ingest.routing import looks_like_alarm, partition
+from ingest.routing import looks_like_alarm, owner, partition
 from ingest.store_psycopg import EventStore
 from ingest.writer import Writer
-from larmkedja import db
 from larmkedja.events import ReceivedEvent, dead_letter_notice
 from larmkedja.mqtt_fast_paho import FastConsumer
 from larmkedja.mqtt_paho import connect_properties, make_client, on_connect
@@ -123,7 +124,7 @@ class Ingest:
         self._connected = False
         self._disconnected_since: datetime | None = now()
         self._subscribed = threading.Event()
-        self._beat_now = threading.Event()  # report a state change without waiting
+        self._beat = Beat(settings=settings, details=self._details, stopping=self._stopping)
         self._last_commit: datetime | None = None
 
     @property
@@ -162,7 +163,7 @@ class Ingest:
             log.error("subscription refused: %s", reasons)
             return
         self._subscribed.set()
-        self._beat_now.set()
+        self._beat.now.set()
 
     def _on_disconnect(
         self,
@@ -177,7 +178,7 @@ class Ingest:
             self._connected = False
             self._disconnected_since = self._disconnected_since or self._now()
         self._metrics.connected.set(0)
-        self._beat_now.set()
+        self._beat.now.set()
         if not self._stopping.is_set():
             log.warning("disconnected from the broker: %s; reconnecting", reason)
 
@@ -192,17 +193,25 @@ class Ingest:
         if self._closed:
             return  # not acknowledged: the broker redelivers it to the next session
         now, generation, lanes = self._now(), self._generation, len(self._bulk)
+        partitions, mine = self._settings.ingest_partitions, self._settings.ingest_partition
         shares: list[list[Message]] = [[] for _ in range(lanes + 1)]  # [alarm, bulk-0, ...]
+        others: list[int] = []  # another partition's: its owner has its own copy
         for topic, payload, mid, qos in publishes:
+            if partitions > 1 and owner(topic, partitions) != mine:
+                if qos == 1:
+                    others.append(mid)
+                continue
             message = Message(generation, mid, qos, now, topic, payload)
             if looks_like_alarm(payload):
                 message.item = parse(topic=_topic(topic), payload=payload, received_at=now)
                 if isinstance(message.item, ReceivedEvent) and message.item.event.kind.is_alarm:
                     shares[0].append(message)
                     continue
-            shares[1 + partition(topic, lanes)].append(message)
+            shares[1 + partition(topic, lanes, partitions=partitions)].append(message)
+        if others:
+            self._ack_mids(others, generation)
         with self._held_lock:
-            self._held += len(publishes)
+            self._held += len(publishes) - len(others)
         for lane, share in zip(self._lanes, shares, strict=True):
             if share:
                 lane.offer(share)
@@ -235,7 +244,7 @@ class Ingest:
                 ),
             )
         self._client.loop_start()
-        beat = threading.Thread(target=self._beat_forever, name="ingest-heartbeat", daemon=True)
+        beat = threading.Thread(target=self._beat.forever, name="ingest-heartbeat", daemon=True)
         writers = [
             threading.Thread(target=self._lane_loop, args=(lane,), name=f"ingest-{lane.name}")
             for lane in self._lanes[1:]
@@ -258,7 +267,7 @@ class Ingest:
         for writer in self._writers.values():
             writer.stop_deadline = time.monotonic() + grace_s
         self._stopping.set()
-        self._beat_now.set()
+        self._beat.now.set()
         for lane in self._lanes:
             lane.wake()
 
@@ -325,9 +334,19 @@ class Ingest:
             self._publish_dead_letter(d)
 
     def _ack(self, batch: list[Message]) -> None:
+        by_generation: dict[int, list[int]] = {}
+        for m in batch:
+            if m.qos == 1:
+                by_generation.setdefault(m.generation, []).append(m.mid)
+        for generation, mids in by_generation.items():
+            self._ack_mids(mids, generation)
+
+    def _ack_mids(self, mids: list[int], generation: int) -> None:
+        """PUBACK for packet ids received on connection `generation`, if it is still the
+        current one (a stale id would acknowledge another message)."""
         with self._ack_lock:
-            generation = self._generation
-            mids = [m.mid for m in batch if m.qos == 1 and m.generation == generation]
+            if generation != self._generation:
+                return
             if isinstance(self._client, FastConsumer):
                 self._client.ack_many(mids)
             else:
@@ -359,35 +378,6 @@ class Ingest:
             ),
             "last_commit_at": self._last_commit.isoformat() if self._last_commit else None,
             "pending": sum(n for n, _ in lanes),
+            "partition": f"{self._settings.ingest_partition}/{self._settings.ingest_partitions}",
             "oldest_pending_at": oldest.isoformat() if oldest else None,
         }
-
-    def _beat_forever(self) -> None:
-        """Say this instance is alive, from its own thread and connection, so a writer stuck
-        on a slow database still shows as alive-but-not-committing (and the engine says so)."""
-        conn: db.Conn | None = None
-        while True:
-            try:
-                if conn is None or conn.closed:
-                    conn = psycopg.connect(
-                        self._settings.database_url, autocommit=True, connect_timeout=5
-                    )
-                conn.execute(
-                    db.UPSERT_HEARTBEAT,
-                    db.beat_params(
-                        service="ingest",
-                        instance=self._settings.ingest_instance,
-                        details=self._details(),
-                    ),
-                )
-            except psycopg.Error as exc:
-                log.warning("heartbeat not written: %s", exc)
-                if conn is not None:
-                    conn.close()
-                conn = None
-            self._beat_now.wait(self._settings.service_heartbeat_s)
-            self._beat_now.clear()
-            if self._stopping.is_set():
-                break
-        if conn is not None:
-            conn.close()

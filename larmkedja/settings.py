@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 Positive = Annotated[float, Field(gt=0)]
@@ -92,6 +92,10 @@ class Settings(BaseSettings):
     # Empty: a plain subscription (one ingest process; a broker restart loses nothing). Set a
     # group name to share the load between several processes (see docs/reliability.md).
     ingest_share_group: str = ""
+    # Several ingest processes without a share group (docs/reliability.md): each subscribes to
+    # every event in its own session and stores the devices of its partition (0-based).
+    ingest_partitions: Annotated[int, Field(ge=1, le=64)] = 1
+    ingest_partition: Annotated[int, Field(ge=0, le=63)] = 0
     # "5" (the default: receive maximum, session expiry) or "3.1.1" (Mosquitto's shared
     # subscriptions work for it too; faster to decode; memory bounded by the broker's
     # max_inflight_messages). See docs/bench.md for what each gives.
@@ -158,3 +162,13 @@ class Settings(BaseSettings):
     commit_stall_s: Positive = 30.0
     service_heartbeat_s: Positive = 2.0
     service_stale_s: Positive = 10.0
+
+    @model_validator(mode="after")
+    def _one_way_to_scale_ingest(self) -> Settings:
+        if self.ingest_partition >= self.ingest_partitions:
+            raise ValueError("LARM_INGEST_PARTITION must be below LARM_INGEST_PARTITIONS")
+        if self.ingest_partitions > 1 and self.ingest_share_group:
+            raise ValueError(
+                "LARM_INGEST_PARTITIONS and LARM_INGEST_SHARE_GROUP exclude each other"
+            )
+        return self

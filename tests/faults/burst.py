@@ -34,9 +34,15 @@ class Burst:
     def messages(self) -> list[tuple[str, bytes]]:
         return [(e.topic(SITE), e.to_json()) for e in self.events]
 
-    def publish_in_background(self, host: str, port: int) -> threading.Thread:
+    def publish_in_background(
+        self, host: str, port: int, *, careless: list[int] | None = None
+    ) -> threading.Thread:
+        """Publish the burst from a thread (`careless`: never send again, see `publish_all`)."""
         thread = threading.Thread(
-            target=publish_all, args=(host, port, self.messages()), daemon=True
+            target=publish_all,
+            args=(host, port, self.messages()),
+            kwargs={"careless": careless},
+            daemon=True,
         )
         thread.start()
         return thread

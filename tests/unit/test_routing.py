@@ -11,7 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from ingest.parse import parse
-from ingest.routing import looks_like_alarm, partition
+from ingest.routing import looks_like_alarm, owner, partition
 from larmkedja.events import Kind, ReceivedEvent
 
 NOW = datetime(2026, 12, 6, 20, 0, tzinfo=UTC)
@@ -74,3 +74,20 @@ def test_a_device_always_goes_to_one_lane_whatever_its_site(
 @given(st.binary(max_size=100), st.integers(1, 8))
 def test_any_topic_has_a_lane(topic: bytes, lanes: int) -> None:
     assert 0 <= partition(topic, lanes) < lanes
+
+
+def test_each_partition_spreads_its_devices_over_every_lane() -> None:
+    topics = [f"larm/v1/s/d-{i}/events".encode() for i in range(2000)]
+    for partitions in (1, 2, 3):
+        for mine in range(partitions):
+            lanes = {
+                partition(t, 2, partitions=partitions)
+                for t in topics
+                if owner(t, partitions) == mine
+            }
+            assert lanes == {0, 1}, (partitions, mine)
+
+
+@given(st.binary(max_size=100), st.integers(1, 8))
+def test_every_message_has_exactly_one_owner(topic: bytes, partitions: int) -> None:
+    assert [owner(topic, partitions) == k for k in range(partitions)].count(True) == 1
