@@ -242,7 +242,8 @@ $$;
 
 -- An absence window of a person (supervisor, admin), created or replaced. The night checks of
 -- the person's plans not yet begun inside it are taken away at once (the engine's sweeps do not
--- make new ones inside it, nor declare the person's devices offline). A person has at most 100.
+-- make new ones inside it, nor declare the person's devices offline). The person's absences that
+-- ended more than 30 days ago are removed; of the rest a person has at most 100.
 -- Nothing returned: no such person. Audited `person.absence` (no reason in it).
 CREATE FUNCTION write_absence(
     p_person_ref text, p_absence_id text, p_from timestamptz, p_until timestamptz,
@@ -259,6 +260,8 @@ BEGIN
     IF NOT FOUND THEN
         RETURN;
     END IF;
+    DELETE FROM person_absences a
+    WHERE a.person_ref = p_person_ref AND a.ends_at < now() - interval '30 days';
     IF (SELECT count(*) FROM person_absences a
         WHERE a.person_ref = p_person_ref AND a.absence_id <> p_absence_id) >= 100 THEN
         RAISE EXCEPTION 'a person has at most 100 absences' USING ERRCODE = 'check_violation';

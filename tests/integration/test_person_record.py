@@ -289,3 +289,22 @@ def test_the_person_routes_hold_against_other_roles_ids_and_input(
     assert [when(a["until"]) for a in after["absences"] if a["absence_id"] == "n-1"] == [
         datetime(2026, 12, 2, 9, tzinfo=UTC)
     ]
+
+
+def test_absences_that_ended_long_ago_make_room_for_new_ones(
+    stack: tuple[Settings, str], database_url: str
+) -> None:
+    """A person in respite care every week must not run out of absences after two years."""
+    s, url = stack
+    admin, sup = token(s, "admin"), token(s, "supervisor")
+    assert httpx.put(f"{url}/api/v1/persons/P-1", headers=admin, json=ASTRID).is_success
+    old = {"from": "2024-01-01T08:00:00+01:00", "until": "2024-01-08T08:00:00+01:00"}
+    for n in range(100):
+        assert httpx.put(
+            f"{url}/api/v1/persons/P-1/absences/w-{n}", headers=sup, json=old
+        ).is_success
+    new = {"from": "2030-01-01T08:00:00+01:00", "until": "2030-01-08T08:00:00+01:00"}
+    got = httpx.put(f"{url}/api/v1/persons/P-1/absences/next", headers=sup, json=new)
+    assert got.status_code == 200, got.text
+    left = httpx.get(f"{url}/api/v1/persons/P-1", headers=sup).json()["absences"]
+    assert [a["absence_id"] for a in left] == ["next"]
