@@ -18,6 +18,7 @@ from api import (
     routes_cases,
     routes_devices,
     routes_escalations,
+    routes_handover_notes,
     routes_incidents,
     routes_kpi,
     routes_persons,
@@ -85,6 +86,7 @@ def create_app(*, settings: Settings, registry: CollectorRegistry | None = None)
     app.include_router(routes_escalations.router)
     app.include_router(routes_supervision.router)
     app.include_router(routes_persons.router)
+    app.include_router(routes_handover_notes.router)
     app.include_router(routes_reports.router)
     app.include_router(stream.router)
     install_pages(app)

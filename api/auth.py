@@ -48,6 +48,9 @@ class Permission(enum.StrEnum):
     CASE_NOTE = "case.note"
     PERSONS_READ = "persons.read"
     PERSONS_WRITE = "persons.write"
+    ABSENCES_WRITE = "absences.write"
+    HANDOVER_WRITE = "handover.write"
+    HANDOVER_WORK = "handover.work"
     TOKENS_ADMIN = "tokens.admin"
     STREAM = "stream"
 
@@ -72,6 +75,12 @@ ROLES: dict[Permission, frozenset[Role]] = {
     Permission.CASE_NOTE: frozenset({_O, _P, _S}),
     Permission.PERSONS_READ: frozenset({_S, _A}),
     Permission.PERSONS_WRITE: frozenset({_A}),
+    # A person away (hospital, travel): home care's supervisor or the registry's admin.
+    Permission.ABSENCES_WRITE: frozenset({_S, _A}),
+    # Hand-over notes: the day team leaves one (through the alarm centre or its supervisor);
+    # the night patrol reads and acknowledges them.
+    Permission.HANDOVER_WRITE: frozenset({_O, _S}),
+    Permission.HANDOVER_WORK: frozenset({_P, _S}),
     Permission.TOKENS_ADMIN: frozenset({_A}),
     Permission.STREAM: frozenset({_O, _P, _S}),
 }

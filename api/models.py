@@ -7,10 +7,12 @@ import zoneinfo
 from datetime import date, datetime
 from typing import TYPE_CHECKING, Annotated, Literal
 
-from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints
+from pydantic import AwareDatetime, BaseModel, BeforeValidator, Field, StringConstraints
 
 from alarms.cases.rules import OUTCOME_PATTERN, CaseStep
 from alarms.night.plans_psycopg import CheckView
+from alarms.people.notes_psycopg import HandoverNote
+from alarms.people.record import PersonRecord
 from alarms.queue.answer_time import AnswerTimeStats
 from alarms.queue.queries_psycopg import AlarmRow
 
@@ -129,27 +131,18 @@ class CancelIn(BaseModel):
     reason: Text
 
 
-class PersonIn(BaseModel):
-    device_id: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_-]{1,64}$")] | None = None
-    plan_id: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.-]{1,128}$")] | None = None
-    name: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
-    address: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=300)]
-    phone: Annotated[str, StringConstraints(max_length=40)] | None = None
-    access_notes: Annotated[str, StringConstraints(max_length=1000)] | None = None
-
-
-class PersonOut(PersonIn):
-    model_config = ConfigDict(from_attributes=True)
-
-    person_ref: str
-    updated_at: datetime
-    updated_by: str
-
-
 class AlarmCaseOut(AlarmRow):
     """`GET /api/v1/alarms/{alarm_id}`: the alarm, the person behind it, and its case."""
 
-    person: PersonOut | None = Field(
-        default=None, description="the person whose device raised it (the read is audited)"
+    person: PersonRecord | None = Field(
+        default=None,
+        description="the person whose device raised it: for its operator (while it is open and "
+        "a day after) and the patrol with a live escalation of it; null otherwise or when "
+        "nobody is linked. The read is audited.",
     )
     case: list[CaseStep] = Field(description="every step in time order, with who and when")
+    handover_notes: list[HandoverNote] = Field(
+        default_factory=list,
+        description="notes from home care for the night, with their acknowledgement, left "
+        "before the alarm (shown with the person)",
+    )

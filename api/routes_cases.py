@@ -11,6 +11,8 @@ from fastapi import APIRouter, Depends, Query, Request
 from alarms.cases import CaseAction, CaseStep
 from alarms.cases import cases_psycopg as c
 from alarms.cases.handover_psycopg import Handover, handover
+from alarms.people import notes_psycopg as notes
+from alarms.people import persons_psycopg as persons
 from alarms.queue import queries_psycopg as q
 from api.auth import Permission, Principal, require
 from api.errors import ApiError, counted_action
@@ -32,13 +34,22 @@ async def outcomes(request: Request, principal: Reader) -> list[str]:
 
 @router.get("/alarms/{alarm_id}", response_model=AlarmCaseOut, responses=ERRORS)
 async def get_alarm(request: Request, principal: Reader, alarm_id: uuid.UUID) -> AlarmCaseOut:
-    """The alarm and its whole case: every step in time order with who and when."""
-    async with request.app.state.pool.connection() as conn:
+    """The alarm, the person behind it and its whole case: every step in time order with who
+    and when, and the hand-over notes from home care left before it. The operator and the
+    supervisor see the person while the alarm is open and a day after; the patrol while it has
+    a live escalation of it. Each read of a person is audited."""
+    async with request.app.state.pool.connection() as conn, conn.transaction():
         alarm = await q.get_alarm(conn, alarm_id)
         if alarm is None:
             raise ApiError(status=404, code="not_found", message="no such alarm")
         steps = await c.get_case(conn, alarm)
-    return AlarmCaseOut(**alarm.model_dump(), person=None, case=steps)
+        person = await persons.person_of_alarm(conn, alarm_id, by=principal.actor)
+        handover = (
+            await notes.notes_of_case(conn, person_ref=person.person_ref, at=alarm.raised_at)
+            if person
+            else []
+        )
+    return AlarmCaseOut(**alarm.model_dump(), person=person, case=steps, handover_notes=handover)
 
 
 async def _step(

@@ -7,11 +7,16 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Query, Request
 
+from alarms.cases import cases_psycopg as cases
 from alarms.patrol import escalations_psycopg as q
 from alarms.patrol.lifecycle import EscalationAction, EscalationTransitionError
+from alarms.people import notes_psycopg as notes
+from alarms.people import persons_psycopg as persons
+from alarms.queue import queries_psycopg as alarms
 from api.auth import Permission, Principal, require
-from api.errors import counted_action
+from api.errors import ApiError, counted_action
 from api.models import CancelIn, CompleteIn, problems
+from api.models_persons import Visit
 
 router = APIRouter(prefix="/api/v1/escalations", tags=["escalations"])
 Reader = Annotated[Principal, Depends(require(Permission.ESCALATIONS_READ))]
@@ -32,6 +37,30 @@ async def list_escalations(
     async with request.app.state.pool.connection() as conn:
         rows = await q.list_escalations(conn, state=state, site=site, limit=limit)
     return rows
+
+
+@router.get("/{escalation_id}/visit", response_model=Visit, responses=ERRORS)
+async def visit(request: Request, principal: Worker, escalation_id: uuid.UUID) -> Visit:
+    """What the patrol needs at the door: the person (name, address, how to get in, notes),
+    the alarm's case (the operator's notes) and the hand-over notes from home care. The patrol
+    sees the person while the escalation is live; the read is audited."""
+    async with request.app.state.pool.connection() as conn, conn.transaction():
+        escalation = await q.get_escalation(conn, escalation_id)
+        if escalation is None:
+            raise ApiError(status=404, code="not_found", message="no such escalation")
+        person = await persons.person_of_escalation(conn, escalation_id, by=principal.actor)
+        alarm = await alarms.get_alarm(conn, escalation.alarm_id) if escalation.alarm_id else None
+        steps = await cases.get_case(conn, alarm) if alarm else []
+        handover = (
+            await notes.notes_of_case(
+                conn,
+                person_ref=person.person_ref,
+                at=alarm.raised_at if alarm else escalation.created_at,
+            )
+            if person
+            else []
+        )
+    return Visit(escalation=escalation, person=person, case=steps, handover_notes=handover)
 
 
 async def _act(

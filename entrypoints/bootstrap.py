@@ -17,6 +17,7 @@ from alarms.devices.tests_due_psycopg import DueTestSweep
 from alarms.night.processor_psycopg import SupervisionProcessor
 from alarms.night.sweeps_psycopg import CameraSweep, CheckDeadlineSweep, MaterialiseSweep
 from alarms.patrol.sweeps_psycopg import UnacknowledgedSweep
+from alarms.people.sweeps_psycopg import HandoverSweep
 from alarms.queue.incidents_psycopg import IncidentSweep
 from alarms.queue.processor_psycopg import AlarmProcessor
 from alarms.queue.sweeps_psycopg import (
@@ -71,6 +72,7 @@ def sweeps(settings: Settings, registry: CollectorRegistry) -> list[Sweep]:
         CheckDeadlineSweep(settings=settings),
         CameraSweep(settings=settings),
         UnacknowledgedSweep(settings=settings),
+        HandoverSweep(settings=settings),
         AnswerTimeSweep(settings=settings, registry=registry),
         SilenceSweep(settings=settings, registry=registry),
         QueueGauges(registry=registry),

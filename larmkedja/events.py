@@ -112,6 +112,7 @@ class AlertKind(enum.StrEnum):
     SUPERVISION_NOT_SEEN = "supervision.not_seen"
     SUPERVISION_RESULT_UNMATCHED = "supervision.result_unmatched"
     ESCALATION_UNACKNOWLEDGED = "escalation.unacknowledged"
+    HANDOVER_UNACKNOWLEDGED = "handover.unacknowledged"
     SYSTEM_SILENT = "system.silent"
 
 

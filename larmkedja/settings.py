@@ -47,6 +47,15 @@ class Settings(BaseSettings):
     # become one incident in the queue (alarms/queue/incidents_psycopg.py).
     flood_threshold: Annotated[int, Field(ge=2)] = 10
     flood_window_s: Positive = 60.0
+    # Hand-over notes from home care to the night patrol: a note left before this local time
+    # (in `timezone`; HH:MM or HH:MM:SS) must be acknowledged by it that evening; one left
+    # after it, within `handover_ack_late_s`. Not acknowledged in time: `handover.unacknowledged`.
+    handover_ack_by: Annotated[
+        str, Field(pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9](:[0-5][0-9])?$")
+    ] = "22:30"
+    handover_ack_late_s: Positive = 1800.0
+    # At most this many notes on one person for one night.
+    handover_notes_max: Annotated[int, Field(ge=1)] = 20
 
     # --- the service-level report (contract §6) ---
     # An alarm answered after this is a breach (the TSA code: 99 % within 180 s).

@@ -8,7 +8,10 @@ from larmkedja.sweeps import StatementSweep
 
 # Every device past its deadline goes offline in one statement. Devices of a site in an area
 # power cut that are on battery are expected to fall silent: they are not alerted one by one
-# (the site's incident covers them); the API and the dashboards still show each.
+# (the site's incident covers them); the API and the dashboards still show each. A device whose
+# person is away (an absence window, migration 0012) is not declared offline while the absence
+# lasts: its deadline stays passed, so if it is still silent when the absence ends, the first
+# sweep after that declares it.
 # A device whose row ingest holds locked is skipped: its event is being stored, so it is alive
 # (if not, the next sweep takes it). Waiting instead deadlocked with ingest's liveness upsert,
 # which locks in device_id order (seen twice in a 30-minute soak).
@@ -16,6 +19,7 @@ FIRE_OFFLINE = """
 WITH due AS (
     SELECT device_id FROM devices
     WHERE online AND offline_due_at <= now()
+      AND NOT coalesce(larm_absent(larm_person_of(device_id, NULL), now()), false)
     ORDER BY device_id
     FOR UPDATE SKIP LOCKED
 ), gone AS (

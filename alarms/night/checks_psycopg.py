@@ -30,7 +30,18 @@ INSERT INTO supervision_checks (plan_id, night, local_time, site, device_id, sch
 SELECT %(plan_id)s, %(night)s, %(local_time)s, %(site)s, %(device_id)s, %(scheduled_for)s,
        %(window_end)s
 WHERE %(window_end)s > now()
+  AND NOT coalesce(larm_absent(larm_person_of(%(device_id)s, %(plan_id)s), %(scheduled_for)s),
+                   false)
 ON CONFLICT (plan_id, night, local_time) DO NOTHING
+"""
+# Checks not yet begun whose person is away at their time (an absence written after they were
+# made): taken away, not missed. Rows ingest holds (a result being stored) are left.
+DROP_ABSENT_CHECKS = """
+DELETE FROM supervision_checks WHERE check_id IN (
+    SELECT c.check_id FROM supervision_checks c
+    WHERE c.state = 'pending' AND c.window_end <= now() AND c.escalation_id IS NULL
+      AND larm_absent(larm_person_of(c.device_id, c.plan_id), c.scheduled_for)
+    FOR UPDATE SKIP LOCKED)
 """
 # A changed plan replaces its checks that have not begun; begun or answered ones stay.
 DROP_FUTURE_CHECKS = """

@@ -8,6 +8,7 @@ from datetime import datetime
 from alarms.night.checks_psycopg import (
     ALL_PLANS,
     CHECK_COLUMNS,
+    DROP_ABSENT_CHECKS,
     INSERT_CHECK,
     CheckRules,
     check_from_row,
@@ -60,7 +61,9 @@ DUE_RECHECKS = _due("not_seen", "recheck_deadline")
 
 
 class CheckDeadlineSweep:
-    """No result by the end of the window → missed; no re-check in time → escalated."""
+    """No result by the end of the window → missed; no re-check in time → escalated. A check
+    whose person is away at its time is taken away instead (an absence written after it was
+    made; the absence's own statement takes those it finds)."""
 
     name = "supervision_deadlines"
 
@@ -72,6 +75,7 @@ class CheckDeadlineSweep:
         with conn.cursor() as cur:
             now_row = cur.execute("SELECT now()").fetchone()
             at: datetime = now_row[0] if now_row else datetime.now().astimezone()
+            cur.execute(DROP_ABSENT_CHECKS)
             for query in (DUE_WINDOWS, DUE_RECHECKS):
                 for row in cur.execute(query).fetchall():
                     check = check_from_row(row)

@@ -53,6 +53,9 @@ class EscalationRow(BaseModel):
     person_ref: str | None = Field(
         default=None, description="the person's reference (e.g. key box); no name, no address"
     )
+    no_access: bool = Field(
+        default=False, description="the person has no recorded way into the home"
+    )
 
 
 COLUMNS = """
@@ -60,7 +63,9 @@ e.escalation_id, e.site, e.device_id, e.alarm_id, e.plan_id, e.check_id, e.reaso
 e.created_at, e.created_by, e.ack_deadline, e.acknowledged_at, e.acknowledged_by, e.arrived_at,
 e.arrived_by, e.completed_at, e.completed_by, e.outcome, e.cancelled_at, e.cancelled_by,
 e.cancel_reason, e.unack_alerts, (e.state = 'open' AND e.ack_deadline < now()) AS overdue,
-(SELECT p.person_ref FROM persons p WHERE p.device_id = e.device_id) AS person_ref
+larm_person_of(e.device_id, e.plan_id) AS person_ref,
+coalesce((SELECT NOT p.has_access FROM persons p
+          WHERE p.person_ref = larm_person_of(e.device_id, e.plan_id)), false) AS no_access
 """
 
 LIST = f"""

@@ -62,6 +62,12 @@ class AlarmRow(BaseModel):
         default=None, description="the incident (a burst of technical alarms) it is part of"
     )
     waiting_s: float = Field(description="until now if unanswered, else the answer time")
+    no_access: bool = Field(
+        default=False, description="the device's person has no recorded way into the home"
+    )
+    absent: bool = Field(
+        default=False, description="raised while the device's person is recorded as away"
+    )
     escalation_id: uuid.UUID | None = None
     # This transition answered it (for the answer-time histogram); not part of the schema.
     answered_now: bool = Field(default=False, exclude=True)
@@ -82,7 +88,10 @@ a.alarm_id, a.site, a.device_id, a.kind, a.priority, a.state, a.source, a.raised
 a.device_ts, a.last_event_at, a.event_count, a.reset_at_device, a.answered_at, a.answered_by,
 a.escalated_at, a.resolved_at, a.outcome, a.details, a.test,
 coalesce(a.handled_by, a.answered_by) AS handled_by, a.incident_id,
-extract(epoch FROM coalesce(a.answered_at, now()) - a.raised_at)::float8 AS waiting_s
+extract(epoch FROM coalesce(a.answered_at, now()) - a.raised_at)::float8 AS waiting_s,
+coalesce((SELECT NOT p.has_access FROM persons p
+          WHERE p.person_ref = larm_person_of(a.device_id, NULL)), false) AS no_access,
+coalesce(larm_absent(larm_person_of(a.device_id, NULL), a.raised_at), false) AS absent
 """
 
 LIST_ALARMS = f"""

@@ -46,8 +46,9 @@ SELECT count(*), avg(s), percentile_cont(0.5) WITHIN GROUP (ORDER BY s),
        avg((s <= 60)::int)::float8, avg((s <= 180)::int)::float8
 FROM a
 """  # noqa: S608 - constants
-# Escalations that reached the door, with the promise of the person's area (a device nobody
-# is linked to is held to the town's).
+# Escalations that reached the door, with the promise of the person's area (`area_type` of
+# the person of the escalation's device or plan; a device nobody is linked to is held to the
+# town's).
 ARRIVED = """
 SELECT e.alarm_id, e.check_id, e.created_at,
        extract(epoch FROM e.arrived_at - e.created_at)::float8 AS s,
@@ -55,7 +56,9 @@ SELECT e.alarm_id, e.check_id, e.created_at,
             ELSE %(town_s)s END AS promise_s
 FROM escalations e
 LEFT JOIN alarms a ON a.alarm_id = e.alarm_id
-LEFT JOIN LATERAL (SELECT 'town'::text AS area_type) p ON true
+LEFT JOIN LATERAL (
+    SELECT area_type FROM persons WHERE person_ref = larm_person_of(e.device_id, e.plan_id)
+) p ON true
 WHERE e.created_at >= %(since)s AND e.created_at < %(until)s
   AND (%(site)s::text IS NULL OR e.site = %(site)s) AND a.test IS NOT TRUE
   AND e.arrived_at IS NOT NULL

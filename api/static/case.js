@@ -6,7 +6,7 @@
 
 LK.casePanel = (() => {
   const { t, label, api, el, clock } = LK;
-  let root = null, current = null, canCall = false, timer = null, last = null;
+  let root = null, current = null, canCall = false, timer = null, last = null, callable = false;
 
   // "08:00-21:00" (may wrap midnight) against the time in Stockholm now.
   function insideWindow(window) {
@@ -31,32 +31,35 @@ LK.casePanel = (() => {
         el("p", { class: "name" }, p.name),
         el("p", {}, p.address),
         el("dl", { class: "facts" },
-          field("language", p.language), field("area_type", p.area_type && label("area", p.area_type)),
+          field("phone", p.phone), field("language", p.language),
+          field("area_type", p.area_type && label("area", p.area_type)),
           field("home_care", care), field("person_notes", p.notes),
           away.map((a) => field("absence", `${clock(a.from, true)} – ${clock(a.until, true)} ${a.reason || ""}`)).flat())),
-      accessPart(p.access || []),
+      accessPart(p.access || [], p.access_notes),
       contactsPart(p.contacts || []),
     ];
   }
 
-  function accessPart(access) {
-    return el("section", { class: "case-part" },
+  // How to get in: shared with the patrol page.
+  function accessPart(access, notes) {
+    return el("section", { class: "case-part access-part" },
       el("h3", {}, t("access_title")),
       access.length
         ? el("ul", { class: "access" }, access.map((a) =>
           el("li", {}, el("b", {}, label("access", a.kind)), ` ${a.ref || ""}`, a.where ? ` – ${a.where}` : "")))
-        : el("p", {}, el("span", { class: "tag bad" }, t("no_access"))));
+        : el("p", {}, el("span", { class: "tag bad" }, t("no_access"))),
+      notes ? el("p", { class: "access-notes" }, notes) : null);
   }
 
   function contactsPart(contacts) {
-    const items = contacts.map((c, i) => {
+    const items = contacts.map((c) => {
       const inside = insideWindow(c.call_window);
       const who = `${c.name}${c.relation ? ` (${c.relation})` : ""}`;
       return el("li", { class: inside ? "contact" : "contact outside" },
-        el("span", { class: "who" }, `${i + 1}. ${who}`), " ",
+        el("span", { class: "who" }, who), " ",
         el("a", { href: `tel:${c.phone}` }, c.phone), " ",
         el("small", {}, c.call_window ? `${t("call_window")} ${c.call_window}${inside ? "" : ` – ${t("outside_window")}`}` : t("any_time")),
-        canCall ? el("span", { class: "buttons" },
+        callable ? el("span", { class: "buttons" },
           el("button", { type: "button", class: "reached", "aria-label": `${t("reached")}: ${who}`, onclick: () => call(c.name, true) }, t("reached")),
           el("button", { type: "button", class: "not-reached", "aria-label": `${t("not_reached")}: ${who}`, onclick: () => call(c.name, false) }, t("not_reached"))) : null);
     });
@@ -86,8 +89,10 @@ LK.casePanel = (() => {
     if (!notes || !notes.length) return null;
     return el("section", { class: "case-part" },
       el("h3", {}, t("handover_notes")),
-      el("ul", {}, notes.map((n) => el("li", {}, n.text, " ",
-        el("small", {}, n.acknowledged_at ? `${t("acknowledged")} ${clock(n.acknowledged_at, true)}` : t("not_acknowledged"))))));
+      el("ul", { class: "handover" }, notes.map((n) => el("li", {}, n.text, " ",
+        el("small", {}, n.acknowledged_at
+          ? `${t("acknowledged")} ${clock(n.acknowledged_at, true)} ${t("by")} ${n.acknowledged_by}`
+          : t("not_acknowledged"))))));
   }
 
   function noteForm() {
@@ -103,6 +108,7 @@ LK.casePanel = (() => {
   }
 
   function draw(c) {
+    callable = canCall && ["answered", "escalated"].includes(c.state); // else a call is refused
     const flags = [
       c.test ? el("span", { class: "tag warn" }, t("test")) : null,
       c.absent ? el("span", { class: "tag warn" }, t("absent")) : null,
@@ -110,7 +116,8 @@ LK.casePanel = (() => {
     root.replaceChildren(
       el("h2", { id: "case-title" }, `${c.kind} · ${c.device_id}`, " ", ...flags),
       el("p", { class: "meta" }, `${t(c.state)} · ${t("raised_at")} ${clock(c.raised_at, true)}`),
-      ...personPart(c.person), notesPart(c.handover_notes), logPart(c.case || []), noteForm());
+      ...[...personPart(c.person), notesPart(c.handover_notes), logPart(c.case || []), noteForm()]
+        .filter(Boolean));
     root.hidden = false;
   }
 
@@ -145,5 +152,5 @@ LK.casePanel = (() => {
     document.addEventListener("lk-lang", () => { if (last) draw(last); });
   }
 
-  return { init, show, reload: load };
+  return { init, show, reload: load, accessPart };
 })();

@@ -219,3 +219,255 @@ def test_no_page_needs_the_internet() -> None:
             assert not external.search(text), f"{path.name} loads something from elsewhere"
             assert "cdn" not in text.lower(), path.name
     assert set(PAGES) == {"operator", "patrol", "supervisor"}
+
+
+# --- issue 19: the alarm handling record, from a provisioned device to the closed case -------
+
+ASTRID = {
+    "site": "solna",
+    "name": "Astrid Lindqvist",
+    "address": "Storgatan 3, 171 41 Solna",
+    "area_type": "town",
+    "language": "sv",
+    "notes": "Diabetes. Hör dåligt: ring två gånger.",
+    "home_care": {"provider": "Solna hemtjänst", "team": "Team Norr"},
+    "devices": ["d-astrid"],
+    "access": [{"kind": "key_safe", "ref": "KS-4711", "where": "vänster om ytterdörren"}],
+    "contacts": [
+        {
+            "name": "Eva Lindqvist",
+            "relation": "dotter",
+            "phone": "070-555 12 34",
+            "call_window": "00:00-23:59",
+        },
+        {"name": "Nils Berg", "relation": "granne", "phone": "08-123 45", "call_window": None},
+    ],
+}
+CASE_IN_ORDER = [
+    "raised",
+    "answered",
+    "call",
+    "call",
+    "note",
+    "escalated",
+    "patrol_ack",
+    "patrol_arrive",
+    "patrol_complete",
+    "resolved",
+]
+
+
+@pytest.fixture
+def secure_stack(state_dir: Path, database_url: str) -> Iterator[tuple[Settings, str]]:
+    """The stack on a broker where anonymous access is off: ingest and the engine have their
+    own accounts, a device can publish only once it is provisioned."""
+    import secrets
+    import uuid as uuid_
+
+    from alarms.devices.credentials_mosquitto import BrokerAuth
+    from devstack.mosquitto import Mosquitto
+    from devstack.procs import free_port
+
+    root = state_dir / f"mq-case-{uuid_.uuid4().hex[:6]}"
+    services = {
+        "svc-ingest-1": secrets.token_urlsafe(12),
+        "svc-engine-1": secrets.token_urlsafe(12),
+    }
+    auth = BrokerAuth(directory=root / "auth", pid_file=root / "mosquitto.pid")
+    auth.ensure_services(services)
+    server = Mosquitto(
+        state_dir=root, port=free_port(), password_file=auth.password_file, acl_file=auth.acl_file
+    )
+    server.start()
+    s = settings_for(
+        database_url,
+        "127.0.0.1",
+        server.port,
+        mqtt_auth_dir=str(root / "auth"),
+        mqtt_broker_pid_file=str(root / "mosquitto.pid"),
+    )
+
+    def account(name: str) -> Settings:
+        return s.model_copy(update={"mqtt_username": name, "mqtt_password": services[name]})
+
+    try:
+        with (
+            running_ingest(account("svc-ingest-1")),
+            running_engine(account("svc-engine-1")),
+            running_api(s) as url,
+        ):
+            yield s, url
+    finally:
+        server.stop()
+
+
+def test_an_alarm_is_one_case_from_the_press_to_the_outcome_with_who_and_when(
+    browser: Browser, secure_stack: tuple[Settings, str], database_url: str
+) -> None:
+    from alarms.devices.admin import provision
+
+    settings, url = secure_stack
+    device = provision(settings, site="solna", device_id="d-astrid")
+    admin = token(settings, "admin", "adm-1")
+    assert httpx.put(f"{url}/api/v1/persons/P-4711", headers=admin, json=ASTRID).is_success
+
+    desk = browser.new_page(viewport={"width": 1400, "height": 1000})
+    login(desk, url, "operator", bearer(token(settings, "operator", "op-eva")))
+    expect(desk.locator("#live")).to_have_class(re.compile(r"\blive\b"))
+    press = make_event("d-astrid", Kind.ALARM_FALL)
+    publish_all(
+        "127.0.0.1",
+        settings.mqtt_port,
+        [(str(device["topic"]), press.to_json())],
+        auth=(str(device["username"]), str(device["password"])),
+    )
+    row = desk.locator("#queue tr.raised")
+    expect(row).to_have_count(1, timeout=3000)
+
+    # one click: the person, how to get in, whom to call in order and when
+    row.locator("td").first.click()
+    panel = desk.locator("#case")
+    expect(panel.locator(".person .name")).to_have_text("Astrid Lindqvist", timeout=3000)
+    expect(panel).to_contain_text("Storgatan 3, 171 41 Solna")
+    expect(panel).not_to_contain_text("null")
+    expect(panel.locator(".access li")).to_contain_text(["Nyckelgömma KS-4711 \u2013 vänster om"])
+    expect(panel.locator(".contacts li .who")).to_have_text(
+        ["Eva Lindqvist (dotter)", "Nils Berg (granne)"]  # in call order: an <ol>
+    )
+    expect(panel.locator(".contacts li").first).to_contain_text("00:00-23:59")
+    expect(panel.locator(".contacts li").nth(1)).to_contain_text("när som helst")
+    shot(desk, "case-1-operator-person-sv")
+    assert_accessible(desk, "the operator's case panel with the person")
+
+    # answer, two call attempts, a note, send the patrol
+    row.locator("button.answer").click()
+    expect(desk.locator("#queue tr.answered")).to_have_count(1, timeout=3000)
+    panel.locator(".contacts li").first.locator("button.not-reached").click()
+    expect(panel.locator(".case-log li[data-action=call]")).to_have_count(1, timeout=3000)
+    panel.locator(".contacts li").nth(1).locator("button.reached").click()
+    expect(panel.locator(".case-log li[data-action=call]")).to_have_count(2, timeout=3000)
+    panel.locator("#note-text").fill("Grannen går in och tittar; dottern ej nådd")
+    panel.locator("button.add-note").click()
+    expect(panel.locator(".case-log li[data-action=note]")).to_have_count(1, timeout=3000)
+    desk.locator("#queue tr.answered button.escalate").click()
+    desk.fill("#ask input", "Fallen i hallen, svarar inte")
+    desk.click("#ask button[value=ok]")
+    expect(desk.locator("#queue tr.escalated")).to_have_count(1, timeout=3000)
+
+    # the patrol's phone: where, how to get in, what the operator wrote
+    phone = browser.new_page(viewport={"width": 360, "height": 740}, is_mobile=True, has_touch=True)
+    login(phone, url, "patrol", bearer(token(settings, "patrol", "natt-2")))
+    card = phone.locator(".task")
+    expect(card).to_have_count(1, timeout=3000)
+    expect(card.locator(".visit")).to_contain_text("Astrid Lindqvist", timeout=3000)
+    expect(card.locator(".visit .access")).to_contain_text("KS-4711")
+    expect(card.locator(".visit .case-notes")).to_contain_text("Grannen går in och tittar")
+    shot(phone, "case-2-patrol-access-sv")
+    assert_accessible(phone, "the patrol's task with the access information and the note")
+    card.locator("button.ack").tap()
+    expect(card.locator(".state")).to_have_text("kvitterad", timeout=3000)
+    card.locator("button.arrive").tap()
+    expect(card.locator(".state")).to_have_text("framme", timeout=3000)
+    card.locator("button.complete").tap()
+    phone.fill("#ask input", "Hjälpt upp, oskadd")
+    phone.click("#ask button[value=ok]")
+    expect(phone.locator(".task")).to_have_count(0, timeout=3000)
+    phone.close()
+
+    # the operator closes the case with an outcome code, by its label
+    desk.locator("#queue tr.escalated button.resolve").click()
+    desk.select_option("#choose select", "visit")
+    desk.click("#choose button[value=ok]")
+    expect(desk.locator("#queue tr")).to_have_count(0, timeout=3000)
+    log = panel.locator(".case-log li")
+    expect(log).to_have_count(len(CASE_IN_ORDER), timeout=3000)
+    assert [log.nth(i).get_attribute("data-action") for i in range(log.count())] == CASE_IN_ORDER
+    who = {log.nth(i).get_attribute("data-action"): log.nth(i).inner_text() for i in range(10)}
+    assert "av op-eva" in who["escalated"] and "av natt-2" in who["patrol_complete"]
+    assert "Besök behövs" in who["resolved"]
+    for i in range(log.count()):
+        expect(log.nth(i).locator("time")).to_have_text(re.compile(r"^\d\d:\d\d:\d\d$"))
+    shot(desk, "case-3-operator-log-sv")
+    assert_accessible(desk, "the closed case in Swedish")
+    desk.click("#lang")
+    expect(panel.locator(".case-log li[data-action=resolved]")).to_contain_text("Visit needed")
+    expect(panel.locator(".access-part h3")).to_have_text("How to get in")
+    expect(desk.locator("html")).to_have_attribute("lang", "en")
+    shot(desk, "case-4-operator-log-en")
+    assert_accessible(desk, "the closed case in English")
+    desk.close()
+    steps = "SELECT count(*) FROM case_entries"
+    assert scalar(database_url, steps) == len(CASE_IN_ORDER) - 1  # all but the press itself
+
+
+def test_the_patrol_sees_the_notes_for_its_area_when_its_shift_starts(
+    browser: Browser, database_url: str, broker: Broker
+) -> None:
+    """A note left by the day team is on the patrol page; left unacknowledged past its time
+    (here 2 s: every note is due LARM_HANDOVER_ACK_LATE_S after it was left) the supervisor is
+    alerted, and the patrol's acknowledgement ends it."""
+    s = settings_for(
+        database_url,
+        broker.host,
+        broker.port,
+        handover_ack_by="00:00",
+        handover_ack_late_s=2.0,
+        engine_tick_s=0.1,
+    )
+    with running_ingest(s), running_engine(s), running_api(s) as url:
+        admin, day = token(s, "admin"), token(s, "supervisor", "team-norr")
+        assert httpx.put(f"{url}/api/v1/persons/P-1", headers=admin, json=ASTRID).is_success
+        left = httpx.post(
+            f"{url}/api/v1/persons/P-1/handover-notes",
+            headers=day,
+            json={"text": "Ny medicin i dag: kan vara yr i natt, extra tillsyn 23:00"},
+        )
+        assert left.status_code == 201
+        phone = browser.new_page(
+            viewport={"width": 360, "height": 740}, is_mobile=True, has_touch=True
+        )
+        login(phone, url, "patrol?site=solna", bearer(token(s, "patrol", "natt-1")))
+        note = phone.locator("#notes .note")
+        expect(note).to_have_count(1, timeout=3000)
+        expect(note).to_contain_text("Astrid Lindqvist")
+        expect(note).to_contain_text("extra tillsyn 23:00")
+        alerted = (
+            "SELECT count(*) FROM alerts WHERE kind = 'handover.unacknowledged'"
+            " AND resolved_at IS NULL"
+        )
+        wait_until(lambda: scalar(database_url, alerted) == 1, timeout=6, what="the alert")
+        phone.reload()
+        expect(note.locator(".tag.bad")).to_have_text("FÖRSENAD", timeout=3000)
+        shot(phone, "handover-note-patrol-sv")
+        assert_accessible(phone, "the patrol's hand-over notes")
+        note.locator("button.ack-note").tap()
+        expect(note).to_have_class(re.compile(r"\bdone\b"), timeout=3000)
+        expect(note).to_contain_text("av natt-1")
+        wait_until(lambda: scalar(database_url, alerted) == 0, timeout=3, what="resolved")
+        phone.close()
+
+
+def test_an_alarm_with_no_recorded_way_in_is_flagged_in_the_queue_and_for_the_patrol(
+    browser: Browser, stack: tuple[Settings, str], broker: Broker, database_url: str
+) -> None:
+    settings, url = stack
+    admin = token(settings, "admin")
+    locked = {**ASTRID, "devices": ["d-locked"], "access": []}
+    assert httpx.put(f"{url}/api/v1/persons/P-2", headers=admin, json=locked).is_success
+    desk = browser.new_page()
+    login(desk, url, "operator", bearer(token(settings, "operator")))
+    press = make_event("d-locked", Kind.ALARM_BUTTON)
+    publish_all(broker.host, broker.port, [(press.topic("solna"), press.to_json())])
+    flag = desk.locator("#queue tr.raised .no-access")
+    expect(flag).to_have_text("INGEN ÅTKOMST REGISTRERAD", timeout=3000)
+    desk.keyboard.press("e")
+    desk.fill("#ask input", "svarar inte")
+    desk.click("#ask button[value=ok]")
+    expect(desk.locator("#queue tr.escalated .no-access")).to_have_count(1, timeout=3000)
+    desk.close()
+    phone = browser.new_page(viewport={"width": 360, "height": 740}, is_mobile=True, has_touch=True)
+    login(phone, url, "patrol", bearer(token(settings, "patrol")))
+    expect(phone.locator(".task h3 .no-access")).to_have_text("INGEN ÅTKOMST REGISTRERAD")
+    expect(phone.locator(".task .visit .access-part .tag.bad")).to_have_count(1, timeout=3000)
+    assert_accessible(phone, "the patrol's task with no recorded way in")
+    phone.close()

@@ -29,6 +29,8 @@ PATH_VALUES: dict[str, Callable[[], str]] = {
     "device_id": lambda: "d-1",
     "plan_id": lambda: "p-1",
     "person_ref": lambda: "P-1",
+    "absence_id": lambda: "a-1",
+    "note_id": lambda: str(uuid.uuid4()),
 }
 BODIES: dict[str, dict[str, Any]] = {
     "escalate": {"reason": "test"},
@@ -38,6 +40,7 @@ BODIES: dict[str, dict[str, Any]] = {
     "complete": {"outcome": "test"},
     "cancel": {"reason": "test"},
     "plans": {"device_id": "cam-1", "site": "s", "checks": ["22:00"], "window_minutes": 15},
+    "absences": {"from": "2026-01-01T08:00:00+01:00", "until": "2026-01-02T08:00:00+01:00"},
     "persons": {"name": "Test Person", "address": "Gatan 1"},
 }
 
@@ -111,6 +114,8 @@ def test_every_route_is_guarded_by_the_role_matrix(api: tuple[Any, str]) -> None
                     problems.append(f"{method} {path}: {role} refused ({got})")
                 if not allowed and got != 403:
                     problems.append(f"{method} {path}: {role} got {got}, not 403")
+                if got >= 500:
+                    problems.append(f"{method} {path}: {role} got {got}")
     assert not problems, "\n".join(problems)
     assert all(p is not None for m, p_, p in routes if not p_.endswith("/me")), "unguarded route"
 
