@@ -95,13 +95,17 @@ def create_app(*, settings: Settings, registry: CollectorRegistry | None = None)
 
 
 def _list_outcomes_in_schema(app: FastAPI, codes: list[str]) -> None:
-    """The outcome codes are configured, so the schema of a resolve lists this deployment's
-    (a client, and schemathesis, know before sending what the server takes)."""
+    """The outcome codes are configured, so the schema of a resolve (and of the patrol's
+    complete) lists this deployment's: a client, and schemathesis, know before sending what
+    the server takes."""
     build = app.openapi
 
     def openapi() -> dict[str, Any]:
         schema = build()
-        schema["components"]["schemas"]["ResolveIn"]["properties"]["outcome"]["enum"] = codes
+        models = schema["components"]["schemas"]
+        models["ResolveIn"]["properties"]["outcome"]["enum"] = codes
+        code = models["CompleteIn"]["properties"]["code"]
+        code["anyOf"] = [{"type": "string", "enum": codes}, {"type": "null"}]
         return schema
 
     app.openapi = openapi  # type: ignore[method-assign]

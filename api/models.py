@@ -124,7 +124,10 @@ class PlanOut(PlanIn):
 
 
 class CompleteIn(BaseModel):
-    outcome: Text
+    outcome: Text = Field(description="what the patrol found and did (free text)")
+    code: Annotated[str, StringConstraints(pattern=OUTCOME_PATTERN)] | None = Field(
+        default=None, description="optionally, one of `GET /api/v1/outcomes`"
+    )
 
 
 class CancelIn(BaseModel):

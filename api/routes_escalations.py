@@ -7,6 +7,7 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Query, Request
 
+from alarms.cases import UnknownOutcome, check_outcome
 from alarms.cases import cases_psycopg as cases
 from alarms.patrol import escalations_psycopg as q
 from alarms.patrol.lifecycle import EscalationAction, EscalationTransitionError
@@ -14,7 +15,7 @@ from alarms.people import notes_psycopg as notes
 from alarms.people import persons_psycopg as persons
 from alarms.queue import queries_psycopg as alarms
 from api.auth import Permission, Principal, require
-from api.errors import ApiError, counted_action
+from api.errors import ApiError, counted_action, invalid
 from api.models import CancelIn, CompleteIn, problems
 from api.models_persons import Visit
 
@@ -69,6 +70,7 @@ async def _act(
     escalation_id: uuid.UUID,
     action: EscalationAction,
     text: str | None = None,
+    code: str | None = None,
 ) -> q.EscalationRow:
     metrics = request.app.state.api_metrics
     with counted_action(
@@ -80,7 +82,12 @@ async def _act(
     ):
         async with request.app.state.pool.connection() as conn:
             row = await q.act(
-                conn, escalation_id=escalation_id, action=action, by=principal.actor, text=text
+                conn,
+                escalation_id=escalation_id,
+                action=action,
+                by=principal.actor,
+                text=text,
+                code=code,
             )
     if action is EscalationAction.ARRIVE and row.arrived_at is not None:
         metrics.arrival.observe((row.arrived_at - row.created_at).total_seconds())
@@ -103,8 +110,16 @@ async def arrive(request: Request, principal: Worker, escalation_id: uuid.UUID) 
 async def complete(
     request: Request, principal: Worker, escalation_id: uuid.UUID, body: CompleteIn
 ) -> q.EscalationRow:
-    """Done, with an outcome (the only way a patrol ends an escalation)."""
-    return await _act(request, principal, escalation_id, EscalationAction.COMPLETE, body.outcome)
+    """Done, with an outcome (the only way a patrol ends an escalation) and optionally an
+    outcome code of `GET /api/v1/outcomes` (422 for one not in the list)."""
+    if body.code is not None:
+        try:
+            check_outcome(body.code, request.app.state.settings.outcome_codes)
+        except UnknownOutcome as exc:
+            raise invalid(("body", "code"), str(exc)) from None
+    return await _act(
+        request, principal, escalation_id, EscalationAction.COMPLETE, body.outcome, body.code
+    )
 
 
 @router.post("/{escalation_id}/cancel", response_model=q.EscalationRow, responses=ERRORS)

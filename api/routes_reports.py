@@ -75,6 +75,6 @@ async def get_service_level_csv(report: Report) -> Response:
 async def get_tests_due(
     request: Request, principal: Reporter, site: SiteQ = None
 ) -> list[td.DueTest]:
-    """Devices due a test call: no alarm and no test for LARM_TEST_INTERVAL_DAYS."""
+    """Devices due a test call: no alarm and no test for LARM_TEST_DUE_DAYS."""
     async with request.app.state.pool.connection() as conn:
         return await td.tests_due(conn, site=site)

@@ -42,7 +42,7 @@ class Settings(BaseSettings):
         "test",
     ]
     # An alarm answered and then not resolved (nor escalated) this long raises `alarm.stale`.
-    alarm_stale_s: Positive = 1800.0
+    stale_answered_minutes: Positive = 30.0  # contract §6
     # Flood mode: this many technical alarms of one site and kind raised within the window
     # become one incident in the queue (alarms/queue/incidents_psycopg.py).
     flood_threshold: Annotated[int, Field(ge=2)] = 10
@@ -65,7 +65,7 @@ class Settings(BaseSettings):
     arrival_promise_rural_s: Positive = 3600.0
     # A device with no alarm and no test this long is due a test call (`device.test_due`);
     # users are asked to test monthly. Checked every `test_due_every_s`.
-    test_interval_days: Positive = 30.0
+    test_due_days: Positive = 30.0  # contract §6
     test_due_every_s: Positive = 300.0
     # A test an operator asked for must arrive within this, or it is a technical alarm.
     test_request_window_s: Positive = 600.0

@@ -2,7 +2,7 @@
 
 A heartbeat proves the base unit, not the pendant's radio or battery. The engine's sweep
 raises `device.test_due` for a device with no safety alarm and no test for
-LARM_TEST_INTERVAL_DAYS (ingest ends it when one arrives, in the alarm's own transaction), and
+LARM_TEST_DUE_DAYS (ingest ends it when one arrives, in the alarm's own transaction), and
 turns a test an operator asked for that has not arrived by its deadline into the technical
 alarm `device.test_failed`. The sweep reads the device registry, so it runs every
 LARM_TEST_DUE_EVERY_S and raises at most `BATCH` alerts a run (a fleet never tested becomes due
@@ -56,8 +56,8 @@ class DueTestSweep:
 
     def __init__(self, *, settings: Settings) -> None:
         self._params = {
-            "days": settings.test_interval_days,
-            "interval_s": settings.test_interval_days * 86_400.0,
+            "days": settings.test_due_days,
+            "interval_s": settings.test_due_days * 86_400.0,
             "batch": BATCH,
             "unanswered_s": settings.unanswered_alert_s,
         }

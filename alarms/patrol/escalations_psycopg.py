@@ -45,6 +45,9 @@ class EscalationRow(BaseModel):
     completed_at: datetime | None
     completed_by: str | None
     outcome: str | None
+    outcome_code: str | None = Field(
+        default=None, description="the code the patrol completed with (`GET /api/v1/outcomes`)"
+    )
     cancelled_at: datetime | None
     cancelled_by: str | None
     cancel_reason: str | None
@@ -61,7 +64,8 @@ class EscalationRow(BaseModel):
 COLUMNS = """
 e.escalation_id, e.site, e.device_id, e.alarm_id, e.plan_id, e.check_id, e.reason, e.state,
 e.created_at, e.created_by, e.ack_deadline, e.acknowledged_at, e.acknowledged_by, e.arrived_at,
-e.arrived_by, e.completed_at, e.completed_by, e.outcome, e.cancelled_at, e.cancelled_by,
+e.arrived_by, e.completed_at, e.completed_by, e.outcome, e.outcome_code, e.cancelled_at,
+e.cancelled_by,
 e.cancel_reason, e.unack_alerts, (e.state = 'open' AND e.ack_deadline < now()) AS overdue,
 larm_person_of(e.device_id, e.plan_id) AS person_ref,
 coalesce((SELECT NOT p.has_access FROM persons p
@@ -129,6 +133,9 @@ MOVES = AuditedMoves(
 )
 
 
+SET_CODE = "UPDATE escalations SET outcome_code = %s WHERE escalation_id = %s"
+
+
 async def act(
     conn: AsyncConn,
     *,
@@ -136,16 +143,22 @@ async def act(
     action: EscalationAction,
     by: Actor,
     text: str | None = None,
+    code: str | None = None,
 ) -> EscalationRow:
-    """One step of the patrol (or a supervisor's cancel); raises EscalationNotFound or
-    EscalationTransitionError with nothing changed."""
+    """One step of the patrol (or a supervisor's cancel), `complete` with an optional outcome
+    `code`; raises EscalationNotFound or EscalationTransitionError with nothing changed."""
 
     async with conn.transaction():
         # The text may name the person: it stays on the escalation and in the case (erasure
         # reaches both); the append-only audit log records only that there was one.
-        audit = {"with_text": True} if text else {}
-        case = {"text": text} if text else {}
+        audit: dict[str, object] = {"with_text": True} if text else {}
+        case: dict[str, object] = {"text": text} if text else {}
+        if code:
+            audit, case = {**audit, "code": code}, {**case, "code": code}
         row = await MOVES.apply(
             conn, escalation_id, action, by=by, text=text, details=audit, case_detail=case
         )
+        if code:
+            await conn.execute(SET_CODE, (code, escalation_id))
+            return _row(row).model_copy(update={"outcome_code": code})
     return _row(row)

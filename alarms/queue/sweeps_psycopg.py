@@ -92,14 +92,15 @@ FROM due
 
 
 class StaleSweep(StatementSweep):
-    """`alarm.stale` once an answered alarm has waited LARM_ALARM_STALE_S for its outcome."""
+    """`alarm.stale` once an answered alarm has waited LARM_STALE_ANSWERED_MINUTES for its
+    outcome."""
 
     name = "alarm_stale"
     statement = FIRE_STALE
 
     @staticmethod
     def params(settings: Settings) -> dict[str, object]:
-        return {"stale_s": settings.alarm_stale_s}
+        return {"stale_s": settings.stale_answered_minutes * 60.0}
 
 
 # Safety alarms from devices only: technical and supervision alarms are not "answer time".

@@ -1,6 +1,6 @@
 -- Alarms that are proven to work (issue 20): a heartbeat shows the base unit is online, not
 -- that the pendant's radio and battery work. A device with no alarm and no test for
--- LARM_TEST_INTERVAL_DAYS is due a test call (`device.test_due`); a test an operator asked for
+-- LARM_TEST_DUE_DAYS is due a test call (`device.test_due`); a test an operator asked for
 -- that does not arrive in time becomes a technical alarm (`device.test_failed`).
 
 -- The last safety alarm (a test included) from the device, written by ingest with the alarm.

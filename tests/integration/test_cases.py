@@ -79,8 +79,12 @@ def test_an_alarm_is_a_whole_case_from_the_press_to_the_outcome(
         assert (
             post(url, f"{base}/notes", patrol, {"text": "Helped up, no injury"}).status_code == 201
         )
-        done = post(url, f"/api/v1/escalations/{escalation}/complete", patrol, {"outcome": "ok"})
-        assert done.status_code == 200
+        complete = f"/api/v1/escalations/{escalation}/complete"
+        wrong = post(url, complete, patrol, {"outcome": "ok", "code": "called_back"})
+        assert wrong.status_code == 422 and "called_back" in wrong.text
+        done = post(url, complete, patrol, {"outcome": "helped up", "code": "visit"})
+        assert done.status_code == 200, done.text
+        assert done.json()["outcome"] == "helped up" and done.json()["outcome_code"] == "visit"
         assert post(url, f"{base}/resolve", operator, {"note": "fine"}).status_code == 422
         unknown = post(url, f"{base}/resolve", operator, {"outcome": "called_back"})
         assert unknown.status_code == 422 and "called_back" in unknown.text
@@ -106,6 +110,7 @@ def test_an_alarm_is_a_whole_case_from_the_press_to_the_outcome(
         assert times == sorted(times)
         assert case["case"][2]["detail"] == {"contact": "Eva (dotter)", "reached": False}
         assert case["case"][-1]["detail"] == {"outcome": "visit", "note": "all well"}
+        assert case["case"][-2]["detail"] == {"text": "helped up", "code": "visit"}
         assert case["state"] == "resolved" and case["outcome"] == "visit"
         assert case["test"] is False and "person" in case
         # The audit log knows a call and a note happened, not whom or what was written.
@@ -172,7 +177,7 @@ def test_a_test_alarm_is_marked_and_a_real_press_makes_it_real(
 def test_an_answered_alarm_left_alone_raises_alarm_stale_once(
     database_url: str, broker: Broker
 ) -> None:
-    with chain(database_url, broker, alarm_stale_s=0.3) as (settings, url):
+    with chain(database_url, broker, stale_answered_minutes=0.3 / 60) as (settings, url):
         operator = token(settings, "operator")
         alarm_id = press(settings, broker, "d-stale")
         post(url, f"/api/v1/alarms/{alarm_id}/answer", operator)

@@ -41,7 +41,7 @@ def add_device(database_url: str, device: str, age_s: float) -> None:
 def test_a_silent_pendant_is_due_a_test_and_a_test_press_ends_it(
     database_url: str, broker: Broker
 ) -> None:
-    s = settings_for(database_url, broker.host, broker.port, test_interval_days=1.0)
+    s = settings_for(database_url, broker.host, broker.port, test_due_days=1.0)
     engine_url = as_role(s, "larm_engine").database_url
     add_device(database_url, "d-silent", 2 * 86_400)
     add_device(database_url, "d-fresh", 3_600)
