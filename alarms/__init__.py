@@ -6,6 +6,7 @@ from alarms.devices.admin import provision as provision_device
 from alarms.devices.admin import revoke as revoke_device
 from alarms.devices.credentials_mosquitto import BrokerAuth, Credentials, service_account
 from alarms.devices.sweeps_psycopg import OfflineSweep
+from alarms.reports.service_level_psycopg import service_level
 
 __all__ = [
     "BrokerAuth",
@@ -14,4 +15,5 @@ __all__ = [
     "provision_device",
     "revoke_device",
     "service_account",
+    "service_level",
 ]

@@ -19,12 +19,13 @@ from simulators.bench import endtoend, latency, limits
 from simulators.bench.gateway import gateway_load
 from simulators.bench.infra import BenchInfra, bench_infra
 from simulators.bench.load import heartbeats, publish_all
+from simulators.bench.report import month_report
 from simulators.bench.soak import soak
 from simulators.bench.table import table
 
 TOPIC_ALL = "larm/v1/+/+/events"
 # (name, MQTT protocol of ingest, processes)
-PARTS = ("latency", "devices", "gateway", "ingest")
+PARTS = ("latency", "devices", "report", "gateway", "ingest")
 INGEST_RUNS = (("v5-1", "5", 1), ("v5-2", "5", 2), ("v311-1", "3.1.1", 1), ("v311-2", "3.1.1", 2))
 
 
@@ -68,6 +69,8 @@ def run(options: Options) -> dict[str, Any]:
                 report["latency"] = _latency(infra, options)
             if "devices" in parts:
                 report["devices"] = endtoend.device_sweep(infra.database("bench_devices"))
+            if "report" in parts:
+                report["report"] = month_report(infra.database("bench_report"))
             if "gateway" in parts:
                 report["gateway"] = gateway_load(infra).report()
             if "ingest" in parts:

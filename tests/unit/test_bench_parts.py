@@ -49,3 +49,19 @@ def test_the_table_prints_the_parts_that_ran() -> None:
     assert "under 12,000 heartbeats/s from 500 devices" in text
     assert "read → committed" in text and "p99 2.0" in text
     assert "limits" not in text.split("targets")[0]  # the ingest part did not run
+
+
+def test_a_report_only_run_prints_its_row() -> None:
+    report = {
+        "started_at": "x",
+        "machine": {"cpus": 2},
+        "options": {},
+        "report": {
+            "devices": 250_000,
+            "alarms": 60_000,
+            "all_sites_s": 0.5,
+            "one_site_s": 0.1,
+            "alarms_counted": 60_000,
+        },
+    }
+    assert "all sites 500 ms, one site 100 ms" in table(report)
