@@ -47,7 +47,14 @@ def test_an_sos_access_alarm_and_a_dc09_link_test_through_the_running_stack(stac
             "--site", "solna", "--device", "dc09-e2e")
     )  # fmt: skip
     key = bytes.fromhex(str(panel["aes_key"]))  # a key unless the administrator says --plain
-    assert "sos-access TX9" in " ".join(cli(stack, "sender", "list").split())
+    cli(stack, "sender", "add", "--protocol", "scaip", "--sender", "4712", "--site", "solna",
+        "--device", "scaip-e2e", "--plain")  # fmt: skip
+    lines = cli(stack, "sender", "list").splitlines()
+    assert any(line.split()[:2] == ["sos-access", "TX9"] for line in lines)
+    assert next(line for line in lines if "4712" in line).split()[-1] == "plain"
+    with pytest.raises(subprocess.CalledProcessError):  # a transmitter always has a password
+        cli(stack, "sender", "add", "--protocol", "sos-access", "--sender", "TX8",
+            "--site", "solna", "--device", "sos-e2e-2", "--plain")  # fmt: skip
     token = cli(stack, "token", "create", "--role", "operator", "--name", "e2e").strip()
 
     env = stack.env()
