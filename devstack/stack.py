@@ -36,6 +36,7 @@ from devstack.procs import (
 )
 from devstack.prometheus import Prometheus, prometheus_binary
 from devstack.tls import local_ca
+from gateway import upgrade_sender_passwords
 from larmkedja import db
 from larmkedja.secret_files import write_private
 from larmkedja.settings import Settings
@@ -54,6 +55,9 @@ MQTT_ACCOUNTS = {
     "gateway": service_account("svc-gateway", "1"),
     "monitor": service_account("svc-monitor", "1"),
 }
+# The gateway's server key (SOS Access password HMACs, SIP digest nonces): the gateway and the
+# administrators' `.state/env` (for `larmkedja sender add`) have it, no other process.
+GATEWAY_KEY = "gateway-secret-key"
 DB_ROLES = {
     "ingest": "larm_ingest",
     "engine": "larm_engine",
@@ -114,6 +118,7 @@ class Stack:
         found: dict[str, str] = json.loads(path.read_text()) if path.exists() else {}
         for name in [*MQTT_ACCOUNTS.values(), *DB_ROLES.values(), "db-app"]:
             found.setdefault(name, secrets.token_urlsafe(24))
+        found.setdefault(GATEWAY_KEY, secrets.token_urlsafe(48))
         write_private(path, json.dumps(found, indent=2) + "\n")
         return found
 
@@ -146,6 +151,7 @@ class Stack:
             "LARM_GATEWAY_METRICS_PORT": str(self.ports["gateway_metrics"]),
             "LARM_MQTT_AUTH_DIR": str(self.auth.directory),
             "LARM_MQTT_BROKER_PID_FILE": str(self.mosquitto.pid_file),
+            "LARM_GATEWAY_SECRET_KEY": self.secrets[GATEWAY_KEY],
             **(
                 {"LARM_MQTTS_PORT": str(self.ports["mqtts"]), "LARM_MQTT_TLS_CA": str(self.tls.ca)}
                 if self.tls
@@ -168,12 +174,15 @@ class Stack:
             own |= {"LARM_MQTT_USERNAME": account, "LARM_MQTT_PASSWORD": self.secrets[account]}
         if process in DB_ROLES:
             own["LARM_DATABASE_URL"] = self.database_url(DB_ROLES[process])
+        if process == "gateway":
+            own["LARM_GATEWAY_SECRET_KEY"] = self.secrets[GATEWAY_KEY]
         return own
 
     def services(self, *, fleet: bool) -> list[Service]:
         exe = str(Path(sys.executable).with_name("larmkedja"))
         env = {**os.environ, **self.env()}
         del env["LARM_DATABASE_ADMIN_URL"]  # the services run as larm_app only
+        del env["LARM_GATEWAY_SECRET_KEY"]  # the gateway's own (process_env)
         env.pop("LARM_MQTT_TLS_CA", None)  # they use the loopback listener
         found = [
             Service(
@@ -204,13 +213,17 @@ class Stack:
         if self.postgres.start():
             started.append("postgres")
         self.postgres.ensure_database(DATABASE)
-        settings = Settings(database_url=self.postgres.url(DATABASE))
+        settings = Settings(
+            database_url=self.postgres.url(DATABASE),
+            gateway_secret_key=self.secrets[GATEWAY_KEY],
+        )
         db.migrate(
-            self.postgres.url(DATABASE),
+            settings.database_url,
             app_password=self.secrets["db-app"],
             config=db.retention_config(settings),
             role_passwords={role: self.secrets[role] for role in DB_ROLES.values()},
         )
+        upgrade_sender_passwords(settings, settings.database_url)  # legacy hashes -> HMAC
         services = self.services(fleet=fleet)
         for service in services:
             if service.name != "fleet" and self._start_service(service):

@@ -12,6 +12,7 @@ from prometheus_client import disable_created_metrics
 
 from entrypoints import bootstrap, cli_admin, cli_dev, cli_reports
 from entrypoints.signals import on_stop_signals
+from gateway import upgrade_sender_passwords
 from gateway.app import serve
 from larmkedja import db
 from larmkedja.settings import Settings
@@ -65,6 +66,13 @@ def cmd_migrate(args: argparse.Namespace, settings: Settings) -> int:
         role_passwords=settings.db_role_passwords,
     )
     print(f"{len(applied)} migration(s) applied" + (": " + ", ".join(applied) if applied else ""))
+    owner_url = settings.database_admin_url or settings.database_url
+    if settings.gateway_secret_key is not None:
+        upgraded = upgrade_sender_passwords(settings, owner_url)
+        if upgraded:
+            print(f"{upgraded} SOS Access password hash(es) now kept as HMAC with the server key")
+    else:
+        log.warning("LARM_GATEWAY_SECRET_KEY is not set: legacy SOS Access hashes stay as they are")
     return 0
 
 

@@ -50,6 +50,7 @@ def cmd_sender(args: argparse.Namespace, settings: Settings) -> int:
                 device_id=args.device,
                 secret=args.secret,
                 heartbeat_s=args.heartbeat_s,
+                plain=args.plain,
             )
             print(json.dumps(added))
         elif args.action == "revoke":
@@ -110,7 +111,14 @@ def register(sub: Any) -> None:
     add.add_argument("--device", required=True)
     add.add_argument(
         "--secret",
-        help="SOS Access password (default: a new one) / DC-09 AES key in hex or 'generate'",
+        help="SOS Access password / SCAIP SIP digest password / DC-09 AES key in hex "
+        "(default: a new one, shown once)",
+    )
+    add.add_argument(
+        "--plain",
+        action="store_true",
+        help="no secret: a DC-09 account that sends unencrypted blocks, a SCAIP controller "
+        "known by its cid alone (anyone who knows the id can send as it)",
     )
     add.add_argument("--heartbeat-s", type=float, help="the sender's agreed heartbeat period")
     revoke_sender = sender_sub.add_parser("revoke", help="refuse this sender from now on")

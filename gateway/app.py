@@ -11,12 +11,15 @@ from dataclasses import dataclass, field
 from prometheus_client import CollectorRegistry, start_http_server
 from psycopg_pool import AsyncConnectionPool
 
+from gateway.credentials import ServerKey
 from gateway.dc09_receiver import Dc09Receiver
+from gateway.errors import ConfigurationError
+from gateway.limits import Slots, TokenBuckets
 from gateway.metrics import GatewayMetrics
 from gateway.publish_paho import Publisher
 from gateway.registry_psycopg import Registry
 from gateway.scaip_receiver import ScaipReceiver
-from gateway.servers import DatagramServer, Receiver, StreamServer
+from gateway.servers import DatagramServer, Receiver, StreamServer, Timeouts
 from gateway.service import Gateway
 from gateway.sos_receiver import SosAccessReceiver
 from larmkedja.mqtt_paho import make_client
@@ -52,7 +55,11 @@ def receivers(settings: Settings, gateway: Gateway) -> list[tuple[Receiver, int,
     """(receiver, port, also UDP) for each receiver switched on."""
     found: list[tuple[Receiver, int, bool]] = []
     if settings.gateway_scaip_port:
-        scaip = ScaipReceiver(gateway=gateway, heartbeat_s=settings.gateway_heartbeat_s)
+        scaip = ScaipReceiver(
+            gateway=gateway,
+            heartbeat_s=settings.gateway_heartbeat_s,
+            nonce_s=settings.gateway_nonce_s,
+        )
         found.append((scaip, settings.gateway_scaip_port, True))
     if settings.gateway_sos_access_port:
         sos = SosAccessReceiver(gateway=gateway, ping_min_s=settings.gateway_ping_min_s)
@@ -62,7 +69,38 @@ def receivers(settings: Settings, gateway: Gateway) -> list[tuple[Receiver, int,
     return found
 
 
+def server_key(settings: Settings) -> ServerKey:
+    if settings.gateway_secret_key is None:
+        raise ConfigurationError(
+            "LARM_GATEWAY_SECRET_KEY is not set: the gateway checks SOS Access passwords and "
+            "signs SIP digest nonces with it (docs/protocols.md)"
+        )
+    return ServerKey.of(settings.gateway_secret_key.get_secret_value())
+
+
+async def _listen(
+    settings: Settings, running: Running, metrics: GatewayMetrics, receiver: Receiver, port: int
+) -> int:
+    """The receiver's TCP server (and its port), each with caps of its own."""
+    timeouts = Timeouts(
+        message_s=settings.gateway_message_deadline_s,
+        idle_s=settings.gateway_idle_s,
+        lifetime_s=settings.gateway_connection_lifetime_s,
+    )
+    slots = Slots(
+        total=settings.gateway_max_connections,
+        per_source=settings.gateway_max_connections_per_source,
+    )
+    stream = StreamServer(receiver=receiver, metrics=metrics, timeouts=timeouts, slots=slots)
+    server = await stream.start(settings.gateway_host, port)
+    running.servers.append(server)
+    bound: int = server.sockets[0].getsockname()[1]
+    running.ports[receiver.protocol.value] = bound
+    return bound
+
+
 async def start(settings: Settings, *, metrics: GatewayMetrics) -> Running:
+    key = server_key(settings)
     pool = AsyncConnectionPool(settings.database_url, min_size=1, max_size=4, open=False)
     await pool.open(wait=False)
     publisher = Publisher(
@@ -73,16 +111,25 @@ async def start(settings: Settings, *, metrics: GatewayMetrics) -> Running:
     )
     publisher.start(host=settings.mqtt_host, port=settings.mqtt_port)
     registry = Registry(pool=pool, cache_s=settings.gateway_registry_cache_s)
-    gateway = Gateway(registry=registry, publisher=publisher, metrics=metrics)
+    dead_letters = TokenBuckets(
+        per_minute=settings.gateway_dead_letters_per_minute,
+        total_per_minute=settings.gateway_dead_letters_total_per_minute,
+    )
+    gateway = Gateway(
+        registry=registry, publisher=publisher, metrics=metrics, key=key, dead_letters=dead_letters
+    )
     running = Running(gateway=gateway, pool=pool)
     host = settings.gateway_host
     for receiver, port, udp in receivers(settings, gateway):
-        server = await StreamServer(receiver=receiver, metrics=metrics).start(host, port)
-        running.servers.append(server)
-        bound = server.sockets[0].getsockname()[1]
-        running.ports[receiver.protocol.value] = bound
+        bound = await _listen(settings, running, metrics, receiver, port)
         if udp:
-            transport = await DatagramServer.start(receiver=receiver, host=host, port=bound)
+            slots = Slots(
+                total=settings.gateway_max_datagrams,
+                per_source=settings.gateway_max_datagrams_per_source,
+            )
+            transport = await DatagramServer.start(
+                receiver=receiver, metrics=metrics, slots=slots, host=host, port=bound
+            )
             running.transports.append(transport)
         log.info("gateway: %s on %s:%s%s", receiver.protocol.value, host, bound, " (+UDP)" * udp)
     return running

@@ -1,10 +1,18 @@
 """SIA DC-09 receiver (TCP and UDP): a block in, ACK / NAK / DUH out.
 
 ACK only after the broker's PUBACK of every event in the block. NAK when a block is damaged
-(CRC, length) or an encrypted block's time is outside the window: the device sends it again.
-DUH when it arrived whole but cannot be used: unknown account, wrong key, plain text from an
-account that must encrypt, a payload we cannot read. No answer at all while the broker or the
-registry is away: the device retries, which is what it must do.
+(CRC, length) or its timestamp is outside the window (every block that carries one, plain or
+encrypted: a recorded block replayed later is refused): the device sends it again with our
+time. DUH when it arrived whole but cannot be used: unknown account, wrong key, plain text from
+an account that must encrypt, a payload we cannot read; the same DUH whichever, so the answer
+tells nobody which accounts exist. No answer at all while the broker or the registry is away:
+the device retries, which is what it must do.
+
+A plain block without a timestamp is accepted from an account registered `--plain` (only
+those may send plain blocks at all): DC-09 makes the timestamp optional for unencrypted
+blocks and plain panels (dc09-spt among them) leave it out; and a timestamp in a block anyone
+can write proves nothing anyway. Such an account has no protection but the network it is on
+(docs/protocols.md).
 """
 
 from __future__ import annotations
@@ -13,8 +21,9 @@ import re
 
 from gateway import sia_dc09
 from gateway.errors import ProtocolError, RegistryUnavailable
-from gateway.model import Protocol, Refusal
+from gateway.model import Protocol, Refusal, Sender
 from gateway.service import Gateway
+from gateway.sia_dc09 import Block
 
 P = Protocol.SIA_DC09
 _NAMES = re.compile(rb"\^[^^]*\^")  # user, zone and area names: not kept in dead letters
@@ -22,6 +31,19 @@ _NAMES = re.compile(rb"\^[^^]*\^")  # user, zone and area names: not kept in dea
 
 def redact(frame: bytes) -> bytes:
     return _NAMES.sub(b"^-^", frame)
+
+
+def refusal_of(sender: Sender | None, block: Block) -> tuple[Refusal, str] | None:
+    """Why a block from this account cannot be opened at all, if it cannot."""
+    if sender is None:
+        return Refusal.UNKNOWN_SENDER, "account not registered"
+    if sender.plain:
+        return None  # an encrypted block from it is undecryptable: open_block says so
+    if sender.aes_key() is None:
+        return Refusal.NOT_AUTHORIZED, "no usable key registered for this account"
+    if not block.encrypted:
+        return Refusal.NOT_AUTHORIZED, "this account must send encrypted blocks"
+    return None
 
 
 class Dc09Receiver:
@@ -34,62 +56,74 @@ class Dc09Receiver:
     def take(self, buffer: bytearray) -> bytes | None:
         return sia_dc09.take_frame(buffer)
 
-    def framing_error(self, exc: ProtocolError) -> bytes | None:
-        self.gateway.refuse(P, Refusal.MALFORMED, sender_id=None, detail=str(exc), head=b"")
-        return sia_dc09.nak(now=self.gateway.now())
+    def framing_error(self, exc: ProtocolError, source: str) -> bytes | None:
+        gw = self.gateway
+        gw.refuse(P, Refusal.MALFORMED, source=source, sender_id=None, detail=str(exc), head=b"")
+        return sia_dc09.nak(now=gw.now())
 
-    async def handle(self, frame: bytes) -> bytes | None:
+    async def handle(self, frame: bytes, source: str) -> bytes | None:
         gw = self.gateway
         received_at = gw.now()
         try:
             block = sia_dc09.parse_block(frame)
         except ProtocolError as exc:
-            gw.refuse(P, Refusal.MALFORMED, sender_id=None, detail=str(exc), head=redact(frame))
+            gw.refuse(
+                P,
+                Refusal.MALFORMED,
+                source=source,
+                sender_id=None,
+                detail=str(exc),
+                head=redact(frame),
+            )
             return sia_dc09.nak(now=received_at)
         try:
             sender = await gw.sender(P, block.account)
         except RegistryUnavailable:
             gw.count(P, "busy")
             return None
-        if sender is None:
-            gw.refuse(
-                P,
-                Refusal.UNKNOWN_SENDER,
-                sender_id=block.account,
-                detail="account not registered",
-                head=redact(frame),
-            )
+        refused = refusal_of(sender, block)
+        if sender is None or refused is not None:
+            refusal, detail = refused or (Refusal.UNKNOWN_SENDER, "")
+            self._refuse(refusal, detail, block, frame, source, sender)
             return sia_dc09.duh(block)
+        return await self._open(sender, block, frame, source)
+
+    async def _open(self, sender: Sender, block: Block, frame: bytes, source: str) -> bytes | None:
+        gw = self.gateway
+        received_at = gw.now()
         key = sender.aes_key()
-        if key is not None and not block.encrypted:
-            gw.refuse(
-                P,
-                Refusal.NOT_AUTHORIZED,
-                sender_id=block.account,
-                detail="this account must send encrypted blocks",
-                head=redact(frame),
-                site=sender.site,
-            )
-            return sia_dc09.duh(block)
         try:
             opened = sia_dc09.open_block(block, key=key)
-            if block.encrypted and not sia_dc09.in_window(opened.timestamp, now=received_at):
+            stamp = opened.timestamp
+            if stamp is not None and not sia_dc09.in_window(stamp, now=received_at):
                 gw.count(P, "time_rejected")
                 return sia_dc09.nak(now=received_at)
             messages = sia_dc09.translate(block, opened)
         except ProtocolError as exc:
             refusal = Refusal.UNDECRYPTABLE if exc.code == "key" else Refusal.MALFORMED
-            gw.refuse(
-                P,
-                refusal,
-                sender_id=block.account,
-                detail=str(exc),
-                head=redact(frame),
-                site=sender.site,
-            )
+            self._refuse(refusal, str(exc), block, frame, source, sender)
             return sia_dc09.duh(block)
         if await gw.deliver(sender, messages, received_at=received_at) is None:
             gw.count(P, "busy")
             return None
         gw.count(P, "accepted")
         return sia_dc09.ack(block, now=gw.now(), key=key if block.encrypted else None)
+
+    def _refuse(
+        self,
+        refusal: Refusal,
+        detail: str,
+        block: Block,
+        frame: bytes,
+        source: str,
+        sender: Sender | None,
+    ) -> None:
+        self.gateway.refuse(
+            P,
+            refusal,
+            source=source,
+            sender_id=block.account,
+            detail=detail,
+            head=redact(frame),
+            site=sender.site if sender else None,
+        )

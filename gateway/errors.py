@@ -21,3 +21,7 @@ class RegistryUnavailable(GatewayError):
 
 class SenderError(GatewayError):
     """A registry change that cannot be made (bad protocol, id, secret)."""
+
+
+class ConfigurationError(GatewayError):
+    """The gateway cannot start with these settings (e.g. no server key)."""

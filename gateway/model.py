@@ -7,8 +7,6 @@ messages; `to_event` turns one into the contract's `DeviceEvent` for the sender'
 from __future__ import annotations
 
 import enum
-import hashlib
-import hmac
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -34,7 +32,11 @@ class Refusal(enum.StrEnum):
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Sender:
-    """One registered sender: its protocol identity and the device it is."""
+    """One registered sender: its protocol identity, the device it is, and what it holds.
+
+    `plain` is an administrator's explicit choice (`sender add --plain`): a DC-09 account that
+    sends unencrypted blocks, a SCAIP controller identified by its `cid` alone. Every other
+    sender has a secret (gateway/credentials.py says what is kept of it)."""
 
     protocol: Protocol
     sender_id: str
@@ -42,13 +44,7 @@ class Sender:
     device_id: str
     secret: str | None = None
     heartbeat_s: float | None = None
-
-    def password_matches(self, password: str) -> bool:
-        """SOS Access: the stored secret is the sha256 of the password."""
-        if not self.secret:
-            return False
-        given = hashlib.sha256(password.encode("latin-1", "replace")).hexdigest()
-        return hmac.compare_digest(given, self.secret)
+    plain: bool = False
 
     def aes_key(self) -> bytes | None:
         """SIA DC-09: the stored secret is the AES key in hex."""
@@ -59,10 +55,6 @@ class Sender:
         except ValueError:
             return None
         return key if len(key) in (16, 24, 32) else None
-
-
-def password_hash(password: str) -> str:
-    return hashlib.sha256(password.encode("latin-1", "replace")).hexdigest()
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -21,7 +21,7 @@ from gateway.model import Protocol, Sender
 log = logging.getLogger(__name__)
 
 FIND_SENDER = """
-SELECT site, device_id, secret, heartbeat_s FROM gateway_senders
+SELECT site, device_id, secret, heartbeat_s, plain FROM gateway_senders
 WHERE protocol = %s AND sender_id = %s AND revoked_at IS NULL
 """
 EVENT_STORED = "SELECT 1 FROM event_ids WHERE event_id = %s"
@@ -61,7 +61,7 @@ class Registry:
             raise RegistryUnavailable(f"sender registry unavailable: {exc}") from exc
         found = None
         if row is not None:
-            site, device_id, secret, heartbeat_s = row
+            site, device_id, secret, heartbeat_s, plain = row
             found = Sender(
                 protocol=protocol,
                 sender_id=sender_id,
@@ -69,6 +69,7 @@ class Registry:
                 device_id=device_id,
                 secret=secret,
                 heartbeat_s=heartbeat_s,
+                plain=plain,
             )
         if len(self._cache) > 500_000:
             self._cache.clear()

@@ -1,5 +1,9 @@
 """What every receiver does with a device message once its protocol is read: find the
-sender, publish its events and wait for the broker's PUBACK, or refuse it as a dead letter."""
+sender, publish its events and wait for the broker's PUBACK, or refuse it as a dead letter.
+
+Refusals are all counted; dead letters (a row and a notice on MQTT each) are rate-limited per
+source address and in all (`TokenBuckets`), so a flood of bad messages from anyone is a
+bounded number of dead letters and a counter, and other sources keep theirs."""
 
 from __future__ import annotations
 
@@ -12,6 +16,8 @@ from collections import OrderedDict
 from collections.abc import Callable
 from datetime import UTC, datetime
 
+from gateway.credentials import ServerKey
+from gateway.limits import TokenBuckets
 from gateway.metrics import GatewayMetrics
 from gateway.model import Protocol, Refusal, Sender, Translated, event_id_for, to_event
 from gateway.publish_paho import Publisher
@@ -36,11 +42,15 @@ class Gateway:
         registry: Registry,
         publisher: Publisher,
         metrics: GatewayMetrics,
+        key: ServerKey,
+        dead_letters: TokenBuckets,
         clock: Callable[[], datetime] = _now,
     ) -> None:
         self.registry = registry
         self.publisher = publisher
         self.metrics = metrics
+        self.key = key
+        self.dead_letters = dead_letters
         self.now = clock
         self._delivered: OrderedDict[uuid.UUID, None] = OrderedDict()
         self._background: set[asyncio.Task[None]] = set()
@@ -91,16 +101,19 @@ class Gateway:
         protocol: Protocol,
         refusal: Refusal,
         *,
+        source: str,
         sender_id: str | None,
         detail: str,
         head: bytes,
         site: str | None = None,
     ) -> None:
         """Count a refused message and keep it as a dead letter (in the background: the
-        device's answer does not wait for it)."""
+        device's answer does not wait for it), unless its source is over its rate."""
         self.count(protocol, refusal.value)
-        if len(self._background) >= MAX_PENDING_DEAD_LETTERS:
-            return  # a flood: counted, not written one by one (the alert says who)
+        over = len(self._background) >= MAX_PENDING_DEAD_LETTERS
+        if over or not self.dead_letters.take(source, now=time.monotonic()):
+            self.metrics.dead_letters_suppressed.labels(protocol.value).inc()
+            return  # a flood: counted, not written one by one
         sender = _SAFE.sub("?", (sender_id or "-")[:64])
         received_at = self.now()
         task = asyncio.get_running_loop().create_task(

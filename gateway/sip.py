@@ -26,6 +26,7 @@ COPIED = ("via", "from", "to", "call-id", "cseq")
 REASONS = {
     200: "OK",
     400: "Bad Request",
+    401: "Unauthorized",
     403: "Forbidden",
     405: "Method Not Allowed",
     413: "Request Entity Too Large",

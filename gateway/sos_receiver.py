@@ -1,9 +1,10 @@
 """SOS Access v4 receiver (TCP): one request per connection, answered with its status.
 
-0 only after the broker's PUBACK. 4 for an unknown transmitter or a wrong password (both kept
-as dead letters), 5 while the broker or registry is away (the client fails over or retries),
-10 for an alarm already delivered (same reference and content), 101 for heartbeats faster
-than allowed, and the malformed-request codes 1, 2, 3, 7 and 100.
+0 only after the broker's PUBACK. 4 for an unknown transmitter or a wrong password, the same
+answer after the same work either way (both kept as rate-limited dead letters), 5 while the
+broker or registry is away (the client fails over or retries), 10 for an alarm already
+delivered (same reference and content), 101 for heartbeats faster than allowed, and the
+malformed-request codes 1, 2, 3, 7 and 100.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import re
 import time
 
 from gateway import sos_access
+from gateway.credentials import password_matches
 from gateway.errors import ProtocolError, RegistryUnavailable
 from gateway.model import Protocol, Refusal, Sender
 from gateway.service import Gateway
@@ -42,10 +44,10 @@ class SosAccessReceiver:
             return whole
         return None
 
-    def framing_error(self, exc: ProtocolError) -> bytes | None:
+    def framing_error(self, exc: ProtocolError, source: str) -> bytes | None:
         return None
 
-    async def handle(self, raw: bytes) -> bytes:
+    async def handle(self, raw: bytes, source: str) -> bytes:
         gw = self.gateway
         root = sos_access.response_root(raw)
         try:
@@ -55,27 +57,32 @@ class SosAccessReceiver:
             gw.refuse(
                 P,
                 Refusal.MALFORMED,
+                source=source,
                 sender_id=code.group(1).decode("latin-1") if code else None,
                 detail=str(exc),
                 head=redact(raw),
             )
             return self._answer(root, Status(int(exc.code)), str(exc), None)
         root = sos_access.ROOTS[request.root]
-        status, info = await self._process(request, raw)
+        status, info = await self._process(request, raw, source)
         return self._answer(root, status, info, request.reference)
 
-    async def _process(self, request: Request, raw: bytes) -> tuple[Status, str]:
+    async def _process(self, request: Request, raw: bytes, source: str) -> tuple[Status, str]:
         gw = self.gateway
         try:
             sender = await gw.sender(P, request.transmitter)
         except RegistryUnavailable:
             gw.count(P, "busy")
             return Status.NOT_TREATED, "receiver cannot check the transmitter now; try again"
-        if sender is None or not sender.password_matches(request.fields["authentication"]):
+        # The same work for an unknown transmitter as for a known one (no secret to match).
+        stored = sender.secret if sender else None
+        matches = password_matches(stored, request.fields["authentication"], gw.key)
+        if sender is None or not matches:
             refusal = Refusal.UNKNOWN_SENDER if sender is None else Refusal.NOT_AUTHORIZED
             gw.refuse(
                 P,
                 refusal,
+                source=source,
                 sender_id=request.transmitter,
                 detail=refusal.value,
                 head=redact(raw),

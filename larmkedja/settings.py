@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 Positive = Annotated[float, Field(gt=0)]
@@ -165,6 +165,28 @@ class Settings(BaseSettings):
     gateway_registry_cache_s: Annotated[float, Field(ge=0)] = 5.0
     gateway_heartbeat_s: Positive = 90.0  # the interval SCAIP devices are asked for
     gateway_ping_min_s: Annotated[float, Field(ge=0)] = 15.0  # SOS Access: faster is 101
+    # The gateway's server key (issue 18): SOS Access passwords are stored as its HMAC, SIP
+    # digest nonces are signed with it. 32+ random characters, from the environment (`make up`
+    # keeps it in .state/secrets.json, compose in deploy/.env), never on a command line.
+    gateway_secret_key: Annotated[SecretStr, Field(min_length=32)] | None = None
+    gateway_nonce_s: Positive = 300.0  # a SIP digest nonce is good this long
+    # Slow clients: a message must be whole within `message_deadline_s` of its first byte; a
+    # connection without a whole message for `idle_s`, or open `connection_lifetime_s`, is
+    # closed between messages (the device reconnects).
+    gateway_message_deadline_s: Positive = 10.0
+    gateway_idle_s: Positive = 60.0
+    gateway_connection_lifetime_s: Positive = 3600.0
+    # Caps per receiver: open TCP connections and datagrams in hand, in all and from one
+    # address (an IPv4 address, an IPv6 /64); beyond them a connection is closed at once and a
+    # datagram dropped, and counted. Raise the per-source caps for a relay in front of devices.
+    gateway_max_connections: Annotated[int, Field(ge=1)] = 2000
+    gateway_max_connections_per_source: Annotated[int, Field(ge=1)] = 100
+    gateway_max_datagrams: Annotated[int, Field(ge=1)] = 2000
+    gateway_max_datagrams_per_source: Annotated[int, Field(ge=1)] = 100
+    # Dead letters of refused messages: per source address (this many, refilled per minute),
+    # and of all sources together; beyond them a refusal is only counted.
+    gateway_dead_letters_per_minute: Annotated[int, Field(ge=1)] = 10
+    gateway_dead_letters_total_per_minute: Annotated[int, Field(ge=1)] = 600
 
     # --- self-watch ---
     silence_s: Positive = 300.0

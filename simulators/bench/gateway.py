@@ -8,6 +8,7 @@ QoS 1 publisher in this process, which is what the gateway's own publishing cost
 from __future__ import annotations
 
 import asyncio
+import secrets
 import statistics
 import time
 from dataclasses import dataclass, field
@@ -84,9 +85,9 @@ async def _panels(host: str, port: int, panels: int, per_panel: int) -> list[flo
 def gateway_load(infra: BenchInfra, *, panels: int = 50, per_panel: int = 400) -> GatewayRun:
     url = infra.database("bench_gateway")
     settings = Settings(database_url=url)
-    for i in range(panels):
+    for i in range(panels):  # plain, as the figures before issue 18 were (no AES per block)
         add_sender(settings, protocol="sia-dc09", sender_id=f"B{i:04d}", site="bench",
-                  device_id=f"panel-{i:04d}")  # fmt: skip
+                  device_id=f"panel-{i:04d}", plain=True)  # fmt: skip
     port = free_port()
     env = infra.env(
         url,
@@ -97,6 +98,9 @@ def gateway_load(infra: BenchInfra, *, panels: int = 50, per_panel: int = 400) -
         LARM_INGEST_INSTANCE="gw",
         LARM_INGEST_SHARE_GROUP="gw",
         LARM_INGEST_SESSION_EXPIRY_S="1",  # gone after the run: it must not queue later loads
+        LARM_GATEWAY_SECRET_KEY=secrets.token_urlsafe(48),  # in the environment, not argv
+        # Every panel connects from this one address.
+        LARM_GATEWAY_MAX_CONNECTIONS_PER_SOURCE=str(panels + 10),
     )
     ingest = larmkedja(["ingest"], env, infra.root / "gateway-ingest.log")
     gateway = larmkedja(["gateway"], env, infra.root / "gateway.log")

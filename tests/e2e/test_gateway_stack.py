@@ -42,9 +42,19 @@ def test_an_sos_access_alarm_and_a_dc09_link_test_through_the_running_stack(stac
             "--site", "solna", "--device", "sos-e2e")
     )  # fmt: skip
     assert len(str(added["password"])) == 15  # shown once; only its hash is stored
-    cli(stack, "sender", "add", "--protocol", "sia-dc09", "--sender", "4711", "--site", "solna",
-        "--device", "dc09-e2e")  # fmt: skip
-    assert "sos-access TX9" in " ".join(cli(stack, "sender", "list").split())
+    panel = json.loads(
+        cli(stack, "sender", "add", "--protocol", "sia-dc09", "--sender", "4711",
+            "--site", "solna", "--device", "dc09-e2e")
+    )  # fmt: skip
+    key = bytes.fromhex(str(panel["aes_key"]))  # a key unless the administrator says --plain
+    cli(stack, "sender", "add", "--protocol", "scaip", "--sender", "4712", "--site", "solna",
+        "--device", "scaip-e2e", "--plain")  # fmt: skip
+    lines = cli(stack, "sender", "list").splitlines()
+    assert any(line.split()[:2] == ["sos-access", "TX9"] for line in lines)
+    assert next(line for line in lines if "4712" in line).split()[-1] == "plain"
+    with pytest.raises(subprocess.CalledProcessError):  # a transmitter always has a password
+        cli(stack, "sender", "add", "--protocol", "sos-access", "--sender", "TX8",
+            "--site", "solna", "--device", "sos-e2e-2", "--plain")  # fmt: skip
     token = cli(stack, "token", "create", "--role", "operator", "--name", "e2e").strip()
 
     env = stack.env()
@@ -66,10 +76,10 @@ def test_an_sos_access_alarm_and_a_dc09_link_test_through_the_running_stack(stac
     wait_until(lambda: len(queued()) == 1, timeout=10, what="the alarm in the operator queue")
     assert queued()[0]["kind"] == "alarm.button" and queued()[0]["site"] == "solna"
 
-    poll = dc09_msg("4711").dc09poll().encode()
+    poll = dc09_msg("4711", key=key).dc09poll().encode()
     with socket.create_connection(("127.0.0.1", int(env["LARM_GATEWAY_DC09_PORT"])), 5) as s:
         s.sendall(poll)
-        assert dc09_msg("4711").dc09answer(0, s.recv(1024).decode())[0] == "ACK"
+        assert dc09_msg("4711", key=key).dc09answer(0, s.recv(1024).decode())[0] == "ACK"
 
     metrics_url = f"http://127.0.0.1:{env['LARM_GATEWAY_METRICS_PORT']}/metrics"
     with urllib.request.urlopen(metrics_url, timeout=5) as resp:

@@ -139,5 +139,5 @@ def test_prometheus_scrapes_every_target_and_every_expression_returns_data(stack
             problems.append(f"{name}: no data for {without_threshold(expr)}")
     assert not problems, "\n".join(problems)
     rules = httpx.get(f"{base}/api/v1/rules", timeout=10).json()["data"]["groups"]
-    assert sum(len(g["rules"]) for g in rules) == 17
+    assert sum(len(g["rules"]) for g in rules) == 18
     assert all(r["health"] == "ok" for g in rules for r in g["rules"])

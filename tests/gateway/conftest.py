@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import threading
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,7 +20,7 @@ from gateway.metrics import GatewayMetrics
 from larmkedja.settings import Settings
 from tests.conftest import Broker
 from tests.gateway.crypto_shim import install
-from tests.helpers import running_ingest, scalar, settings_for, wait_until
+from tests.helpers import as_role, running_ingest, scalar, settings_for, wait_until
 
 install()  # before anything imports dc09_spt
 
@@ -58,10 +59,10 @@ class GatewayStack:
         return int(scalar(self.settings.database_url, sql, (f"gateway.{reason}",)))
 
     def result_count(self, protocol: str, result: str) -> float:
-        value = self.metrics.registry.get_sample_value(
-            "larm_gateway_messages_total", {"protocol": protocol, "result": result}
-        )
-        return value or 0.0
+        return self.metric("larm_gateway_messages_total", protocol=protocol, result=result)
+
+    def metric(self, name: str, **labels: str) -> float:
+        return self.metrics.registry.get_sample_value(name, labels) or 0.0
 
     def wait_events(self, device: str, count: int, kind: str | None = None) -> None:
         wait_until(
@@ -69,18 +70,21 @@ class GatewayStack:
         )
 
 
+SERVER_KEY = "a test server key, 32 characters or more"
+DEAD_LETTERS_PER_MINUTE = 10  # per source address
+
+
 def gateway_settings(database_url: str, broker: Broker, **overrides: Any) -> Settings:
-    return settings_for(
-        database_url,
-        broker.host,
-        broker.port,
-        gateway_scaip_port=free_port(),
-        gateway_sos_access_port=free_port(),
-        gateway_dc09_port=free_port(),
-        gateway_metrics_port=0,
-        gateway_instance="t",
-        **overrides,
-    )
+    values: dict[str, Any] = {
+        "gateway_scaip_port": free_port(),
+        "gateway_sos_access_port": free_port(),
+        "gateway_dc09_port": free_port(),
+        "gateway_metrics_port": 0,
+        "gateway_instance": "t",
+        "gateway_secret_key": SERVER_KEY,
+        "gateway_dead_letters_per_minute": DEAD_LETTERS_PER_MINUTE,
+    }
+    return settings_for(database_url, broker.host, broker.port, **(values | overrides))
 
 
 class _GatewayThread:
@@ -96,7 +100,8 @@ class _GatewayThread:
 
     def _run(self) -> None:
         asyncio.set_event_loop(self.loop)
-        self.running = self.loop.run_until_complete(start(self.settings, metrics=self.metrics))
+        own = as_role(self.settings, "larm_gateway")  # its own role, as `make up` runs it
+        self.running = self.loop.run_until_complete(start(own, metrics=self.metrics))
         self.ready.set()
         self.loop.run_forever()
         self.loop.run_until_complete(self.running.close())
@@ -116,9 +121,16 @@ class _GatewayThread:
         assert not self.thread.is_alive(), "gateway did not stop"
 
 
-@pytest.fixture
-def gw(database_url: str, broker: Broker) -> Iterator[GatewayStack]:
-    settings = gateway_settings(database_url, broker)
+@contextmanager
+def gateway_stack(database_url: str, broker: Broker, **overrides: Any) -> Iterator[GatewayStack]:
+    """Ingest and a gateway with these settings (the tests' own caps and deadlines)."""
+    settings = gateway_settings(database_url, broker, **overrides)
     metrics = GatewayMetrics(registry=CollectorRegistry())
     with running_ingest(settings), _GatewayThread(settings, metrics) as running:
         yield GatewayStack(settings=settings, running=running, metrics=metrics)
+
+
+@pytest.fixture
+def gw(database_url: str, broker: Broker) -> Iterator[GatewayStack]:
+    with gateway_stack(database_url, broker) as stack:
+        yield stack

@@ -37,7 +37,7 @@ def drained(spt: dc09_spt) -> bool:
 
 @pytest.mark.parametrize("udp", [False, True], ids=["tcp", "udp"])
 def test_sia_and_contact_id_alarms_and_a_link_test(gw: GatewayStack, udp: bool) -> None:
-    gw.add("sia-dc09", "1234", "dc09-1")
+    gw.add("sia-dc09", "1234", "dc09-1", plain=True)
     spt = sender(gw, "1234", udp=udp)
     spt.send_msg("SIA-DCS", {"code": "MA", "zone": "3", "area": "1", "areaname": "Hall"})
     spt.send_msg("ADM-CID", {"code": "111", "zone": "7"})  # smoke
@@ -104,7 +104,7 @@ def test_unknown_account_wrong_key_and_plain_text_from_an_encrypting_account_get
 
 
 def test_damaged_blocks_get_a_nak_and_the_connection_goes_on(gw: GatewayStack) -> None:
-    gw.add("sia-dc09", "2468", "dc09-5")
+    gw.add("sia-dc09", "2468", "dc09-5", plain=True)
     good = dc09_msg("2468").dc09block(5, "SIA-DCS", "#2468|NFA2]").encode()
     damaged = good.replace(b"FA2", b"FA3")  # CRC no longer matches
     with socket.create_connection((gw.host, gw.port("sia-dc09")), timeout=5) as s:
@@ -120,7 +120,7 @@ def test_damaged_blocks_get_a_nak_and_the_connection_goes_on(gw: GatewayStack) -
 
 
 def test_a_retransmitted_block_is_one_event(gw: GatewayStack) -> None:
-    gw.add("sia-dc09", "1357", "dc09-6")
+    gw.add("sia-dc09", "1357", "dc09-6", plain=True)
     block = dc09_msg("1357").dc09block(9, "SIA-DCS", "#1357|NMA1]").encode()
     for _ in range(3):  # the ACK was lost twice; the panel sends the same block again
         assert b'"ACK"' in exchange(gw, block)

@@ -22,7 +22,7 @@ def test_no_acknowledgement_without_the_broker_and_the_retry_is_stored_once(
     gw: GatewayStack, broker: Broker
 ) -> None:
     gw.add("sos-access", "TX1", "deliver-1", secret=PASSWORD)
-    gw.add("sia-dc09", "8888", "deliver-2")
+    gw.add("sia-dc09", "8888", "deliver-2", plain=True)
     client = SOSAccessClient(
         transmitter_code="TX1", transmitter_type="SV300", authentication=PASSWORD,
         receiver_id="larmkedja", receiver_address=(gw.host, gw.port("sos-access")),

@@ -155,3 +155,32 @@ def test_the_compose_acl_gives_each_account_what_the_local_stack_gives_its_kind(
         assert set(SERVICE_RULES[kind]) == rules, account
     passwd_job = str(compose()["services"]["mosquitto-passwd"]["command"])
     assert all(account in passwd_job for account in blocks)
+
+
+def test_the_gateways_server_key_goes_to_the_gateway_and_migrate_only() -> None:
+    """The key that makes SOS Access password hashes useless without it (issue 18): in the
+    environment of the two processes that need it, never on a command line."""
+    holders = {
+        name
+        for name, service in compose()["services"].items()
+        if "LARM_GATEWAY_SECRET_KEY" in (service.get("environment") or {})
+    }
+    assert holders == {"gateway", "migrate"}
+    assert "GATEWAY_SECRET_KEY" not in json.dumps(
+        [s.get("command") for s in compose()["services"].values()]
+    )
+
+
+def test_the_local_stack_gives_the_server_key_to_the_gateway_alone(tmp_path: Path) -> None:
+    from devstack.stack import Stack
+
+    stack = Stack(state_dir=tmp_path)
+    services = {s.name: s for s in stack.services(fleet=True)}
+    key = stack.secrets["gateway-secret-key"]
+    assert len(key) >= 32
+    assert services["gateway"].env["LARM_GATEWAY_SECRET_KEY"] == key
+    for name, service in services.items():
+        assert key not in " ".join(service.argv)
+        if name != "gateway":
+            assert "LARM_GATEWAY_SECRET_KEY" not in service.env, name
+    assert stack.env()["LARM_GATEWAY_SECRET_KEY"] == key  # .state/env (mode 600): `sender add`
