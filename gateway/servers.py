@@ -124,7 +124,8 @@ class StreamServer:
         if wait <= 0:
             raise _Cut(reason)
         try:
-            return await asyncio.wait_for(reader.read(READ_BYTES), wait)
+            async with asyncio.timeout(wait):
+                return await reader.read(READ_BYTES)
         except TimeoutError:
             raise _Cut(reason) from None
 
@@ -132,8 +133,11 @@ class StreamServer:
         if not reply:
             return
         writer.write(reply)
+        if writer.transport.get_write_buffer_size() == 0:
+            return  # all sent at once: nothing to wait for (the usual case)
         try:  # a client that does not read its answers is a slow one too
-            await asyncio.wait_for(writer.drain(), self.timeouts.message_s)
+            async with asyncio.timeout(self.timeouts.message_s):
+                await writer.drain()
         except TimeoutError:
             raise _Cut("slow") from None
 

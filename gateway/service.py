@@ -65,9 +65,13 @@ class Gateway:
         one of them, None if it has not (the device must not be acknowledged then)."""
         events = [to_event(sender, m, received_at=received_at) for m in messages]
         started = time.monotonic()
-        results = await asyncio.gather(
-            *(self.publisher.publish(e.topic(sender.site), e.to_json()) for e in events)
-        )
+        publish = self.publisher.publish
+        if len(events) == 1:  # the usual case: no tasks to gather
+            results = [await publish(events[0].topic(sender.site), events[0].to_json())]
+        else:
+            results = await asyncio.gather(
+                *(publish(e.topic(sender.site), e.to_json()) for e in events)
+            )
         if not all(results):
             return None
         protocol = sender.protocol.value
