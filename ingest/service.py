@@ -194,7 +194,7 @@ class Ingest:
             return  # not acknowledged: the broker redelivers it to the next session
         now, generation, lanes = self._now(), self._generation, len(self._bulk)
         partitions, mine = self._settings.ingest_partitions, self._settings.ingest_partition
-        shares: list[list[Message]] = [[] for _ in range(lanes + 1)]  # [alarm, bulk-0, ...]
+        shares: list[list[Message]] = [[] for _ in range(lanes)]  # bulk-0, bulk-1, ...
         others: list[int] = []  # another partition's: its owner has its own copy
         for topic, payload, mid, qos in publishes:
             if partitions > 1 and owner(topic, partitions) != mine:
@@ -205,14 +205,16 @@ class Ingest:
             if looks_like_alarm(payload):
                 message.item = parse(topic=_topic(topic), payload=payload, received_at=now)
                 if isinstance(message.item, ReceivedEvent) and message.item.event.kind.is_alarm:
-                    shares[0].append(message)
+                    with self._held_lock:
+                        self._held += 1
+                    self._alarms.offer([message])  # at once, not after the rest of the read
                     continue
-            shares[1 + partition(topic, lanes, partitions=partitions)].append(message)
+            shares[partition(topic, lanes, partitions=partitions)].append(message)
         if others:
             self._ack_mids(others, generation)
         with self._held_lock:
-            self._held += len(publishes) - len(others)
-        for lane, share in zip(self._lanes, shares, strict=True):
+            self._held += sum(len(share) for share in shares)
+        for lane, share in zip(self._bulk, shares, strict=True):
             if share:
                 lane.offer(share)
 

@@ -19,23 +19,41 @@ from larmkedja.db import Cursor
 from larmkedja.events import CancelData, Kind, ReceivedEvent
 from larmkedja.settings import Settings
 
-UPSERT_ALARM = """
-INSERT INTO alarms (site, device_id, kind, priority, raised_at, device_ts, last_event_at,
-                    unanswered_due_at, details, test)
-VALUES (%(site)s, %(device_id)s, %(kind)s, %(priority)s, %(received_at)s, %(device_ts)s,
-        %(received_at)s, %(received_at)s + make_interval(secs => %(unanswered_s)s),
-        %(details)s::jsonb, %(test)s)
-ON CONFLICT (device_id, kind) WHERE state <> 'resolved'
--- A real press folding into an open test alarm makes it a real alarm.
-DO UPDATE SET event_count = alarms.event_count + 1, test = alarms.test AND EXCLUDED.test,
-              last_event_at = greatest(alarms.last_event_at, EXCLUDED.last_event_at),
-              version = alarms.version + 1
-RETURNING alarm_id
-"""
-
-LINK_EVENT = """
-INSERT INTO alarm_events (alarm_id, event_id, kind, received_at)
-VALUES (%s, %s, %s, %s) ON CONFLICT DO NOTHING
+# Raise the alarm or fold the press into the open one, link the event to it, and for a safety
+# alarm (a test too), which proves the pendant's radio and battery: the device is not due a
+# test, and a test an operator asked for has arrived. One statement, one round trip: an alarm's
+# transaction is on the path to the operator's screen.
+PRESS = """
+WITH a AS (
+    INSERT INTO alarms (site, device_id, kind, priority, raised_at, device_ts, last_event_at,
+                        unanswered_due_at, details, test)
+    VALUES (%(site)s, %(device_id)s, %(kind)s, %(priority)s, %(received_at)s, %(device_ts)s,
+            %(received_at)s, %(received_at)s + make_interval(secs => %(unanswered_s)s),
+            %(details)s::jsonb, %(test)s)
+    ON CONFLICT (device_id, kind) WHERE state <> 'resolved'
+    -- A real press folding into an open test alarm makes it a real alarm.
+    DO UPDATE SET event_count = alarms.event_count + 1, test = alarms.test AND EXCLUDED.test,
+                  last_event_at = greatest(alarms.last_event_at, EXCLUDED.last_event_at),
+                  version = alarms.version + 1
+    RETURNING alarm_id
+), linked AS (
+    INSERT INTO alarm_events (alarm_id, event_id, kind, received_at)
+    SELECT alarm_id, %(event_id)s, %(kind)s, %(received_at)s FROM a
+    ON CONFLICT DO NOTHING
+), d AS (
+    UPDATE devices SET last_alarm_at = greatest(last_alarm_at, %(received_at)s)
+    WHERE device_id = %(device_id)s AND %(safety)s
+), t AS (
+    UPDATE test_requests SET arrived_at = %(received_at)s
+    WHERE device_id = %(device_id)s AND arrived_at IS NULL AND failed_at IS NULL
+      AND %(safety)s
+)
+SELECT alarm_id,
+       CASE WHEN %(safety)s THEN
+           larm_resolve_alert('device.test_due', %(device_id)s,
+                              jsonb_build_object('alarm_at', %(received_at)s::timestamptz))
+       END
+FROM a
 """
 
 # The system may end a technical alarm whose cause is gone (the link is back).
@@ -43,20 +61,6 @@ END_LINK_LOST = """
 UPDATE alarms SET state = 'resolved', resolved_at = now(), resolved_by = 'system',
                   outcome = 'link restored', version = version + 1
 WHERE device_id = %s AND kind = 'link.lost' AND state <> 'resolved'
-"""
-
-# A safety alarm (a test too) proves the pendant's radio and battery: the device is not due a
-# test, and a test an operator asked for has arrived.
-PROVEN = """
-WITH d AS (
-    UPDATE devices SET last_alarm_at = greatest(last_alarm_at, %(received_at)s)
-    WHERE device_id = %(device_id)s
-), t AS (
-    UPDATE test_requests SET arrived_at = %(received_at)s
-    WHERE device_id = %(device_id)s AND arrived_at IS NULL AND failed_at IS NULL
-)
-SELECT larm_resolve_alert('device.test_due', %(device_id)s,
-                          jsonb_build_object('alarm_at', %(received_at)s::timestamptz))
 """
 
 # Device faults that go to the operator queue as technical alarms (priority 4).
@@ -87,7 +91,7 @@ class AlarmProcessor:
         event = received.event
         details = {k: v for k, v in event.data.items() if k == "component"}
         cur.execute(
-            UPSERT_ALARM,
+            PRESS,
             {
                 "site": received.site,
                 "device_id": event.device_id,
@@ -99,15 +103,12 @@ class AlarmProcessor:
                 "details": orjson.dumps(details).decode(),
                 # A test alarm (contract §6): `"data": {"test": true}`, nothing else.
                 "test": event.data.get("test") is True,
+                "event_id": event.event_id,
+                "safety": event.kind.is_alarm,
             },
         )
-        row = cur.fetchone()
-        if row is None:  # pragma: no cover - the upsert always returns its row
+        if cur.fetchone() is None:  # pragma: no cover - the upsert always returns its row
             raise psycopg.DataError("alarm upsert returned nothing")
-        cur.execute(LINK_EVENT, (row[0], event.event_id, event.kind.value, received.received_at))
-        if event.kind.is_alarm:
-            params = {"device_id": event.device_id, "received_at": received.received_at}
-            cur.execute(PROVEN, params)
 
     def _cancel(self, cur: Cursor, received: ReceivedEvent) -> None:
         data = received.event.typed_data()
