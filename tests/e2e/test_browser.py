@@ -197,8 +197,28 @@ def test_supervisor_sees_answer_time_by_hour_and_last_nights_report(
                     answered,
                 ),
             )
+        # two silent pendants, one of a person in hospital: due, and away
+        for device in ("d-silent", "d-hospital"):
+            conn.execute(
+                "INSERT INTO devices (device_id, site, first_seen, last_seen, offline_due_at)"
+                " VALUES (%s, 'solna', now() - interval '40 days', now(), now() + interval '1 h')",
+                (device,),
+            )
+            conn.execute(
+                "SELECT larm_raise_alert('solna', 'device.test_due', 'warning', %s, '{}')",
+                (device,),
+            )
+    admin = token(settings, "admin")
+    away = {**ASTRID, "devices": ["d-hospital"]}
+    assert httpx.put(f"{url}/api/v1/persons/P-9", headers=admin, json=away).is_success
+    window = {"from": now.isoformat(), "until": (now + timedelta(days=3)).isoformat()}
+    absence = f"{url}/api/v1/persons/P-9/absences/a-1"
+    assert httpx.put(absence, headers=admin, json=window).is_success
     page = browser.new_page(viewport={"width": 1024, "height": 900})
     login(page, url, "supervisor", bearer(token(settings, "supervisor")))
+    expect(page.locator("#tests-due tr.due .test-state")).to_have_text("Provlarm behövs")
+    expect(page.locator("#tests-due tr.away .test-state")).to_contain_text("Borta till")
+    expect(page.locator("#tests-due tr")).to_have_count(2)
     expect(page.locator("#chart svg rect.bar")).to_have_count(3, timeout=3000)
     expect(page.locator("#chart svg rect.bar.above")).to_have_count(1)  # 90 s > 33 s
     expect(page.locator("#chart svg line.target")).to_have_count(1)
