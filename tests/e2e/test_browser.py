@@ -80,6 +80,42 @@ def bearer(headers: dict[str, str]) -> str:
     return headers["Authorization"].removeprefix("Bearer ")
 
 
+def box(page: Page, selector: str) -> dict[str, float]:
+    found = page.locator(selector).bounding_box()
+    assert found is not None, selector
+    return found
+
+
+def overlap(a: dict[str, float], b: dict[str, float]) -> bool:
+    return (
+        a["x"] < b["x"] + b["width"]
+        and b["x"] < a["x"] + a["width"]
+        and a["y"] < b["y"] + b["height"]
+        and b["y"] < a["y"] + a["height"]
+    )
+
+
+def assert_banner_in_its_place(page: Page, width: int) -> None:
+    """The "NYTT LARM" banner sits in the KPI strip, beside the figures, covering none of
+    them, nor the header or the queue, and its coming does not move the queue (a click meant
+    for a row must not land on another)."""
+    flash, strip = box(page, "#flash"), box(page, ".kpi")
+    figures = [box(page, f".kpi > div:nth-of-type({n})") for n in (1, 2, 3)]
+    inside = (
+        strip["x"] <= flash["x"]
+        and flash["x"] + flash["width"] <= strip["x"] + strip["width"] + 0.5
+        and strip["y"] <= flash["y"]
+        and flash["y"] + flash["height"] <= strip["y"] + strip["height"] + 0.5
+    )
+    assert inside, f"at {width} px the banner {flash} is not inside the KPI strip {strip}"
+    for what in (*figures, box(page, ".top"), box(page, "table.queue")):
+        assert not overlap(flash, what), f"at {width} px the banner covers {what}"
+    shown = box(page, "table.queue")["y"]
+    page.evaluate("document.getElementById('flash').hidden = true")
+    assert box(page, "table.queue")["y"] == shown, f"the banner moves the queue at {width} px"
+    page.evaluate("document.getElementById('flash').hidden = false")
+
+
 def test_operator_sees_an_alarm_within_2s_answers_it_and_the_kpi_strip_changes(
     browser: Browser, stack: tuple[Settings, str], broker: Broker
 ) -> None:
@@ -98,6 +134,11 @@ def test_operator_sees_an_alarm_within_2s_answers_it_and_the_kpi_strip_changes(
     expect(page.locator("#flash")).to_be_visible()  # the visible cue of a new alarm
     shot(page, "operator-new-alarm")
     assert_accessible(page, "the operator's queue with a new alarm")
+    for width in (1280, 900, 600, 360):  # the banner covers no figure, at any width
+        page.set_viewport_size({"width": width, "height": 800})
+        assert_banner_in_its_place(page, width)
+    shot(page, "operator-new-alarm-360")
+    page.set_viewport_size({"width": 1280, "height": 800})
     time.sleep(1.2)
     expect(row.locator(".waiting")).not_to_have_text("0:00")  # the timer counts up
     row.locator("button.answer").click()
