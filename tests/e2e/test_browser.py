@@ -83,7 +83,7 @@ def bearer(headers: dict[str, str]) -> str:
 def box(page: Page, selector: str) -> dict[str, float]:
     found = page.locator(selector).bounding_box()
     assert found is not None, selector
-    return found
+    return {"x": found["x"], "y": found["y"], "width": found["width"], "height": found["height"]}
 
 
 def overlap(a: dict[str, float], b: dict[str, float]) -> bool:
