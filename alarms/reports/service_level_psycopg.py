@@ -133,21 +133,24 @@ FROM supervision_checks
 WHERE scheduled_for >= %(since)s AND scheduled_for < %(until)s
   AND (%(site)s::text IS NULL OR site = %(site)s)
 """
-# Device-hours: each device from when it was first seen (or the period's start) to the end;
-# offline: the `device.offline` alerts' time inside the period.
+# Device-hours: each device from when it was first seen (or the period's start) to the end of
+# the period or now, whichever is first (hours not yet come are neither online nor offline);
+# offline: the `device.offline` alerts' time inside that.
 AVAILABILITY = """
-WITH span AS (
-    SELECT coalesce(sum(extract(epoch FROM %(until)s::timestamptz
-                                - greatest(first_seen, %(since)s::timestamptz))), 0)::float8 AS s
-    FROM devices
-    WHERE first_seen < %(until)s AND (%(site)s::text IS NULL OR site = %(site)s)
+WITH period AS (
+    SELECT %(since)s::timestamptz AS since, least(%(until)s::timestamptz, now()) AS until
+), span AS (
+    SELECT coalesce(sum(extract(epoch FROM p.until - greatest(first_seen, p.since))), 0)::float8
+           AS s
+    FROM devices, period p
+    WHERE first_seen < p.until AND (%(site)s::text IS NULL OR site = %(site)s)
 ), down AS (
     SELECT count(*) AS episodes,
-           coalesce(sum(extract(epoch FROM least(coalesce(resolved_at, now()), %(until)s)
-                                - greatest(raised_at, %(since)s))), 0)::float8 AS s
-    FROM alerts
-    WHERE kind = 'device.offline' AND raised_at < %(until)s
-      AND coalesce(resolved_at, now()) > %(since)s
+           coalesce(sum(extract(epoch FROM least(coalesce(resolved_at, now()), p.until)
+                                - greatest(raised_at, p.since))), 0)::float8 AS s
+    FROM alerts, period p
+    WHERE kind = 'device.offline' AND raised_at < p.until
+      AND coalesce(resolved_at, now()) > p.since
       AND (%(site)s::text IS NULL OR site = %(site)s)
 )
 SELECT CASE WHEN span.s > 0 THEN 1 - least(down.s, span.s) / span.s END, down.episodes

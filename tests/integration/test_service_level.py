@@ -438,3 +438,33 @@ def test_a_night_checks_arrival_is_held_to_the_promise_of_its_persons_area(
     assert got["arrival"]["count"] == 2
     assert got["arrival"]["within_promise_ratio"] == 0.5
     assert [(b["what"], b["value_s"]) for b in got["breaches"]] == [("arrival", 3000.0)]
+
+
+def test_availability_of_a_period_not_yet_over_counts_only_the_hours_gone(
+    database_url: str, broker: Broker
+) -> None:
+    """The report page opens on the current month: its end is in the future. A device seen for
+    two hours and offline for the last one was online half the time, not 99 % of a month of
+    hours that have not come yet."""
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        conn.execute(
+            "INSERT INTO devices (device_id, site, first_seen, last_seen, offline_due_at)"
+            " VALUES ('d-1', 'norr', now() - interval '2 hours', now(), now())"
+        )
+        conn.execute(
+            "INSERT INTO alerts (site, kind, severity, subject, details, raised_at)"
+            " VALUES ('norr', 'device.offline', 'critical', 'd-1', '{}', now() - interval '1 hour')"
+        )
+    s = settings_for(database_url, broker.host, broker.port)
+    now = datetime.now(UTC)
+    with running_api(s) as url:
+        params = {
+            "site": "norr",
+            "since": (now - timedelta(days=1)).isoformat(),
+            "until": (now + timedelta(days=20)).isoformat(),
+        }
+        got = httpx.get(
+            url + "/api/v1/reports/service-level", params=params, headers=token(s, "supervisor")
+        ).json()
+    assert got["availability"]["offline_episodes"] == 1
+    assert abs(got["availability"]["online_ratio"] - 0.5) < 0.01, got["availability"]
