@@ -21,8 +21,9 @@ LK.casePanel = (() => {
     return [el("dt", {}, t(key)), el("dd", {}, value)];
   }
 
-  function personPart(p) {
-    if (!p) return [el("section", { class: "case-part" }, el("h3", {}, t("person")), el("p", {}, t("no_person")))];
+  function personPart(p, state) {
+    // A resolved alarm's person is shown for a day only (read_person_of_alarm): say so.
+    if (!p) return [el("section", { class: "case-part" }, el("h3", {}, t("person")), el("p", {}, t(state === "resolved" ? "no_person_shown" : "no_person")))];
     const care = p.home_care ? [p.home_care.provider, p.home_care.team].filter(Boolean).join(" · ") : null;
     const away = (p.absences || []).filter((a) => new Date(a.until) > new Date());
     return [
@@ -139,7 +140,7 @@ LK.casePanel = (() => {
     root.replaceChildren(
       el("h2", { id: "case-title" }, `${c.kind} · ${c.device_id}`, " ", ...flags),
       el("p", { class: "meta" }, `${t(c.state)} · ${t("raised_at")} ${clock(c.raised_at, true)}`),
-      ...[...personPart(c.person), followUpPart(c), notesPart(c.handover_notes), logPart(c.case || []), noteForm()]
+      ...[...personPart(c.person, c.state), followUpPart(c), notesPart(c.handover_notes), logPart(c.case || []), noteForm()]
         .filter(Boolean));
     root.hidden = false;
   }

@@ -4,7 +4,6 @@ under .state/screenshots/."""
 from __future__ import annotations
 
 import re
-import shutil
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -12,13 +11,14 @@ from pathlib import Path
 
 import httpx
 import pytest
-from playwright.sync_api import Browser, Page, expect, sync_playwright
+from playwright.sync_api import Browser, Page, expect
 
 from api.pages import PAGES, STATIC
 from larmkedja.events import Kind
 from larmkedja.settings import Settings
-from tests.conftest import ROOT, Broker
+from tests.conftest import Broker
 from tests.e2e.a11y import assert_accessible
+from tests.e2e.pages import bearer, login, shot
 from tests.helpers import (
     make_event,
     publish_all,
@@ -32,29 +32,6 @@ from tests.helpers import (
 )
 
 pytestmark = pytest.mark.e2e
-SHOTS = ROOT / ".state" / "screenshots"
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-# The flags this machine needs (closed network, root, no GPU).
-FLAGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--autoplay-policy=no-user-gesture-required",
-]
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    if not Path(CHROMIUM).exists():
-        pytest.fail("Debian's chromium is not installed (deploy/local/install.sh installs it)")
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
-        yield b
-        b.close()
 
 
 @pytest.fixture
@@ -62,22 +39,6 @@ def stack(database_url: str, broker: Broker) -> Iterator[tuple[Settings, str]]:
     s = settings_for(database_url, broker.host, broker.port)
     with running_ingest(s), running_engine(s), running_api(s) as url:
         yield s, url
-
-
-def login(page: Page, url: str, path: str, secret: str) -> None:
-    page.goto(f"{url}/ui/{path}")
-    page.fill("#login input", secret)
-    page.click("#login button[type=submit]")
-    expect(page.locator("#main")).to_be_visible()
-
-
-def shot(page: Page, name: str) -> None:
-    SHOTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
-
-
-def bearer(headers: dict[str, str]) -> str:
-    return headers["Authorization"].removeprefix("Bearer ")
 
 
 def box(page: Page, selector: str) -> dict[str, float]:
@@ -279,7 +240,7 @@ def test_no_page_needs_the_internet() -> None:
             text = path.read_text()
             assert not external.search(text), f"{path.name} loads something from elsewhere"
             assert "cdn" not in text.lower(), path.name
-    assert set(PAGES) == {"operator", "patrol", "supervisor"}
+    assert set(PAGES) == {"operator", "patrol", "supervisor", "report"}
 
 
 # --- issue 19: the alarm handling record, from a provisioned device to the closed case -------
