@@ -371,6 +371,15 @@ def test_an_alarm_is_one_case_from_the_press_to_the_outcome_with_who_and_when(
     panel.locator("#note-text").fill("Grannen går in och tittar; dottern ej nådd")
     panel.locator("button.add-note").click()
     expect(panel.locator(".case-log li[data-action=note]")).to_have_count(1, timeout=3000)
+    # mark her for follow-up: the next shift's hand-over lists her, with who marked her
+    panel.locator("button.follow-up-mark").click()
+    desk.fill("#ask input", "Föll i hallen; ring dottern i morgon")
+    desk.click("#ask button[value=ok]")
+    expect(panel.locator(".follow-up")).to_contain_text("FÖLJ UPP", timeout=3000)
+    expect(panel.locator(".follow-up")).to_contain_text("av op-eva")
+    next_shift = token(settings, "operator", "op-natt")
+    listed = httpx.get(f"{url}/api/v1/handover", headers=next_shift).json()["follow_ups"]
+    assert [(f["name"], f["marked_by"]) for f in listed] == [("Astrid Lindqvist", "op-eva")]
     desk.locator("#queue tr.answered button.escalate").click()
     desk.fill("#ask input", "Fallen i hallen, svarar inte")
     desk.click("#ask button[value=ok]")
