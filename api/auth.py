@@ -51,6 +51,7 @@ class Permission(enum.StrEnum):
     ABSENCES_WRITE = "absences.write"
     HANDOVER_WRITE = "handover.write"
     HANDOVER_WORK = "handover.work"
+    FOLLOW_UP = "persons.follow_up"
     TOKENS_ADMIN = "tokens.admin"
     STREAM = "stream"
 
@@ -81,6 +82,8 @@ ROLES: dict[Permission, frozenset[Role]] = {
     # the night patrol reads and acknowledges them.
     Permission.HANDOVER_WRITE: frozenset({_O, _S}),
     Permission.HANDOVER_WORK: frozenset({_P, _S}),
+    # A person marked "follow up" at the alarm centre, listed at the shift change until done.
+    Permission.FOLLOW_UP: frozenset({_O, _S}),
     Permission.TOKENS_ADMIN: frozenset({_A}),
     Permission.STREAM: frozenset({_O, _P, _S}),
 }

@@ -11,6 +11,7 @@ from pydantic import AwareDatetime, BaseModel, BeforeValidator, Field, StringCon
 
 from alarms.cases.rules import OUTCOME_PATTERN, CaseStep
 from alarms.night.plans_psycopg import CheckView
+from alarms.people.follow_ups_psycopg import FollowUp
 from alarms.people.notes_psycopg import HandoverNote
 from alarms.people.record import PersonRecord
 from alarms.queue.answer_time import AnswerTimeStats
@@ -148,4 +149,8 @@ class AlarmCaseOut(AlarmRow):
         default_factory=list,
         description="notes from home care for the night, with their acknowledgement, left "
         "before the alarm (shown with the person)",
+    )
+    follow_up: FollowUp | None = Field(
+        default=None,
+        description='the person\'s mark "follow up", if any (shown with the person)',
     )

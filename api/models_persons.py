@@ -134,6 +134,14 @@ class NoteIn(BaseModel):
     )
 
 
+class FollowUpIn(BaseModel):
+    """`PUT /api/v1/persons/{person_id}/follow-up`: why the person must be followed up."""
+
+    reason: Annotated[str, _text(300)] = Field(
+        description="short: what must not be forgotten at the shift change"
+    )
+
+
 class Visit(BaseModel):
     """`GET /api/v1/escalations/{id}/visit`: what the patrol needs at the door."""
 

@@ -14,7 +14,7 @@ from pydantic import BaseModel
 from api.auth import ROLES, BearerCredentials, Permission, Principal, authenticate
 from api.models import Problem
 
-PAGES = ("operator", "patrol", "supervisor")
+PAGES = ("operator", "patrol", "supervisor", "report")
 STATIC = resources.files("api") / "static"
 
 # Pages load only their own scripts and styles; the live stream is same-origin.

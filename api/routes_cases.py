@@ -11,6 +11,7 @@ from fastapi import APIRouter, Depends, Query, Request
 from alarms.cases import CaseAction, CaseStep
 from alarms.cases import cases_psycopg as c
 from alarms.cases.handover_psycopg import Handover, handover
+from alarms.people import follow_ups_psycopg as follow_ups
 from alarms.people import notes_psycopg as notes
 from alarms.people import persons_psycopg as persons
 from alarms.queue import queries_psycopg as q
@@ -44,12 +45,14 @@ async def get_alarm(request: Request, principal: Reader, alarm_id: uuid.UUID) ->
             raise ApiError(status=404, code="not_found", message="no such alarm")
         steps = await c.get_case(conn, alarm)
         person = await persons.person_of_alarm(conn, alarm_id, by=principal.actor)
-        handover = (
-            await notes.notes_of_case(conn, person_ref=person.person_ref, at=alarm.raised_at)
-            if person
-            else []
-        )
-    return AlarmCaseOut(**alarm.model_dump(), person=person, case=steps, handover_notes=handover)
+        handover, mark = [], None
+        if person:
+            ref = person.person_ref
+            handover = await notes.notes_of_case(conn, person_ref=ref, at=alarm.raised_at)
+            mark = await follow_ups.of_person(conn, ref)
+    return AlarmCaseOut(
+        **alarm.model_dump(), person=person, case=steps, handover_notes=handover, follow_up=mark
+    )
 
 
 async def _step(
@@ -105,7 +108,8 @@ async def get_handover(
     principal: Queue,
     site: Annotated[str | None, Query(pattern=r"^[a-z0-9-]{1,32}$")] = None,
 ) -> Handover:
-    """What the next shift takes over: every open alarm and escalation not completed, and
-    every device fault older than a day, each with who has it now."""
-    async with request.app.state.pool.connection() as conn:
-        return await handover(conn, site=site)
+    """What the next shift takes over: every open alarm and escalation not completed, every
+    device fault older than a day, each with who has it now, and every person marked "follow
+    up" with who marked them (each person listed is audited)."""
+    async with request.app.state.pool.connection() as conn, conn.transaction():
+        return await handover(conn, site=site, by=principal.actor)

@@ -1,7 +1,7 @@
 """The person registry (contract §6): the record (supervisor and admin read; admin writes and
-erases), absence windows (supervisor, admin) and hand-over notes left on a person for the night
-(operator, supervisor). Every read, write and erasure is audited by the database function or
-statement that does it (migrations 0009, 0012, 0013)."""
+erases), absence windows (supervisor, admin), hand-over notes left on a person for the night
+and the mark "follow up" (operator, supervisor). Every read, write and erasure is audited by the
+database function or statement that does it (migrations 0009, 0012, 0013, 0018)."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Depends, Path, Request, Response
 
+from alarms.people import follow_ups_psycopg as follow_ups
 from alarms.people import notes_psycopg as notes
 from alarms.people import persons_psycopg as persons
 from alarms.people.notes_psycopg import HandoverNote
@@ -18,13 +19,14 @@ from alarms.people.record import Absence, PersonRecord, note_due, note_shown_unt
 from api.auth import Permission, Principal, require
 from api.errors import ApiError
 from api.models import problems
-from api.models_persons import AbsenceId, AbsenceIn, NoteIn, PersonIn
+from api.models_persons import AbsenceId, AbsenceIn, FollowUpIn, NoteIn, PersonIn
 
 router = APIRouter(prefix="/api/v1/persons", tags=["persons"])
 Reader = Annotated[Principal, Depends(require(Permission.PERSONS_READ))]
 Writer = Annotated[Principal, Depends(require(Permission.PERSONS_WRITE))]
 AbsenceWriter = Annotated[Principal, Depends(require(Permission.ABSENCES_WRITE))]
 NoteWriter = Annotated[Principal, Depends(require(Permission.HANDOVER_WRITE))]
+Marker = Annotated[Principal, Depends(require(Permission.FOLLOW_UP))]
 Ref = Annotated[str, Path(pattern=r"^[A-Za-z0-9_.-]{1,64}$")]
 ERRORS = problems(401, 403, 404, 409)
 NOT_FOUND = ApiError(status=404, code="not_found", message="no such person")
@@ -138,3 +140,34 @@ async def leave_note(
         raise NOT_FOUND from None
     except notes.NoteRefused as exc:
         raise _conflict(exc) from None
+
+
+@router.put("/{person_ref}/follow-up", response_model=follow_ups.FollowUp, responses=ERRORS)
+async def mark_follow_up(
+    request: Request, principal: Marker, person_ref: Ref, body: FollowUpIn
+) -> follow_ups.FollowUp:
+    """Mark the person "follow up" with a short reason (marking again replaces it): the
+    hand-over lists the person, with who marked them, until the mark is cleared. An operator
+    may mark the person of an alarm they see (open, or resolved in the last day); the
+    supervisor anyone. Otherwise, or no such person: 404. Audited (never the reason)."""
+    async with request.app.state.pool.connection() as conn:
+        marked = await follow_ups.mark(conn, person_ref, reason=body.reason, by=principal.actor)
+    if marked is None:
+        raise NOT_FOUND
+    return marked
+
+
+@router.delete(
+    "/{person_ref}/follow-up",
+    status_code=204,
+    response_class=Response,
+    responses={**ERRORS, 204: {"description": "cleared"}},
+)
+async def clear_follow_up(request: Request, principal: Marker, person_ref: Ref) -> Response:
+    """Done: the mark is cleared (audited, with who had marked the person). 404 if the person
+    is not marked."""
+    async with request.app.state.pool.connection() as conn:
+        cleared = await follow_ups.clear(conn, person_ref, by=principal.actor)
+    if not cleared:
+        raise ApiError(status=404, code="not_found", message="the person is not marked")
+    return Response(status_code=204)

@@ -1,6 +1,6 @@
 """The hand-over at a shift change: everything still open and who has it, so that nothing is
-left between chairs (open alarms, escalations not completed, device faults older than a day).
-Async psycopg, for the API."""
+left between chairs (open alarms, escalations not completed, device faults older than a day,
+persons marked "follow up"). Async psycopg, for the API."""
 
 from __future__ import annotations
 
@@ -10,6 +10,8 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from alarms.patrol.escalations_psycopg import EscalationRow, list_escalations
+from alarms.people.audit_psycopg import Actor
+from alarms.people.follow_ups_psycopg import ListedFollowUp, listed
 from alarms.queue.queries_psycopg import AlarmRow, list_alarms
 from larmkedja.db import AsyncConn, from_row
 
@@ -49,14 +51,23 @@ class Handover(BaseModel):
     alarms: list[AlarmRow] = Field(description="every open alarm, with who has it")
     escalations: list[EscalationRow] = Field(description="every escalation not completed")
     device_faults: list[DeviceFault] = Field(description="device faults older than a day")
+    follow_ups: list[ListedFollowUp] = Field(
+        description='every person marked "follow up", with who marked them (each read audited)'
+    )
 
 
 async def handover(
-    conn: AsyncConn, *, site: str | None, fault_older_s: float = 86_400.0, limit: int = 1000
+    conn: AsyncConn,
+    *,
+    site: str | None,
+    by: Actor,
+    fault_older_s: float = 86_400.0,
+    limit: int = 1000,
 ) -> Handover:
     alarms = await list_alarms(conn, state="open", site=site, limit=limit)
     escalations = await list_escalations(conn, state="open", site=site, limit=limit)
     params: dict[str, Any] = {"older_s": fault_older_s, "site": site, "limit": limit}
     rows = await (await conn.execute(DEVICE_FAULTS, params)).fetchall()
     faults = [from_row(DeviceFault, r) for r in rows]
-    return Handover(alarms=alarms, escalations=escalations, device_faults=faults)
+    marked = await listed(conn, site=site, by=by)
+    return Handover(alarms=alarms, escalations=escalations, device_faults=faults, follow_ups=marked)

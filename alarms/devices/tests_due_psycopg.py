@@ -6,7 +6,9 @@ LARM_TEST_DUE_DAYS (ingest ends it when one arrives, in the alarm's own transact
 turns a test an operator asked for that has not arrived by its deadline into the technical
 alarm `device.test_failed`. The sweep reads the device registry, so it runs every
 LARM_TEST_DUE_EVERY_S and raises at most `BATCH` alerts a run (a fleet never tested becomes due
-progressively, not in one burst of alerts).
+progressively, not in one burst of alerts). A person away (an absence window: hospital, travel)
+pauses it for their devices; the supervisor's list shows a device that was due before its person
+left as away, with when they are back.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from __future__ import annotations
 import time
 from datetime import datetime
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from larmkedja.db import AsyncConn, Conn, from_row
 from larmkedja.settings import Settings
@@ -28,6 +30,7 @@ FROM devices d
 WHERE coalesce(d.last_alarm_at, d.first_seen) < now() - make_interval(secs => %(interval_s)s)
   AND NOT EXISTS (SELECT 1 FROM alerts a WHERE a.kind = 'device.test_due'
                   AND a.subject = d.device_id AND a.resolved_at IS NULL)
+  AND NOT coalesce(larm_absent(larm_person_of(d.device_id, NULL), now()), false)
 ORDER BY coalesce(d.last_alarm_at, d.first_seen), d.device_id
 LIMIT %(batch)s
 """
@@ -92,6 +95,8 @@ class DueTest(BaseModel):
     site: str
     last_alarm_at: datetime | None
     due_since: datetime
+    away: bool = Field(description="its person is away now (an absence): not due until back")
+    away_until: datetime | None = Field(description="when the person's absence ends")
 
 
 REQUEST = """
@@ -103,11 +108,15 @@ DO UPDATE SET due_at = EXCLUDED.due_at
 RETURNING request_id::text, device_id, requested_at, requested_by, due_at
 """
 DUE = """
-SELECT d.device_id, d.site, d.last_alarm_at, a.raised_at
+SELECT d.device_id, d.site, d.last_alarm_at, a.raised_at, w.until IS NOT NULL, w.until
 FROM alerts a JOIN devices d ON d.device_id = a.subject
+LEFT JOIN LATERAL (
+    SELECT max(ends_at) AS until FROM person_absences
+    WHERE person_ref = larm_person_of(d.device_id, NULL) AND starts_at <= now() AND now() < ends_at
+) w ON true
 WHERE a.kind = 'device.test_due' AND a.resolved_at IS NULL
   AND (%(site)s::text IS NULL OR d.site = %(site)s)
-ORDER BY a.raised_at, d.device_id
+ORDER BY w.until IS NOT NULL, a.raised_at, d.device_id
 LIMIT %(limit)s
 """
 

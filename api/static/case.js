@@ -6,7 +6,7 @@
 
 LK.casePanel = (() => {
   const { t, label, api, el, clock } = LK;
-  let root = null, current = null, canCall = false, timer = null, last = null, callable = false;
+  let root = null, current = null, canCall = false, canMark = false, timer = null, last = null, callable = false;
 
   // "08:00-21:00" (may wrap midnight) against the time in Stockholm now.
   function insideWindow(window) {
@@ -21,8 +21,9 @@ LK.casePanel = (() => {
     return [el("dt", {}, t(key)), el("dd", {}, value)];
   }
 
-  function personPart(p) {
-    if (!p) return [el("section", { class: "case-part" }, el("h3", {}, t("person")), el("p", {}, t("no_person")))];
+  function personPart(p, state) {
+    // A resolved alarm's person is shown for a day only (read_person_of_alarm): say so.
+    if (!p) return [el("section", { class: "case-part" }, el("h3", {}, t("person")), el("p", {}, t(state === "resolved" ? "no_person_shown" : "no_person")))];
     const care = p.home_care ? [p.home_care.provider, p.home_care.team].filter(Boolean).join(" · ") : null;
     const away = (p.absences || []).filter((a) => new Date(a.until) > new Date());
     return [
@@ -95,6 +96,29 @@ LK.casePanel = (() => {
           : t("not_acknowledged"))))));
   }
 
+  // "Follow up": the person is on the hand-over list, with who marked them, until cleared.
+  function followUpPart(c) {
+    if (!c.person || !canMark) return null;
+    const ref = encodeURIComponent(c.person.person_ref);
+    const f = c.follow_up;
+    const mark = async () => {
+      const reason = await LK.ask(t("follow_up_reason"));
+      if (reason) await personStep("PUT", `/api/v1/persons/${ref}/follow-up`, { reason });
+    };
+    const clear = () => personStep("DELETE", `/api/v1/persons/${ref}/follow-up`);
+    return el("section", { class: "case-part follow-up" },
+      el("h3", {}, t("follow_up")),
+      f ? el("p", {}, el("span", { class: "tag warn" }, t("follow_up_marked")), " ", f.reason, " ",
+        el("small", {}, `${t("by")} ${f.marked_by} ${clock(f.marked_at, true)}`)) : null,
+      el("button", { type: "button", class: f ? "follow-up-clear" : "follow-up-mark", onclick: f ? clear : mark },
+        t(f ? "follow_up_done" : "follow_up_mark")));
+  }
+
+  async function personStep(method, path, body) {
+    try { await api(method, path, body); } catch (e) { alert(e.message); }
+    await load();
+  }
+
   function noteForm() {
     const area = el("textarea", { id: "note-text", maxlength: "500", rows: "2", required: true });
     return el("form", { class: "case-note", onsubmit: async (ev) => {
@@ -116,7 +140,7 @@ LK.casePanel = (() => {
     root.replaceChildren(
       el("h2", { id: "case-title" }, `${c.kind} · ${c.device_id}`, " ", ...flags),
       el("p", { class: "meta" }, `${t(c.state)} · ${t("raised_at")} ${clock(c.raised_at, true)}`),
-      ...[...personPart(c.person), notesPart(c.handover_notes), logPart(c.case || []), noteForm()]
+      ...[...personPart(c.person, c.state), followUpPart(c), notesPart(c.handover_notes), logPart(c.case || []), noteForm()]
         .filter(Boolean));
     root.hidden = false;
   }
@@ -149,6 +173,7 @@ LK.casePanel = (() => {
   function init(node, options) {
     root = node;
     canCall = Boolean(options && options.canCall);
+    canMark = Boolean(options && options.canMark);
     document.addEventListener("lk-lang", () => { if (last) draw(last); });
   }
 

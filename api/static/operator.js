@@ -218,7 +218,7 @@
   LK.page({
     roles: ["operator", "supervisor"],
     start(me) {
-      LK.casePanel.init(document.getElementById("case"), { canCall: me.role === "operator" || me.role === "supervisor" });
+      LK.casePanel.init(document.getElementById("case"), { canCall: me.permissions.includes("alarms.act"), canMark: me.permissions.includes("persons.follow_up") });
       LK.stream((msg) => {
         if (msg.type === "snapshot.alarms") {
           alarms.clear();

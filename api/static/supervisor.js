@@ -1,4 +1,5 @@
-// The supervisor: answer time by hour for the last 24 h against the target, and last night.
+// The supervisor: answer time by hour for the last 24 h against the target, last night, and
+// the devices due a test call (a person away is shown as away, not as due).
 "use strict";
 
 (() => {
@@ -46,7 +47,20 @@
     return date.toISOString().slice(0, 10);
   }
 
+  async function testsDue() {
+    const due = await api("GET", "/api/v1/reports/tests-due");
+    const when = (iso) => (iso ? LK.clock(iso, true) : t("none"));
+    document.getElementById("tests-due").replaceChildren(...due.map((d) => el("tr", { "data-device": d.device_id, class: d.away ? "away" : "due" },
+      el("td", {}, d.device_id), el("td", {}, d.site), el("td", {}, when(d.last_alarm_at)), el("td", {}, when(d.due_since)),
+      el("td", { class: "test-state" }, d.away
+        ? el("span", { class: "tag" }, t("away_until", { until: when(d.away_until) }))
+        : el("span", { class: "tag warn" }, t("test_due"))))));
+    document.getElementById("tests-table").hidden = !due.length;
+    document.getElementById("tests-empty").hidden = Boolean(due.length);
+  }
+
   async function load() {
+    testsDue();
     const since = new Date(Date.now() - 24 * 3600e3).toISOString();
     const kpi = await api("GET", `/api/v1/kpi/answer-time?since=${encodeURIComponent(since)}&bucket=hour`);
     document.getElementById("chart").replaceChildren(chart(kpi.buckets || [], kpi.target_mean_s));

@@ -7,8 +7,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from playwright.sync_api import Browser, sync_playwright
 
 from devstack.stack import Stack
+from tests.e2e.pages import CHROMIUM, FLAGS
 
 
 @pytest.fixture
@@ -19,3 +21,14 @@ def stack(state_dir: Path) -> Iterator[Stack]:
         yield s
     finally:
         s.down()
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    """Debian's Chromium, headless, for the pages' tests."""
+    if not Path(CHROMIUM).exists():
+        pytest.fail("Debian's chromium is not installed (deploy/local/install.sh installs it)")
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
+        yield b
+        b.close()

@@ -4,7 +4,6 @@ under .state/screenshots/."""
 from __future__ import annotations
 
 import re
-import shutil
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -12,13 +11,14 @@ from pathlib import Path
 
 import httpx
 import pytest
-from playwright.sync_api import Browser, Page, expect, sync_playwright
+from playwright.sync_api import Browser, Page, expect
 
 from api.pages import PAGES, STATIC
 from larmkedja.events import Kind
 from larmkedja.settings import Settings
-from tests.conftest import ROOT, Broker
+from tests.conftest import Broker
 from tests.e2e.a11y import assert_accessible
+from tests.e2e.pages import bearer, login, shot
 from tests.helpers import (
     make_event,
     publish_all,
@@ -32,29 +32,6 @@ from tests.helpers import (
 )
 
 pytestmark = pytest.mark.e2e
-SHOTS = ROOT / ".state" / "screenshots"
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-# The flags this machine needs (closed network, root, no GPU).
-FLAGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--autoplay-policy=no-user-gesture-required",
-]
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    if not Path(CHROMIUM).exists():
-        pytest.fail("Debian's chromium is not installed (deploy/local/install.sh installs it)")
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
-        yield b
-        b.close()
 
 
 @pytest.fixture
@@ -64,20 +41,40 @@ def stack(database_url: str, broker: Broker) -> Iterator[tuple[Settings, str]]:
         yield s, url
 
 
-def login(page: Page, url: str, path: str, secret: str) -> None:
-    page.goto(f"{url}/ui/{path}")
-    page.fill("#login input", secret)
-    page.click("#login button[type=submit]")
-    expect(page.locator("#main")).to_be_visible()
+def box(page: Page, selector: str) -> dict[str, float]:
+    found = page.locator(selector).bounding_box()
+    assert found is not None, selector
+    return {"x": found["x"], "y": found["y"], "width": found["width"], "height": found["height"]}
 
 
-def shot(page: Page, name: str) -> None:
-    SHOTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
+def overlap(a: dict[str, float], b: dict[str, float]) -> bool:
+    return (
+        a["x"] < b["x"] + b["width"]
+        and b["x"] < a["x"] + a["width"]
+        and a["y"] < b["y"] + b["height"]
+        and b["y"] < a["y"] + a["height"]
+    )
 
 
-def bearer(headers: dict[str, str]) -> str:
-    return headers["Authorization"].removeprefix("Bearer ")
+def assert_banner_in_its_place(page: Page, width: int) -> None:
+    """The "NYTT LARM" banner sits in the KPI strip, beside the figures, covering none of
+    them, nor the header or the queue, and its coming does not move the queue (a click meant
+    for a row must not land on another)."""
+    flash, strip = box(page, "#flash"), box(page, ".kpi")
+    figures = [box(page, f".kpi > div:nth-of-type({n})") for n in (1, 2, 3)]
+    inside = (
+        strip["x"] <= flash["x"]
+        and flash["x"] + flash["width"] <= strip["x"] + strip["width"] + 0.5
+        and strip["y"] <= flash["y"]
+        and flash["y"] + flash["height"] <= strip["y"] + strip["height"] + 0.5
+    )
+    assert inside, f"at {width} px the banner {flash} is not inside the KPI strip {strip}"
+    for what in (*figures, box(page, ".top"), box(page, "table.queue")):
+        assert not overlap(flash, what), f"at {width} px the banner covers {what}"
+    shown = box(page, "table.queue")["y"]
+    page.evaluate("document.getElementById('flash').hidden = true")
+    assert box(page, "table.queue")["y"] == shown, f"the banner moves the queue at {width} px"
+    page.evaluate("document.getElementById('flash').hidden = false")
 
 
 def test_operator_sees_an_alarm_within_2s_answers_it_and_the_kpi_strip_changes(
@@ -98,6 +95,11 @@ def test_operator_sees_an_alarm_within_2s_answers_it_and_the_kpi_strip_changes(
     expect(page.locator("#flash")).to_be_visible()  # the visible cue of a new alarm
     shot(page, "operator-new-alarm")
     assert_accessible(page, "the operator's queue with a new alarm")
+    for width in (1280, 900, 600, 360):  # the banner covers no figure, at any width
+        page.set_viewport_size({"width": width, "height": 800})
+        assert_banner_in_its_place(page, width)
+    shot(page, "operator-new-alarm-360")
+    page.set_viewport_size({"width": 1280, "height": 800})
     time.sleep(1.2)
     expect(row.locator(".waiting")).not_to_have_text("0:00")  # the timer counts up
     row.locator("button.answer").click()
@@ -197,8 +199,28 @@ def test_supervisor_sees_answer_time_by_hour_and_last_nights_report(
                     answered,
                 ),
             )
+        # two silent pendants, one of a person in hospital: due, and away
+        for device in ("d-silent", "d-hospital"):
+            conn.execute(
+                "INSERT INTO devices (device_id, site, first_seen, last_seen, offline_due_at)"
+                " VALUES (%s, 'solna', now() - interval '40 days', now(), now() + interval '1 h')",
+                (device,),
+            )
+            conn.execute(
+                "SELECT larm_raise_alert('solna', 'device.test_due', 'warning', %s, '{}')",
+                (device,),
+            )
+    admin = token(settings, "admin")
+    away = {**ASTRID, "devices": ["d-hospital"]}
+    assert httpx.put(f"{url}/api/v1/persons/P-9", headers=admin, json=away).is_success
+    window = {"from": now.isoformat(), "until": (now + timedelta(days=3)).isoformat()}
+    absence = f"{url}/api/v1/persons/P-9/absences/a-1"
+    assert httpx.put(absence, headers=admin, json=window).is_success
     page = browser.new_page(viewport={"width": 1024, "height": 900})
     login(page, url, "supervisor", bearer(token(settings, "supervisor")))
+    expect(page.locator("#tests-due tr.due .test-state")).to_have_text("Provlarm behövs")
+    expect(page.locator("#tests-due tr.away .test-state")).to_contain_text("Borta till")
+    expect(page.locator("#tests-due tr")).to_have_count(2)
     expect(page.locator("#chart svg rect.bar")).to_have_count(3, timeout=3000)
     expect(page.locator("#chart svg rect.bar.above")).to_have_count(1)  # 90 s > 33 s
     expect(page.locator("#chart svg line.target")).to_have_count(1)
@@ -218,7 +240,7 @@ def test_no_page_needs_the_internet() -> None:
             text = path.read_text()
             assert not external.search(text), f"{path.name} loads something from elsewhere"
             assert "cdn" not in text.lower(), path.name
-    assert set(PAGES) == {"operator", "patrol", "supervisor"}
+    assert set(PAGES) == {"operator", "patrol", "supervisor", "report"}
 
 
 # --- issue 19: the alarm handling record, from a provisioned device to the closed case -------
@@ -349,6 +371,15 @@ def test_an_alarm_is_one_case_from_the_press_to_the_outcome_with_who_and_when(
     panel.locator("#note-text").fill("Grannen går in och tittar; dottern ej nådd")
     panel.locator("button.add-note").click()
     expect(panel.locator(".case-log li[data-action=note]")).to_have_count(1, timeout=3000)
+    # mark her for follow-up: the next shift's hand-over lists her, with who marked her
+    panel.locator("button.follow-up-mark").click()
+    desk.fill("#ask input", "Föll i hallen; ring dottern i morgon")
+    desk.click("#ask button[value=ok]")
+    expect(panel.locator(".follow-up")).to_contain_text("FÖLJ UPP", timeout=3000)
+    expect(panel.locator(".follow-up")).to_contain_text("av op-eva")
+    next_shift = token(settings, "operator", "op-natt")
+    listed = httpx.get(f"{url}/api/v1/handover", headers=next_shift).json()["follow_ups"]
+    assert [(f["name"], f["marked_by"]) for f in listed] == [("Astrid Lindqvist", "op-eva")]
     desk.locator("#queue tr.answered button.escalate").click()
     desk.fill("#ask input", "Fallen i hallen, svarar inte")
     desk.click("#ask button[value=ok]")

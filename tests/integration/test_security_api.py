@@ -41,6 +41,7 @@ BODIES: dict[str, dict[str, Any]] = {
     "cancel": {"reason": "test"},
     "plans": {"device_id": "cam-1", "site": "s", "checks": ["22:00"], "window_minutes": 15},
     "absences": {"from": "2026-01-01T08:00:00+01:00", "until": "2026-01-02T08:00:00+01:00"},
+    "follow-up": {"reason": "test"},
     "persons": {"name": "Test Person", "address": "Gatan 1"},
 }
 

@@ -82,6 +82,43 @@ def pct(values: list[float], q: float) -> float | None:
     return xs[lo] + (xs[hi] - xs[lo]) * (pos - lo)
 
 
+ANSWER_BOUNDS = [10, 20, 30, 45, 60, 90, 120, 180, 300, 600]
+ARRIVAL_BOUNDS = [600, 1200, 1800, 2400, 3000, 3600, 4500, 5400, 7200]
+
+
+def histogram(values: list[float], bounds: list[int]) -> list[dict[str, Any]]:
+    """Bins (lo, hi], the first from 0, the last unbounded: counted one value at a time."""
+    lows, highs = [0, *bounds], [*bounds, None]
+    counts = [0] * len(lows)
+    for v in values:
+        counts[sum(1 for b in bounds if b < v)] += 1
+    return [
+        {"from_s": lo, "to_s": hi, "count": n}
+        for lo, hi, n in zip(lows, highs, counts, strict=True)
+    ]
+
+
+def by_area(arrivals: list[tuple[float, float]]) -> tuple[list[dict[str, Any]], list[Any]]:
+    areas, bins = [], []
+    for area, promise in (("town", 1800.0), ("rural", 3600.0)):
+        mine = [s for s, p in arrivals if p == promise]
+        areas.append(
+            {
+                "area_type": area,
+                "promise_s": promise,
+                "count": len(mine),
+                "p50_s": pct(mine, 0.5),
+                "p90_s": pct(mine, 0.9),
+                "max_s": max(mine, default=None),
+                "within_promise_ratio": (
+                    sum(s <= promise for s in mine) / len(mine) if mine else None
+                ),
+            }
+        )
+        bins += [{**b, "area_type": area} for b in histogram(mine, ARRIVAL_BOUNDS)]
+    return areas, bins
+
+
 def expected(alarms: list[Gen], checks: list[str], site: str) -> dict[str, Any]:
     mine = [a for a in alarms if a.site == site and 0 <= a.at_s < MONTH_S and not a.test]
     safety = [a for a in mine if KINDS[a.kind][1] == "device"]
@@ -106,12 +143,19 @@ def expected(alarms: list[Gen], checks: list[str], site: str) -> dict[str, Any]:
         + [("check_missed", None) for c in checks if c == "missed"],
         key=lambda b: (b[0], b[1] or 0),
     )
-    hours: dict[int, int] = {}
+    hours: dict[int, list[int]] = {}
     for a in safety:
         hour = (SINCE + timedelta(seconds=a.at_s)).astimezone(TZ).hour
-        hours[hour] = hours.get(hour, 0) + 1
+        counts = hours.setdefault(hour, [0, 0, 0])
+        counts[0] += 1
+        counts[1] += a.answer_s is not None and a.answer_s <= 60
+        counts[2] += a.answer_s is not None and a.answer_s <= 180
+    areas, arrival_bins = by_area(arrivals)
     return {
-        "by_hour": hours,
+        "by_hour": {h: tuple(c) for h, c in hours.items()},
+        "answer_histogram": histogram(answers, ANSWER_BOUNDS),
+        "arrival_by_area": areas,
+        "arrival_histogram": arrival_bins,
         "alarms": {"count": len(mine), "by_kind": by_kind},
         "answer": {
             "count": len(answers),
@@ -257,7 +301,18 @@ def test_the_report_is_what_an_independent_computation_says(
                     for name, value in want[section].items():
                         assert close(got[section][name], value), (section, name, got[section])
                 assert got["night"] == want["night"]
-                assert {h["hour"]: h["alarms"] for h in got["by_hour"]} == want["by_hour"]
+                assert {
+                    h["hour"]: (h["alarms"], h["within_60s"], h["within_180s"])
+                    for h in got["by_hour"]
+                } == want["by_hour"]
+                assert got["answer"]["histogram"] == want["answer_histogram"]
+                assert got["arrival"]["histogram"] == want["arrival_histogram"]
+                for g_area, w_area in zip(
+                    got["arrival"]["by_area"], want["arrival_by_area"], strict=True
+                ):
+                    assert g_area.keys() == w_area.keys()
+                    assert all(close(g_area[k], v) for k, v in w_area.items() if k != "area_type")
+                    assert g_area["area_type"] == w_area["area_type"]
                 breaches = sorted(
                     ((b["what"], b["value_s"]) for b in got["breaches"]),
                     key=lambda b: (b[0], b[1] or 0),
@@ -276,6 +331,16 @@ def test_the_report_is_what_an_independent_computation_says(
                     cell = figures[("answer", name)]
                     assert close(float(cell) if cell else None, value)
                 assert figures[("night", "missed")] == str(want["night"]["missed"])
+                for b in want["answer_histogram"]:
+                    name = f"{b['from_s']}-{'' if b['to_s'] is None else b['to_s']}"
+                    assert figures[("answer_histogram", name)] == str(b["count"])
+                for b in want["arrival_histogram"]:
+                    name = f"{b['area_type']}.{b['from_s']}-{b['to_s'] or ''}"
+                    assert figures[("arrival_histogram", name)] == str(b["count"])
+                for h, (n, w60, w180) in want["by_hour"].items():
+                    assert figures[("by_hour", f"{h:02d}.within_60s")] == str(w60)
+                    assert figures[("by_hour", f"{h:02d}.within_180s")] == str(w180)
+                    assert figures[("by_hour", f"{h:02d}.alarms")] == str(n)
                 assert sum(1 for r in text.splitlines() if r.startswith("breach,")) == len(breaches)
 
         check()
@@ -373,3 +438,33 @@ def test_a_night_checks_arrival_is_held_to_the_promise_of_its_persons_area(
     assert got["arrival"]["count"] == 2
     assert got["arrival"]["within_promise_ratio"] == 0.5
     assert [(b["what"], b["value_s"]) for b in got["breaches"]] == [("arrival", 3000.0)]
+
+
+def test_availability_of_a_period_not_yet_over_counts_only_the_hours_gone(
+    database_url: str, broker: Broker
+) -> None:
+    """The report page opens on the current month: its end is in the future. A device seen for
+    two hours and offline for the last one was online half the time, not 99 % of a month of
+    hours that have not come yet."""
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        conn.execute(
+            "INSERT INTO devices (device_id, site, first_seen, last_seen, offline_due_at)"
+            " VALUES ('d-1', 'norr', now() - interval '2 hours', now(), now())"
+        )
+        conn.execute(
+            "INSERT INTO alerts (site, kind, severity, subject, details, raised_at)"
+            " VALUES ('norr', 'device.offline', 'critical', 'd-1', '{}', now() - interval '1 hour')"
+        )
+    s = settings_for(database_url, broker.host, broker.port)
+    now = datetime.now(UTC)
+    with running_api(s) as url:
+        params = {
+            "site": "norr",
+            "since": (now - timedelta(days=1)).isoformat(),
+            "until": (now + timedelta(days=20)).isoformat(),
+        }
+        got = httpx.get(
+            url + "/api/v1/reports/service-level", params=params, headers=token(s, "supervisor")
+        ).json()
+    assert got["availability"]["offline_episodes"] == 1
+    assert abs(got["availability"]["online_ratio"] - 0.5) < 0.01, got["availability"]

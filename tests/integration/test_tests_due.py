@@ -92,3 +92,45 @@ def test_a_requested_test_that_never_comes_is_a_technical_alarm(
         queue = httpx.get(url + "/api/v1/alarms", headers=operator).json()
         failed = [a for a in queue if a["kind"] == "device.test_failed"]
         assert [(a["device_id"], a["priority"]) for a in failed] == [("d-broken", 4)]
+
+
+def test_a_person_away_is_not_due_a_test_and_the_list_says_away(
+    database_url: str, broker: Broker
+) -> None:
+    """An absence window pauses `device.test_due` for the person's devices (a pendant in a
+    drawer while its user is in hospital is not a silent pendant), and one that was due before
+    the person left is on the supervisor's list as away, not as due. The window ends by itself."""
+    from datetime import UTC, datetime, timedelta
+
+    s = settings_for(database_url, broker.host, broker.port, test_due_days=1.0)
+    engine_url = as_role(s, "larm_engine").database_url
+    for device in ("d-away", "d-back", "d-home", "d-left"):
+        add_device(database_url, device, 2 * 86_400)
+    now = datetime.now(UTC)
+    with running_api(s) as url:
+        admin, supervisor = token(s, "admin"), token(s, "supervisor")
+        for ref, device in (("P-away", "d-away"), ("P-back", "d-back"), ("P-left", "d-left")):
+            body = {"site": "solna", "name": ref, "address": "Gatan 1", "devices": [device]}
+            assert httpx.put(f"{url}/api/v1/persons/{ref}", headers=admin, json=body).is_success
+
+        def away(ref: str, start: datetime, until: datetime) -> None:
+            window = {"from": start.isoformat(), "until": until.isoformat(), "reason": "sjukhus"}
+            put = f"{url}/api/v1/persons/{ref}/absences/a-1"
+            assert httpx.put(put, headers=supervisor, json=window).is_success
+
+        # d-left was due before its person left for hospital
+        with psycopg.connect(database_url, autocommit=True) as owner:
+            owner.execute("UPDATE devices SET first_seen = now() WHERE device_id <> 'd-left'")
+            with psycopg.connect(engine_url, autocommit=True) as conn:
+                assert DueTestSweep(settings=s).run(conn) == 1
+            owner.execute("UPDATE devices SET first_seen = now() - interval '2 days'")
+        away("P-left", now - timedelta(hours=1), now + timedelta(days=3))
+        away("P-away", now - timedelta(hours=1), now + timedelta(days=3))
+        away("P-back", now - timedelta(days=5), now - timedelta(days=1))  # ended by itself
+        with psycopg.connect(engine_url, autocommit=True) as conn:
+            assert DueTestSweep(settings=s).run(conn) == 2  # d-back and d-home, not d-away
+        for device, due in (("d-away", 0), ("d-back", 1), ("d-home", 1), ("d-left", 1)):
+            assert scalar(database_url, ACTIVE, ("device.test_due", device)) == due, device
+        listed = httpx.get(url + "/api/v1/reports/tests-due", headers=supervisor).json()
+        got = {d["device_id"]: (d["away"], d["away_until"] is not None) for d in listed}
+        assert got == {"d-left": (True, True), "d-back": (False, False), "d-home": (False, False)}
