@@ -66,14 +66,17 @@ class Topic:
     device_id: str
 
 
+# The whole topic in one match (one regex call per message, not a split and two).
+_TOPIC = re.compile(
+    rf"larm/v1/({SITE_PATTERN.strip('^$')})/({DEVICE_ID_PATTERN.strip('^$')})/events"
+)
+
+
 def parse_topic(topic: str) -> Topic | None:
-    parts = topic.split("/")
-    if len(parts) != 5 or parts[0] != "larm" or parts[1] != "v1" or parts[4] != "events":
+    match = _TOPIC.fullmatch(topic)
+    if match is None:
         return None
-    site, device_id = parts[2], parts[3]
-    if not _SITE.fullmatch(site) or not _DEVICE.fullmatch(device_id):
-        return None
-    return Topic(site=site, device_id=device_id)
+    return Topic(site=match[1], device_id=match[2])
 
 
 def topic_site(topic: str) -> str | None:
