@@ -26,7 +26,6 @@ from larmkedja.events import (
 PAYLOAD_HEAD_BYTES = 256
 MAX_TOPIC_CHARS = 512
 _SITE = re.compile(SITE_PATTERN)
-_DEVICE = re.compile(DEVICE_ID_PATTERN)
 
 
 class Reason(enum.StrEnum):
