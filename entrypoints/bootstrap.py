@@ -102,7 +102,9 @@ def ingest(settings: Settings) -> Ingest:
     service = Ingest(
         settings=settings,
         store_factory=lambda: EventStore(
-            conninfo=settings.database_url, processors=processors(settings)
+            conninfo=settings.database_url,
+            processors=processors(settings),
+            deadline_s=settings.db_deadline_s,
         ),
         metrics=IngestMetrics(registry=registry),
     )

@@ -19,6 +19,7 @@ from gateway.scaip_receiver import ScaipReceiver
 from gateway.servers import DatagramServer, Receiver, StreamServer
 from gateway.service import Gateway
 from gateway.sos_receiver import SosAccessReceiver
+from larmkedja.db_connect import async_pool
 from larmkedja.mqtt_paho import make_client
 from larmkedja.settings import Settings
 
@@ -63,7 +64,9 @@ def receivers(settings: Settings, gateway: Gateway) -> list[tuple[Receiver, int,
 
 
 async def start(settings: Settings, *, metrics: GatewayMetrics) -> Running:
-    pool = AsyncConnectionPool(settings.database_url, min_size=1, max_size=4, open=False)
+    pool = async_pool(
+        settings.database_url, deadline_s=settings.db_deadline_s, min_size=1, max_size=4
+    )
     await pool.open(wait=False)
     publisher = Publisher(
         client=make_client(

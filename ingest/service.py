@@ -40,7 +40,7 @@ from ingest.metrics import IngestMetrics
 from ingest.parse import DeadLetter, Reason, parse
 from ingest.store_psycopg import EventStore
 from ingest.writer import Writer
-from larmkedja import db
+from larmkedja import db, db_connect
 from larmkedja.events import ReceivedEvent, dead_letter_notice
 from larmkedja.mqtt_paho import connect_properties, make_client, on_connect
 from larmkedja.settings import Settings
@@ -311,8 +311,10 @@ class Ingest:
         while True:
             try:
                 if conn is None or conn.closed:
-                    conn = psycopg.connect(
-                        self._settings.database_url, autocommit=True, connect_timeout=5
+                    conn = db_connect.connect(
+                        self._settings.database_url,
+                        deadline_s=self._settings.db_deadline_s,
+                        autocommit=True,
                     )
                 conn.execute(
                     db.UPSERT_HEARTBEAT,

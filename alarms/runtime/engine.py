@@ -19,7 +19,7 @@ from paho.mqtt.client import Client
 from alarms.runtime.metrics import EngineMetrics
 from alarms.runtime.outbox_paho import OutboxPublisher, PublishError
 from alarms.runtime.sweep import Sweep
-from larmkedja import db
+from larmkedja import db, db_connect
 from larmkedja.mqtt_paho import on_connect
 from larmkedja.settings import Settings
 
@@ -139,14 +139,12 @@ class Engine:
             break
 
     def _connect(self) -> None:
+        deadline_s = self._settings.db_deadline_s
+        url = self._settings.database_url
         if self._conn is None or self._conn.closed:
-            self._conn = psycopg.connect(
-                self._settings.database_url, autocommit=True, connect_timeout=5
-            )
+            self._conn = db_connect.connect(url, deadline_s=deadline_s, autocommit=True)
         if self._listen is None or self._listen.closed:
-            self._listen = psycopg.connect(
-                self._settings.database_url, autocommit=True, connect_timeout=5
-            )
+            self._listen = db_connect.connect(url, deadline_s=deadline_s, autocommit=True)
             for channel in CHANNELS:
                 self._listen.execute(f"LISTEN {channel}".encode())
 
