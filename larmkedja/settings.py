@@ -111,6 +111,9 @@ class Settings(BaseSettings):
     # --- engine (deadlines, outbox) ---
     engine_instance: str = "1"
     engine_tick_s: Positive = 0.5
+    # One engine owns the deadlines; a hung owner loses the lock after this long without a word
+    # on its lock session, and a standby takes over (alarms/runtime/leadership_psycopg.py).
+    engine_lease_s: Positive = 10.0
     engine_metrics_port: Annotated[int, Field(ge=0, le=65_535)] = 9102
     engine_metrics_host: str = "127.0.0.1"
 

@@ -287,3 +287,10 @@ def token(settings: Settings, role: str, name: str | None = None) -> dict[str, s
 
     secret = create(settings, role=role, name=name or f"{role}-{uuid.uuid4().hex[:4]}")
     return {"Authorization": f"Bearer {secret}"}
+
+
+def psycopg_rows(
+    database_url: str, sql: str, params: tuple[Any, ...] = ()
+) -> list[tuple[Any, ...]]:
+    with psycopg.connect(database_url) as conn:
+        return list(conn.execute(sql.encode(), params).fetchall())

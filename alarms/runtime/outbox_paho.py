@@ -7,6 +7,7 @@ repeats by `alert_id` / `escalation_id`. Several engines share the work (`SKIP L
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 
 import orjson
 from paho.mqtt.client import Client
@@ -38,9 +39,11 @@ class OutboxPublisher:
         self._metrics = metrics
         self._batch = batch
 
-    def publish_pending(self, conn: Conn) -> int:
-        """Publish one batch; returns how many were published (0: nothing pending)."""
+    def publish_pending(self, conn: Conn, *, fence: Callable[[Conn], None]) -> int:
+        """Publish one batch; returns how many were published (0: nothing pending). `fence`
+        raises if this engine no longer owns the outbox (in the transaction, before anything)."""
         with conn.transaction():
+            fence(conn)
             rows = conn.execute(TAKE_PENDING, (self._batch,)).fetchall()
             if not rows:
                 return 0
