@@ -117,12 +117,15 @@ def engine(settings: Settings) -> Engine:
     db.prepare(settings)
     registry = _metrics_registry(settings.engine_metrics_port, settings.engine_metrics_host)
     metrics = EngineMetrics(registry=registry)
+    client_id = f"larmkedja-engine-{settings.engine_instance}"
+    first, *more = [
+        make_client(settings=settings, client_id=client_id) for _ in settings.broker_paths()
+    ]
     return Engine(
         settings=settings,
         sweeps=sweeps(settings, registry),
-        client=make_client(
-            settings=settings, client_id=f"larmkedja-engine-{settings.engine_instance}"
-        ),
+        client=first,
+        more_clients=more,
         metrics=metrics,
         instance=settings.engine_instance,
     )

@@ -13,7 +13,7 @@ from psycopg_pool import AsyncConnectionPool
 
 from gateway.dc09_receiver import Dc09Receiver
 from gateway.metrics import GatewayMetrics
-from gateway.publish_paho import Publisher
+from gateway.publish_paho import EventPublisher, Paths, Publisher
 from gateway.registry_psycopg import Registry
 from gateway.scaip_receiver import ScaipReceiver
 from gateway.servers import DatagramServer, Receiver, StreamServer
@@ -63,18 +63,27 @@ def receivers(settings: Settings, gateway: Gateway) -> list[tuple[Receiver, int,
     return found
 
 
+def event_publisher(settings: Settings) -> EventPublisher:
+    """One broker, or every receiving path of LARM_MQTT_PATHS (each event to each)."""
+    started = []
+    for host, port in settings.broker_paths():
+        publisher = Publisher(
+            client=make_client(
+                settings=settings, client_id=f"larmkedja-gateway-{settings.gateway_instance}"
+            ),
+            timeout_s=settings.gateway_publish_timeout_s,
+        )
+        publisher.start(host=host, port=port, keepalive_s=settings.mqtt_keepalive_s)
+        started.append(publisher)
+    return started[0] if len(started) == 1 else Paths(started)
+
+
 async def start(settings: Settings, *, metrics: GatewayMetrics) -> Running:
     pool = async_pool(
         settings.database_url, deadline_s=settings.db_deadline_s, min_size=1, max_size=4
     )
     await pool.open(wait=False)
-    publisher = Publisher(
-        client=make_client(
-            settings=settings, client_id=f"larmkedja-gateway-{settings.gateway_instance}"
-        ),
-        timeout_s=settings.gateway_publish_timeout_s,
-    )
-    publisher.start(host=settings.mqtt_host, port=settings.mqtt_port)
+    publisher = event_publisher(settings)
     registry = Registry(pool=pool, cache_s=settings.gateway_registry_cache_s)
     gateway = Gateway(registry=registry, publisher=publisher, metrics=metrics)
     running = Running(gateway=gateway, pool=pool)

@@ -3,6 +3,10 @@
 The receivers acknowledge a device only when `publish` has returned True: the broker has the
 event (and keeps it for ingest's persistent session). paho's network thread resolves the
 waiting futures on the event loop.
+
+With two receiving paths (two brokers that share nothing, docs/scaling.md) `Paths` publishes
+every event to each: the device is acknowledged as soon as one broker has it, the other copy
+goes on in the background, and ingest stores the event once whichever copy comes first.
 """
 
 from __future__ import annotations
@@ -10,7 +14,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
-from typing import Any
+from collections.abc import Sequence
+from typing import Any, Protocol
 
 from paho.mqtt.client import Client, ConnectFlags, DisconnectFlags
 from paho.mqtt.reasoncodes import ReasonCode
@@ -19,6 +24,17 @@ from larmkedja.mqtt_paho import on_connect
 
 log = logging.getLogger(__name__)
 NO_MATCHING_SUBSCRIBERS = 0x10
+
+
+class EventPublisher(Protocol):
+    """What the gateway needs of its way to the broker(s)."""
+
+    @property
+    def connected(self) -> bool: ...
+
+    async def publish(self, topic: str, payload: bytes) -> bool: ...
+
+    def stop(self) -> None: ...
 
 
 class Publisher:
@@ -36,8 +52,8 @@ class Publisher:
         client.on_connect = on_connect(who="gateway", connected=self._on_connect)
         client.on_disconnect = self._on_disconnect
 
-    def start(self, *, host: str, port: int) -> None:
-        self._client.connect_async(host, port, keepalive=30)
+    def start(self, *, host: str, port: int, keepalive_s: int = 30) -> None:
+        self._client.connect_async(host, port, keepalive=keepalive_s)
         self._client.loop_start()
 
     def stop(self) -> None:
@@ -101,6 +117,33 @@ class Publisher:
     ) -> None:
         self.connected = False
         log.warning("gateway: disconnected from the broker: %s", rc)
+
+
+class Paths:
+    """Every event to each receiving path; True once one broker acknowledged it."""
+
+    def __init__(self, publishers: Sequence[Publisher]) -> None:
+        self._publishers = list(publishers)
+        self._background: set[asyncio.Task[bool]] = set()
+
+    @property
+    def connected(self) -> bool:
+        return any(p.connected for p in self._publishers)
+
+    async def publish(self, topic: str, payload: bytes) -> bool:
+        pending = {asyncio.create_task(p.publish(topic, payload)) for p in self._publishers}
+        while pending:
+            done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+            if any(task.result() for task in done):
+                for task in pending:  # the other path still gets its copy
+                    self._background.add(task)
+                    task.add_done_callback(self._background.discard)
+                return True
+        return False
+
+    def stop(self) -> None:
+        for publisher in self._publishers:
+            publisher.stop()
 
 
 def _settle(future: asyncio.Future[bool], ok: bool) -> None:

@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 
 from gateway.metrics import GatewayMetrics
 from gateway.model import Protocol, Refusal, Sender, Translated, event_id_for, to_event
-from gateway.publish_paho import Publisher
+from gateway.publish_paho import EventPublisher
 from gateway.registry_psycopg import Registry
 from larmkedja.events import DeviceEvent, dead_letter_notice
 
@@ -34,7 +34,7 @@ class Gateway:
         self,
         *,
         registry: Registry,
-        publisher: Publisher,
+        publisher: EventPublisher,
         metrics: GatewayMetrics,
         clock: Callable[[], datetime] = _now,
     ) -> None:

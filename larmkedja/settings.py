@@ -77,6 +77,13 @@ class Settings(BaseSettings):
     db_role_passwords: dict[str, str] = {}
     mqtt_host: str = "127.0.0.1"
     mqtt_port: int = 1883
+    # Independent receiving paths (docs/scaling.md): two brokers that share nothing. The
+    # gateway publishes every event to each, the engine publishes the outbox on the first it
+    # is connected to; ingest runs one process per path, each with its LARM_MQTT_HOST/PORT.
+    # Empty: the one broker above. E.g. LARM_MQTT_PATHS='["10.0.0.1:1883","10.0.1.1:1883"]'.
+    mqtt_paths: list[Annotated[str, Field(pattern=r"^[^\s:]+:[0-9]{1,5}$")]] = []
+    # A broker that says nothing for 1.5 times this is taken for dead and left (a hung host).
+    mqtt_keepalive_s: Annotated[int, Field(ge=5, le=600)] = 30
     mqtt_username: str | None = None
     mqtt_password: str | None = None
     mqtt_tls_ca: str | None = None  # a client uses TLS with this CA (e.g. the local one)
@@ -90,6 +97,12 @@ class Settings(BaseSettings):
     api_body_timeout_s: Annotated[float, Field(gt=0)] = 10.0
     # Connections the API serves at once; more are answered 503 (uvicorn's limit_concurrency).
     api_max_connections: Annotated[int, Field(ge=10)] = 500
+
+    def broker_paths(self) -> list[tuple[str, int]]:
+        """(host, port) of every receiving path: LARM_MQTT_PATHS, or the one broker."""
+        if not self.mqtt_paths:
+            return [(self.mqtt_host, self.mqtt_port)]
+        return [(p.rsplit(":", 1)[0], int(p.rsplit(":", 1)[1])) for p in self.mqtt_paths]
 
     # --- ingest ---
     ingest_instance: str = "1"
@@ -143,6 +156,8 @@ class Settings(BaseSettings):
     # (reloaded with SIGHUP after a change).
     mqtt_auth_dir: str | None = None
     mqtt_broker_pid_file: str | None = None
+    # The other brokers that read the same files (two receiving paths on one machine).
+    mqtt_more_broker_pid_files: list[str] = []
 
     # --- protocol gateway (0 switches a receiver off) ---
     gateway_instance: str = "1"

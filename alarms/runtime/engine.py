@@ -20,10 +20,9 @@ from paho.mqtt.client import Client
 
 from alarms.runtime.leadership_psycopg import Deposed, Leadership
 from alarms.runtime.metrics import EngineMetrics
-from alarms.runtime.outbox_paho import OutboxPublisher, PublishError
+from alarms.runtime.outbox_paho import OutboxPaths
 from alarms.runtime.sweep import Sweep
 from larmkedja import db, db_connect
-from larmkedja.mqtt_paho import on_connect
 from larmkedja.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -40,13 +39,15 @@ class Engine:
         client: Client,
         metrics: EngineMetrics,
         instance: str = "1",
+        more_clients: Sequence[Client] = (),
     ) -> None:
+        """`client` talks to the broker (or to the first of LARM_MQTT_PATHS), `more_clients`
+        to the other paths, in order."""
         self._settings = settings
         self._sweeps = list(sweeps)
-        self._client = client
         self._metrics = metrics
         self._instance = instance
-        self._publisher = OutboxPublisher(client=client, metrics=metrics)
+        self._outbox = OutboxPaths(clients=[client, *more_clients], metrics=metrics)
         self._leadership = Leadership(
             conninfo=settings.database_url,
             instance=instance,
@@ -54,13 +55,10 @@ class Engine:
             deadline_s=settings.db_deadline_s,
         )
         self._stopping = threading.Event()
-        self._mqtt_up = threading.Event()
         self._conn: db.Conn | None = None
         self._listen: db.Conn | None = None
         self._last_housekeeping = 0.0
         self._ticks = 0
-        client.on_connect = on_connect(who="engine", connected=lambda c, f: self._mqtt_up.set())
-        client.on_disconnect = lambda *a: self._mqtt_up.clear()
 
     @property
     def ticks(self) -> int:
@@ -75,8 +73,7 @@ class Engine:
 
     def run(self) -> None:
         s = self._settings
-        self._client.connect_async(s.mqtt_host, s.mqtt_port, keepalive=30)
-        self._client.loop_start()
+        self._outbox.start(s.broker_paths(), keepalive_s=s.mqtt_keepalive_s)
         delay = 0.5
         try:
             while not self._stopping.is_set():
@@ -92,8 +89,7 @@ class Engine:
                     delay = min(delay * 2, 5.0)
         finally:
             self._close()
-            self._client.disconnect()
-            self._client.loop_stop()
+            self._outbox.stop()
 
     def tick(self) -> None:
         """As the owner: run every sweep once, then publish what is pending. As a standby: try
@@ -131,13 +127,8 @@ class Engine:
                 self._metrics.sweep_fired.labels(sweep.name).inc(fired)
 
     def _publish(self, conn: db.Conn) -> None:
-        if not self._mqtt_up.is_set():
-            return  # the rows stay pending until the broker is back
-        try:
-            while self._publisher.publish_pending(conn, fence=self._leadership.fence):
-                pass
-        except PublishError as exc:
-            log.warning("outbox not published yet: %s", exc)
+        if self._outbox.connected:  # else the rows stay pending until a broker is back
+            self._outbox.publish_pending(conn, fence=self._leadership.fence)
 
     def _housekeeping(self, conn: db.Conn) -> None:
         now = time.monotonic()
@@ -145,7 +136,7 @@ class Engine:
             return
         self._last_housekeeping = now
         if self._leadership.leading:
-            self._publisher.housekeeping(conn)
+            self._outbox.housekeeping(conn)
         with conn.transaction():
             conn.execute(
                 db.UPSERT_HEARTBEAT,
@@ -153,7 +144,7 @@ class Engine:
                     service="engine",
                     instance=self._instance,
                     details={
-                        "mqtt_connected": self._mqtt_up.is_set(),
+                        "mqtt_connected": self._outbox.connected,
                         "leader": self._leadership.leading,
                         "epoch": self._leadership.epoch,
                     },
