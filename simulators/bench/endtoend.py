@@ -28,7 +28,7 @@ from simulators.bench.infra import (
     stop,
     wait_for,
 )
-from simulators.bench.load import Publisher
+from simulators.bench.load import Fanout
 
 # How often the latency run lists the queue through the API. Each call serialises the whole
 # queue (up to the 200 timed alarms); every 5 ms that was ~200 calls/s, a load of its own that
@@ -146,31 +146,58 @@ def alarm_latency(
     }
     url = f"http://127.0.0.1:{port}"
     result = Latency()
-    load = None
     try:
         wait_for(lambda: _ready(url), timeout=30)
-        secret = create_token(Settings(database_url=database_url), role="operator", name="bench")
-        headers = {"Authorization": f"Bearer {secret}"}
-        duration = alarms / rate_per_s + 10
-        load = _background(infra, rate=background, seconds=duration)
+        measure_latency(
+            url,
+            database_url,
+            [infra.broker.port],
+            alarms=alarms,
+            rate=rate_per_s,
+            background=background,
+            ingest_pid=procs["ingest"].pid,
+            into=result,
+        )
+    finally:
+        for proc in procs.values():
+            stop(proc)
+    return result
+
+
+def measure_latency(
+    url: str,
+    database_url: str,
+    ports: list[int],
+    *,
+    alarms: int,
+    rate: float,
+    background: float,
+    ingest_pid: int,
+    into: Latency,
+) -> None:
+    """With ingest, engine and API running: the background load to every broker of `ports`,
+    then the timed alarms (each to every broker, as a device with two paths sends)."""
+    result = into
+    secret = create_token(Settings(database_url=database_url), role="operator", name="bench")
+    headers = {"Authorization": f"Bearer {secret}"}
+    duration = alarms / rate + 10
+    load = _background(ports, rate=background, seconds=duration)
+    try:
         time.sleep(2)  # the background is flowing
-        result.rss_start_mb = rss_mb(procs["ingest"].pid)
-        wall = _measure(infra, url, headers, alarms=alarms, rate=rate_per_s, into=result)
+        result.rss_start_mb = rss_mb(ingest_pid)
+        wall = _measure(ports, url, headers, alarms=alarms, rate=rate, into=result)
         with psycopg.connect(database_url) as conn:
             rows = conn.execute(
                 "SELECT device_id, extract(epoch FROM raised_at)::float8 FROM alarms"
             ).fetchall()
         result.to_ingest_ms = [(t - wall[d]) * 1000 for d, t in rows if d in wall]
-        result.rss_end_mb = rss_mb(procs["ingest"].pid)
+        result.rss_end_mb = rss_mb(ingest_pid)
         out, _ = load.communicate(timeout=duration + 60)
         result.background_sent = int(out.strip() or 0)
     finally:
-        if load is not None and load.poll() is None:
+        if load.poll() is None:
             load.kill()
             load.wait()
-        for proc in procs.values():
-            stop(proc)
-    return result
 
 
 def _ready(url: str) -> bool:
@@ -181,7 +208,7 @@ def _ready(url: str) -> bool:
     return bool(checks) and all(v for k, v in checks.items() if k != "not_silent")
 
 
-def _background(infra: BenchInfra, *, rate: float, seconds: float) -> Any:
+def _background(ports: list[int], *, rate: float, seconds: float) -> Any:
     import subprocess
 
     return subprocess.Popen(  # noqa: S603 - our own module, numeric arguments
@@ -189,8 +216,7 @@ def _background(infra: BenchInfra, *, rate: float, seconds: float) -> Any:
             sys.executable,
             "-m",
             "simulators.bench.load",
-            "--port",
-            str(infra.broker.port),
+            *(f"--port={port}" for port in ports),
             "--rate",
             str(rate),
             "--seconds",
@@ -202,7 +228,7 @@ def _background(infra: BenchInfra, *, rate: float, seconds: float) -> Any:
 
 
 def _measure(
-    infra: BenchInfra,
+    ports: list[int],
     url: str,
     headers: dict[str, str],
     *,
@@ -247,7 +273,7 @@ def _measure(
         reader.start()
         sent_at: dict[str, float] = {}
         try:
-            _publish_alarms(infra, alarms=alarms, rate=rate, into=(published, sent_at, wall))
+            _publish_alarms(ports, alarms=alarms, rate=rate, into=(published, sent_at, wall))
             reader_done.wait(30)
             time.sleep(0.5)
         finally:
@@ -258,7 +284,7 @@ def _measure(
 
 
 def _publish_alarms(
-    infra: BenchInfra,
+    ports: list[int],
     *,
     alarms: int,
     rate: float,
@@ -266,7 +292,7 @@ def _publish_alarms(
 ) -> None:
     """Publish `alarms` alarms at `rate`/s, noting when each left (monotonic and wall time)."""
     published, sent_at, wall = into
-    pub = Publisher("127.0.0.1", infra.broker.port)
+    pub = Fanout("127.0.0.1", ports)
     try:
         for i in range(alarms):
             event = DeviceEvent.create(f"alarm-{i:05d}", Kind.ALARM_BUTTON)

@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from simulators.bench import endtoend, limits
+from simulators.bench import endtoend, ha, limits
 from simulators.bench.gateway import gateway_load
 from simulators.bench.infra import BenchInfra, bench_infra
 from simulators.bench.load import heartbeats, publish_all
@@ -37,6 +37,7 @@ class Options:
     skip_latency: bool = False
     soak_minutes: float = 0.0  # > 0: also the soak, at `background` events/s
     soak_only: bool = False
+    ha_latency: bool = False  # only the alarm latency: single machine, then the HA topology
 
 
 def run(options: Options) -> dict[str, Any]:
@@ -56,7 +57,15 @@ def run(options: Options) -> dict[str, Any]:
             report["soak"] = soak(
                 infra, minutes=options.soak_minutes, rate=options.background
             ).report()
-        if not options.soak_only:
+        if options.ha_latency:
+            report["latency"] = _latency(infra, options)
+            report["ha_latency"] = ha.ha_latency(
+                infra,
+                alarms=options.alarms,
+                rate_per_s=options.alarm_rate,
+                background=options.background,
+            )
+        elif not options.soak_only:
             # Latency first, on a quiet broker and database (before the big backlogs).
             if not options.skip_latency:
                 report["latency"] = _latency(infra, options)
@@ -156,6 +165,8 @@ def _ingest(infra: BenchInfra, options: Options, lim: dict[str, float]) -> dict[
 
 
 def table(report: dict[str, Any]) -> str:
+    if "ha_latency" in report:
+        return ha.ha_table(report)
     if "limits" not in report:
         return soak_table(report)
     return main_table(report) + ("\n\n" + soak_table(report) if "soak" in report else "")

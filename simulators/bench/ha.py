@@ -1,0 +1,123 @@
+"""The alarm latency of the high-availability topology, beside the single machine's of the same
+run (`larmkedja bench --ha-latency`).
+
+The HA side: three etcd members and three Patroni nodes (PostgreSQL + TimescaleDB, durable,
+synchronous replication: a commit waits for a replica), two Mosquitto brokers as two receiving
+paths (the background and the timed alarms are published to both, as dual-path devices send
+them), one ingest process per broker, two engines (one leads), one API, every process on the
+multi-host URL. The single side is `endtoend.alarm_latency` on one broker and one PostgreSQL.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+from devstack.ha_database import HaDatabase, ha_port_names
+from devstack.mosquitto import Mosquitto
+from devstack.procs import free_port
+from larmkedja import db
+from simulators.bench import endtoend
+from simulators.bench.endtoend import Latency, measure_latency
+from simulators.bench.infra import BenchInfra, larmkedja, stop, wait_for
+
+DATABASE = "bench_ha"
+
+
+def _processes(root: Path, env: dict[str, str], brokers: list[Mosquitto]) -> list[Any]:
+    procs = []
+    for i, broker in enumerate(brokers, start=1):
+        own = {**env, "LARM_MQTT_PORT": str(broker.port), "LARM_INGEST_INSTANCE": f"ha-{i}"}
+        procs.append(larmkedja(["ingest"], own, root / f"ha-ingest-{i}.log"))
+    for name in ("a", "b"):
+        own = {**env, "LARM_ENGINE_INSTANCE": name}
+        procs.append(larmkedja(["engine"], own, root / f"ha-engine-{name}.log"))
+    procs.append(larmkedja(["api"], env, root / "ha-api.log"))
+    return procs
+
+
+def ha_latency(
+    infra: BenchInfra, *, alarms: int, rate_per_s: float, background: float
+) -> dict[str, Any]:
+    root = infra.root / "ha"
+    ha = HaDatabase(state_dir=root / "db", ports={n: free_port() for n in ha_port_names()})
+    brokers = [Mosquitto(state_dir=root / f"mosquitto{i}", port=free_port()) for i in (1, 2)]
+    procs: list[Any] = []
+    try:
+        for broker in brokers:
+            broker.start()
+        ha.start()
+        ha.wait_replicas()
+        ha.ensure_database(DATABASE)
+        url = ha.url(DATABASE)
+        db.migrate(url)
+        api_port = free_port()
+        env = infra.env(
+            url,
+            LARM_API_PORT=str(api_port),
+            LARM_MQTT_PATHS=json.dumps([f"127.0.0.1:{b.port}" for b in brokers]),
+        )
+        procs = _processes(root, env, brokers)
+        api = f"http://127.0.0.1:{api_port}"
+        if not wait_for(lambda: endtoend._ready(api), timeout=60):
+            raise RuntimeError(f"the HA topology did not become ready (logs in {root})")
+        result = Latency()
+        measure_latency(
+            api,
+            url,
+            [b.port for b in brokers],
+            alarms=alarms,
+            rate=rate_per_s,
+            background=background,
+            ingest_pid=procs[0].pid,
+            into=result,
+        )
+    finally:
+        for proc in procs:
+            stop(proc)
+        ha.stop()
+        for broker in brokers:
+            broker.stop()
+    for node in ha.nodes:  # hundreds of MB; the logs stay
+        shutil.rmtree(node.data_dir, ignore_errors=True)
+    return {
+        "websocket_ms": result.summary(result.ws_ms),
+        "queue_api_ms": result.summary(result.api_ms),
+        "publish_to_ingest_ms": result.summary(result.to_ingest_ms),
+        "background_events": result.background_sent,
+    }
+
+
+def ha_table(report: dict[str, Any]) -> str:
+    """Both latencies side by side, and the HA one as a share of the single machine's."""
+    single, double = report["latency"], report["ha_latency"]
+    background = float(report["options"]["background"])
+    head = (
+        f"larmkedja bench --ha-latency  {report['started_at']}  ({report['machine']['cpus']} CPUs)"
+    )
+    lines = [head, "-" * len(head), f"alarm → …, under {background:,.0f} heartbeats/s"]
+    for label, key in (("WebSocket", "websocket_ms"), ("queue API", "queue_api_ms")):
+        for name, run in (("single machine", single), ("HA topology", double)):
+            s = run[key]
+            lines.append(
+                f"  {label:<10} {name:<15} "
+                + (
+                    "n/a"
+                    if s["p50"] is None
+                    else f"p50 {s['p50']:.1f} / p99 {s['p99']:.1f} / max {s['max']:.1f} ms"
+                    f" (n={s['n']})"
+                )
+            )
+        one, two = single[key], double[key]
+        if one["p50"] and two["p50"]:
+            lines.append(
+                f"  {label:<10} HA ÷ single    p50 {two['p50'] / one['p50']:.2f}"
+                f" / p99 {two['p99'] / one['p99']:.2f}"
+            )
+    lines.append(
+        f"  background sent: single {single['background_events']:,},"
+        f" HA {double['background_events']:,} (to each of two brokers)"
+    )
+    return "\n".join(lines)
