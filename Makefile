@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 PIP := $(BIN)/pip --disable-pip-version-check -q
 
 .PHONY: help venv system up run down test lint typecheck unit integration e2e bench schema lock status \
-	up-ha down-ha status-ha test-ha
+	up-ha down-ha status-ha test-ha patroni
 
 help:
 	@echo "make run    the whole system with a simulated fleet (installs what it needs)"
@@ -41,9 +41,21 @@ down:
 status: venv
 	@$(BIN)/larmkedja stack status
 
+# Patroni in a virtualenv of its own from its lock (not Debian 12's 3.0.2: see deploy/ha/patroni.in).
+# It runs as the postgres user when we are root: on the system's Python, which every user can run.
+PATRONI_VENV := .state/tools/patroni
+PATRONI_PY ?= $(shell test -x /usr/bin/python3 && echo /usr/bin/python3 || echo $(PY))
+$(PATRONI_VENV)/.installed: deploy/ha/patroni.lock
+	@test -x $(PATRONI_VENV)/bin/python || $(PATRONI_PY) -m venv $(PATRONI_VENV)
+	$(PATRONI_VENV)/bin/pip --disable-pip-version-check -q install --no-deps --require-hashes \
+		-r deploy/ha/patroni.lock
+	@touch $@
+
+patroni: $(PATRONI_VENV)/.installed
+
 # The high-availability topology (3 etcd, 3 Patroni/PostgreSQL, 2 brokers, two of each service)
 # under .state/ha/; `make up` and `make run` are untouched by it.
-up-ha: venv system
+up-ha: venv system patroni
 	$(BIN)/larmkedja stack up --ha
 
 down-ha:
@@ -53,8 +65,8 @@ status-ha: venv
 	@$(BIN)/larmkedja stack status --ha
 
 # Its fault test (a few minutes; not in `make test`, which stays as it was): .ci/run runs both.
-test-ha: venv system
-	$(BIN)/pytest -q -s tests/ha
+test-ha: venv system patroni
+	$(BIN)/pytest -q -s -m ha tests/ha
 
 lint: venv
 	$(BIN)/ruff check .

@@ -45,6 +45,7 @@ class HaDatabase:
     host: str = "127.0.0.1"
 
     def __post_init__(self) -> None:
+        self.state_dir = self.state_dir.resolve()  # Patroni runs with its own user and cwd
         self.state_dir.mkdir(parents=True, exist_ok=True)
         self.etcd = [
             EtcdMember(

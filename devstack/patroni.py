@@ -13,7 +13,10 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import shutil
 import signal
+import subprocess
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
@@ -37,6 +40,24 @@ from devstack.procs import (
 from larmkedja.secret_files import write_private
 
 SCOPE = "larmkedja"
+# `make patroni` puts Patroni here (deploy/ha/patroni.lock); else one on the PATH, if new enough.
+PROJECT_PATRONI = Path(__file__).resolve().parents[1] / ".state/tools/patroni/bin/patroni"
+# Before 3.0.3 a primary whose Patroni hung past the TTL could take the leader key back from
+# the new primary, which was then rewound: its commits lost (patroni#2689; make test-ha).
+OLDEST_SAFE = (3, 0, 3)
+
+
+def patroni_binary() -> str:
+    found = str(PROJECT_PATRONI) if PROJECT_PATRONI.exists() else shutil.which("patroni")
+    if found is None:
+        raise StackError("Patroni is not installed (run make patroni)")
+    out = subprocess.run([found, "--version"], capture_output=True, text=True, check=False)  # noqa: S603
+    version = tuple(int(x) for x in re.findall(r"\d+", out.stdout)[:3])
+    if version < OLDEST_SAFE:
+        raise StackError(f"{found} is Patroni {out.stdout.strip()}: too old (run make patroni)")
+    return found
+
+
 REPLICATION_USER = "replicator"
 
 
@@ -44,11 +65,12 @@ REPLICATION_USER = "replicator"
 class Timing:
     """Patroni's clock (the cluster's, set at its bootstrap): the leader key lives `ttl_s`
     without renewal; every node looks every `loop_wait_s`; a DCS or PostgreSQL call is retried
-    for `retry_timeout_s`. Patroni wants loop_wait + 2 * retry_timeout <= ttl."""
+    for `retry_timeout_s`. Patroni wants loop_wait + 2 * retry_timeout <= ttl, and (4.x) a TTL
+    of at least 20 s: a lost primary is replaced about 20 s after its last renewal."""
 
-    ttl_s: int = 10
+    ttl_s: int = 20
     loop_wait_s: int = 1
-    retry_timeout_s: int = 4
+    retry_timeout_s: int = 5
 
 
 @dataclass(kw_only=True)
@@ -161,12 +183,14 @@ class PatroniNode:
         for folder in (self.state_dir, self.pg_log_dir, self.socket_dir):
             folder.mkdir(parents=True, exist_ok=True)
         write_private(self.config_file, yaml.safe_dump(self.config(), sort_keys=False))
+        binary = patroni_binary()
         if self.os_user:
             ensure_traversable_by(self.state_dir, self.os_user)
+            ensure_traversable_by(Path(binary).parent, self.os_user)
             chown_to(self.state_dir, self.os_user)
         env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(self.state_dir)}
         spawn(
-            ["patroni", str(self.config_file)],
+            [binary, str(self.config_file)],
             log_file=self.log_file,
             pid_file=self.pid_file,
             env=env,

@@ -120,7 +120,12 @@ def async_pool(
     conninfo: str, *, deadline_s: float, min_size: int, max_size: int, timeout: float = 5.0
 ) -> AsyncConnectionPool[psycopg.AsyncConnection[tuple[Any, ...]]]:
     """An asyncio pool of deadline connections, each checked before it is lent (one round
-    trip: a connection to a host that died or hung is dropped, not handed to a request)."""
+    trip: a connection to a host that died or hung is dropped, not handed to a request).
+
+    psycopg_pool retries a failed connection with a doubling delay for `reconnect_timeout`
+    (5 min by default): after a 20 s failover it would wait 16 s more before trying the new
+    primary. Here an attempt gives up after `deadline_s` and the next request starts a fresh
+    one, so the pool is back within a few seconds of the primary."""
     pool: AsyncConnectionPool[psycopg.AsyncConnection[tuple[Any, ...]]] = AsyncConnectionPool(
         conninfo,
         connection_class=AsyncDeadlineConnection,
@@ -129,6 +134,7 @@ def async_pool(
         min_size=min_size,
         max_size=max_size,
         timeout=timeout,
+        reconnect_timeout=deadline_s,
         open=False,
     )
     return pool
