@@ -12,7 +12,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import psycopg
 import pytest
+from psycopg.types.json import Jsonb
 
 from alarms.devices.credentials_mosquitto import BrokerAuth
 from devstack.mosquitto import Mosquitto
@@ -130,3 +132,40 @@ async def test_the_gateway_sends_to_both_and_a_lost_path_delays_nothing(
         paths.stop()
         for reader in readers:
             reader.close()
+
+
+def test_the_engine_publishes_on_the_other_path_when_one_broker_hangs(
+    database_url: str, state_dir: Path
+) -> None:
+    """A hung broker (SIGSTOP: TCP stays up, nothing answers) is noticed by the missing PUBACK
+    and by the MQTT keepalive; alerts go out on the other path meanwhile."""
+    from devstack.procs import pause_pid, read_pid
+    from tests.helpers import running_engine, settings_for
+
+    root = state_dir / f"mq-hang-{uuid.uuid4().hex[:6]}"
+    brokers = [Mosquitto(state_dir=root / n, port=free_port()) for n in ("a", "b")]
+    for broker in brokers:
+        broker.start()
+    paths = [f"127.0.0.1:{b.port}" for b in brokers]
+    settings = settings_for(
+        database_url, "127.0.0.1", brokers[0].port, mqtt_paths=paths, mqtt_keepalive_s=5
+    )
+    reader = Peer(SecureBroker(brokers[1], BrokerAuth(directory=root / "x"), {}), None, None)
+    assert not reader.subscribe("larm/v1/+/alerts").is_failure
+    hung = read_pid(brokers[0].pid_file)
+    assert hung is not None
+    try:
+        with running_engine(settings), psycopg.connect(database_url, autocommit=True) as conn:
+            pause_pid(hung)
+            started = time.monotonic()
+            conn.execute(
+                "INSERT INTO outbox (topic, payload) VALUES ('larm/v1/solna/alerts', %s)",
+                (Jsonb({"alert_id": "a-1", "kind": "test"}),),
+            )
+            wait_until(lambda: len(reader.messages) == 1, timeout=20, what="the other path")
+            assert time.monotonic() - started < 12  # PUBACK wait (5 s) or keepalive (7.5 s)
+    finally:
+        pause_pid(hung, resume=True)
+        reader.close()
+        for broker in brokers:
+            broker.stop()
