@@ -24,6 +24,12 @@ from simulators.bench.endtoend import Latency, measure_latency
 from simulators.bench.infra import BenchInfra, larmkedja, stop, wait_for
 
 DATABASE = "bench_ha"
+# (report key, receiving paths, devices send to both): the HA runs of `bench --ha-latency`.
+VARIANTS = (
+    ("ha_db_latency", 1, True),
+    ("ha_failover_latency", 2, False),
+    ("ha_latency", 2, True),
+)
 
 
 def _processes(root: Path, env: dict[str, str], brokers: list[Mosquitto]) -> list[Any]:
@@ -39,11 +45,23 @@ def _processes(root: Path, env: dict[str, str], brokers: list[Mosquitto]) -> lis
 
 
 def ha_latency(
-    infra: BenchInfra, *, alarms: int, rate_per_s: float, background: float
+    infra: BenchInfra,
+    *,
+    alarms: int,
+    rate_per_s: float,
+    background: float,
+    paths: int = 2,
+    send_to_both: bool = True,
 ) -> dict[str, Any]:
-    root = infra.root / "ha"
+    """`paths` 2: the whole HA topology, devices sending every event to both brokers
+    (`send_to_both`) or to the first only (devices that fail over: the second path idle until
+    the first fails); 1: the HA database behind one broker and one ingest (what the database's
+    replication costs, without the second path's)."""
+    root = infra.root / f"ha-{paths}-{'both' if send_to_both else 'first'}"
     ha = HaDatabase(state_dir=root / "db", ports={n: free_port() for n in ha_port_names()})
-    brokers = [Mosquitto(state_dir=root / f"mosquitto{i}", port=free_port()) for i in (1, 2)]
+    brokers = [
+        Mosquitto(state_dir=root / f"mosquitto{i}", port=free_port()) for i in range(1, paths + 1)
+    ]
     procs: list[Any] = []
     try:
         for broker in brokers:
@@ -67,7 +85,7 @@ def ha_latency(
         measure_latency(
             api,
             url,
-            [b.port for b in brokers],
+            [b.port for b in brokers] if send_to_both else [brokers[0].port],
             alarms=alarms,
             rate=rate_per_s,
             background=background,
@@ -90,34 +108,48 @@ def ha_latency(
     }
 
 
+RUNS = (
+    ("single machine", "latency"),
+    ("HA database, 1 broker", "ha_db_latency"),
+    ("HA, 2 paths, fail over", "ha_failover_latency"),
+    ("HA, 2 paths, send both", "ha_latency"),
+)
+
+
 def ha_table(report: dict[str, Any]) -> str:
-    """Both latencies side by side, and the HA one as a share of the single machine's."""
-    single, double = report["latency"], report["ha_latency"]
+    """The latencies side by side, and each HA one as a share of the single machine's."""
+    single = report["latency"]
     background = float(report["options"]["background"])
     head = (
         f"larmkedja bench --ha-latency  {report['started_at']}  ({report['machine']['cpus']} CPUs)"
     )
     lines = [head, "-" * len(head), f"alarm → …, under {background:,.0f} heartbeats/s"]
-    for label, key in (("WebSocket", "websocket_ms"), ("queue API", "queue_api_ms")):
-        for name, run in (("single machine", single), ("HA topology", double)):
-            s = run[key]
+    for label, key in (
+        ("WebSocket", "websocket_ms"),
+        ("queue API", "queue_api_ms"),
+        ("ingest", "publish_to_ingest_ms"),
+    ):
+        for name, run_key in RUNS:
+            if run_key not in report:
+                continue
+            s = report[run_key][key]
+            one = single[key]
+            ratio = (
+                f"  (÷ single: p50 {s['p50'] / one['p50']:.2f}, p99 {s['p99'] / one['p99']:.2f})"
+                if run_key != "latency" and s["p50"] and one["p50"]
+                else ""
+            )
             lines.append(
-                f"  {label:<10} {name:<15} "
+                f"  {label:<9} {name:<22} "
                 + (
                     "n/a"
                     if s["p50"] is None
                     else f"p50 {s['p50']:.1f} / p99 {s['p99']:.1f} / max {s['max']:.1f} ms"
-                    f" (n={s['n']})"
                 )
+                + ratio
             )
-        one, two = single[key], double[key]
-        if one["p50"] and two["p50"]:
-            lines.append(
-                f"  {label:<10} HA ÷ single    p50 {two['p50'] / one['p50']:.2f}"
-                f" / p99 {two['p99'] / one['p99']:.2f}"
-            )
-    lines.append(
-        f"  background sent: single {single['background_events']:,},"
-        f" HA {double['background_events']:,} (to each of two brokers)"
+    sent = ", ".join(
+        f"{name} {report[key]['background_events']:,}" for name, key in RUNS if key in report
     )
+    lines.append(f"  background sent (to each broker): {sent}")
     return "\n".join(lines)

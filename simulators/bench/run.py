@@ -59,12 +59,15 @@ def run(options: Options) -> dict[str, Any]:
             ).report()
         if options.ha_latency:
             report["latency"] = _latency(infra, options)
-            report["ha_latency"] = ha.ha_latency(
-                infra,
-                alarms=options.alarms,
-                rate_per_s=options.alarm_rate,
-                background=options.background,
-            )
+            for key, paths, both in ha.VARIANTS:
+                report[key] = ha.ha_latency(
+                    infra,
+                    alarms=options.alarms,
+                    rate_per_s=options.alarm_rate,
+                    background=options.background,
+                    paths=paths,
+                    send_to_both=both,
+                )
         elif not options.soak_only:
             # Latency first, on a quiet broker and database (before the big backlogs).
             if not options.skip_latency:
