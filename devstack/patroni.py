@@ -127,7 +127,7 @@ class PatroniNode:
             },
             "etcd3": {"hosts": self.etcd_hosts},
             "bootstrap": {
-                "dcs": self._cluster_config(),
+                "dcs": self.cluster_config(),
                 "initdb": [{"encoding": "UTF8"}, {"locale": "C.UTF-8"}, "data-checksums"],
             },
             "postgresql": {
@@ -152,7 +152,7 @@ class PatroniNode:
             },
         }
 
-    def _cluster_config(self) -> dict[str, Any]:
+    def cluster_config(self) -> dict[str, Any]:
         """What every node shares (written to etcd at the cluster's bootstrap)."""
         t = self.timing
         return {
