@@ -64,13 +64,7 @@ def ha_latency(
     ]
     procs: list[Any] = []
     try:
-        for broker in brokers:
-            broker.start()
-        ha.start()
-        ha.wait_replicas()
-        ha.ensure_database(DATABASE)
-        url = ha.url(DATABASE)
-        db.migrate(url)
+        url = _start(ha, brokers)
         api_port = free_port()
         env = infra.env(
             url,
@@ -106,6 +100,18 @@ def ha_latency(
         "publish_to_ingest_ms": result.summary(result.to_ingest_ms),
         "background_events": result.background_sent,
     }
+
+
+def _start(ha: HaDatabase, brokers: list[Mosquitto]) -> str:
+    """Brokers and the HA database up, migrated; returns the database's multi-host URL."""
+    for broker in brokers:
+        broker.start()
+    ha.start()
+    ha.wait_replicas()
+    ha.ensure_database(DATABASE)
+    url = ha.url(DATABASE)
+    db.migrate(url)
+    return url
 
 
 RUNS = (
