@@ -138,10 +138,12 @@ def _report(faults: list[Fault], devices: DualPathDevices, watch: QueueWatch) ->
         f"{'fault':<28} {'queue unreadable':>17} {'alarm → queue, max':>19}  what",
     ]
     for fault in faults:
+        # An alarm counts for the fault in whose time it reached the queue (one sent just
+        # before the next fault and held up by it counts for that one).
         delays = [
             watch.first_seen[d] - sent
             for d, sent in devices.sent_at.items()
-            if fault.at - 2 <= sent < fault.until and d in watch.first_seen
+            if d in watch.first_seen and fault.at <= watch.first_seen[d] < fault.until
         ]
         lines.append(
             f"{fault.name:<28} {watch.unreadable_s(fault.at, fault.until):>15.1f} s"
