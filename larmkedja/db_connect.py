@@ -23,6 +23,8 @@ up does not hold its locks to the end.
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any, TypeVar
 
 import psycopg
@@ -114,6 +116,25 @@ class AsyncDeadlineConnection(psycopg.AsyncConnection[tuple[Any, ...]]):
         conn = await super().connect(client_conninfo(conninfo), **kwargs)
         conn.deadline_s = deadline_s
         return conn
+
+
+# What a statement known to be long may take: retention on a large database, a year's report.
+LONG_DEADLINE_S = 300.0
+
+
+@contextmanager
+def longer_deadline(conn: object, seconds: float = LONG_DEADLINE_S) -> Iterator[None]:
+    """Give the statements inside a longer deadline than the connection's (a hung host then
+    holds only this work that long). A connection without a deadline is left as it is."""
+    if not isinstance(conn, DeadlineConnection | AsyncDeadlineConnection):
+        yield
+        return
+    before = conn.deadline_s
+    conn.deadline_s = max(before, seconds)
+    try:
+        yield
+    finally:
+        conn.deadline_s = before
 
 
 def async_pool(

@@ -6,6 +6,7 @@ import logging
 import time
 
 from larmkedja.db import Conn
+from larmkedja.db_connect import longer_deadline
 from larmkedja.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -26,7 +27,8 @@ class RetentionSweep:
         if self._last and now - self._last < self._every_s:
             return 0
         self._last = now
-        row = conn.execute("SELECT larm_apply_retention()").fetchone()
+        with longer_deadline(conn):  # hourly, and long on a large database
+            row = conn.execute("SELECT larm_apply_retention()").fetchone()
         removed = row[0] if row else {}
         log.info("retention applied: %s", removed)
         return int(removed.get("event_chunks", 0)) if isinstance(removed, dict) else 0

@@ -132,3 +132,16 @@ async def test_the_pool_replaces_a_connection_to_a_hung_host(
             assert await cur.fetchone() == (2,)
     finally:
         await pool.close()
+
+
+def test_a_statement_known_to_be_long_gets_a_longer_deadline(database_url: str) -> None:
+    """Retention and reports: a slow answer is not a hung host."""
+    conn = db_connect.connect(database_url, deadline_s=0.5, autocommit=True)
+    try:
+        with db_connect.longer_deadline(conn, 5.0):
+            assert conn.execute("SELECT pg_sleep(1), 1").fetchone() == ("", 1)
+        assert conn.deadline_s == 0.5
+        with pytest.raises(QueryDeadline):
+            conn.execute("SELECT pg_sleep(1)")
+    finally:
+        conn.close()
