@@ -53,7 +53,7 @@ class StreamClient:
 
 class ChangeHub:
     def __init__(
-        self, *, conninfo: str, pool: AsyncConnectionPool, deadline_s: float = 10.0
+        self, *, conninfo: str, pool: AsyncConnectionPool, deadline_s: float = 5.0
     ) -> None:
         self._conninfo = conninfo
         self._pool = pool

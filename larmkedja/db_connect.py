@@ -50,7 +50,7 @@ CLIENT_DEFAULTS: dict[str, str] = {
 # The server's side: a backend whose client has gone (a deadline closed it) stops its query
 # within this many ms instead of holding its locks until the query ends.
 SERVER_OPTIONS = {"client_connection_check_interval": "2000"}
-DEFAULT_DEADLINE_S = 10.0
+DEFAULT_DEADLINE_S = 5.0
 
 
 class QueryDeadline(psycopg.OperationalError):

@@ -70,7 +70,7 @@ class Settings(BaseSettings):
     # Every query of a service has an answer within this or its connection is closed and made
     # again (a hung primary never answers; larmkedja/db_connect.py). A multi-host URL with
     # `target_session_attrs=read-write` reaches whichever node is the primary (docs/scaling.md).
-    db_deadline_s: Positive = 10.0
+    db_deadline_s: Positive = 5.0
     # The processes' own roles (`larm_ingest`, `larm_engine`, `larm_api`, `larm_gateway`), set
     # by `larmkedja migrate`: JSON, e.g. {"larm_ingest": "…"}. Each process connects with its
     # own `database_url`.

@@ -27,7 +27,6 @@ EXE = str(Path(sys.executable).with_name("larmkedja"))
 DATABASE = "larmkedja"
 # Faster than the defaults, so that a fault is noticed and healed within the test's minutes.
 SERVICE_ENV = {
-    "LARM_DB_DEADLINE_S": "4",
     "LARM_ENGINE_LEASE_S": "5",
     "LARM_ENGINE_TICK_S": "0.5",
     "LARM_UNANSWERED_ALERT_S": "5",
