@@ -1,7 +1,8 @@
-"""The HA topology of docs/scaling.md on loopback, for the fault test: three "database
-machines" (an etcd member and a Patroni node with PostgreSQL + TimescaleDB each), two brokers
-(two receiving paths), one ingest process per broker, two engines, two APIs; every service on
-the multi-host URL, each with its own database role (migration 0007)."""
+"""The HA topology of docs/scaling.md on loopback, for the fault test: three database machines
+(a Patroni node with PostgreSQL + TimescaleDB each), three etcd members placed apart from them
+(docs/scaling.md: Debian 12's etcd lets a hung etcd leader revoke the new primary's lease when
+it wakes), two brokers (two receiving paths), one ingest process per broker, two engines, two
+APIs; every service on the multi-host URL, each with its own database role (migration 0007)."""
 
 from __future__ import annotations
 
@@ -122,19 +123,15 @@ class Topology:
         return self.ha.nodes.index(node)
 
     def kill_machine(self, index: int) -> None:
-        """kill -9 of a database machine: its etcd member, Patroni, PostgreSQL."""
+        """kill -9 of a database machine: Patroni, PostgreSQL and every backend."""
         self.ha.nodes[index].kill()
-        self.ha.etcd[index].kill()
 
     def restart_machine(self, index: int) -> None:
-        self.ha.etcd[index].start(self.ha.etcd)
-        self.ha.etcd[index].wait()
         self.ha.nodes[index].start()
 
     def pause_machine(self, index: int, *, resume: bool = False) -> None:
-        """A hung machine: every process of it stopped (SIGSTOP), or let run on."""
+        """A hung database machine: every process of it stopped (SIGSTOP), or let run on."""
         self.ha.nodes[index].pause(resume=resume)
-        self.ha.etcd[index].pause(resume=resume)
 
     def kill_service(self, name: str) -> None:
         proc = self.procs[name]
