@@ -2,8 +2,9 @@
 
 `DualPathDevices`: alarms (each from a device of its own, so none folds into another) and
 heartbeats, every event sent to both brokers as a dual-path device sends it. An event counts as
-sent once one broker acknowledged it; one that no broker acknowledged within a few seconds is
-sent again with the same event id (contract §1: the device retries).
+sent once one broker acknowledged it (PUBACK 0x10 "no matching subscribers" is no delivery);
+one that no broker acknowledged within a few seconds is sent again with the same event id
+(contract §1: the device retries).
 
 `QueueWatch`: reads the queue through the two APIs as an operator's console behind a load
 balancer would (one instance, else the other), records every read and when each alarm was first
@@ -25,6 +26,7 @@ from larmkedja.events import DeviceEvent, Kind
 
 SITE = "ha"
 RESEND_S = 5.0
+NO_MATCHING_SUBSCRIBERS = 0x10
 
 
 @dataclass
@@ -32,7 +34,7 @@ class _Pending:
     topic: str
     payload: bytes
     last_sent: float
-    infos: list[MQTTMessageInfo] = field(default_factory=list)
+    infos: list[tuple[int, MQTTMessageInfo]] = field(default_factory=list)
 
 
 class DualPathDevices:
@@ -43,6 +45,8 @@ class DualPathDevices:
         self._alarm_every = 1.0 / alarms_per_s
         self._beat_every = 1.0 / heartbeats_per_s
         self._pending: dict[uuid.UUID, _Pending] = {}
+        # PUBACK reason codes by (client, mid), written by paho's threads without a lock of ours.
+        self._reasons: dict[tuple[int, int], int] = {}
         self._alarm_devices: dict[uuid.UUID, str] = {}
         self.sent_at: dict[str, float] = {}  # alarm device → first publish (monotonic)
         self.acked: set[str] = set()  # alarm devices one broker acknowledged
@@ -52,8 +56,7 @@ class DualPathDevices:
         self._clients = [self._client(i, port) for i, port in enumerate(ports)]
         self._thread = threading.Thread(target=self._run, name="dual-path-devices", daemon=True)
 
-    @staticmethod
-    def _client(index: int, port: int) -> Client:
+    def _client(self, index: int, port: int) -> Client:
         client = Client(
             callback_api_version=CallbackAPIVersion.VERSION2,
             client_id=f"ha-devices-{index}-{uuid.uuid4().hex[:6]}",
@@ -62,6 +65,9 @@ class DualPathDevices:
         client.max_inflight_messages_set(1000)
         client.max_queued_messages_set(0)
         client.reconnect_delay_set(min_delay=1, max_delay=2)
+        client.on_publish = lambda c, u, mid, rc, p: self._reasons.__setitem__(
+            (index, mid), rc.value
+        )
         client.connect_async("127.0.0.1", port, keepalive=5)
         client.loop_start()
         return client
@@ -69,21 +75,27 @@ class DualPathDevices:
     def _send(self, event_id: uuid.UUID, topic: str, payload: bytes) -> None:
         pending = self._pending.setdefault(event_id, _Pending(topic, payload, 0.0))
         pending.last_sent = time.monotonic()
-        for client in self._clients:
+        for index, client in enumerate(self._clients):
             if client.is_connected():
-                pending.infos.append(client.publish(topic, payload, qos=1))
+                pending.infos.append((index, client.publish(topic, payload, qos=1)))
 
     def _collect(self) -> None:
         """Events a broker acknowledged are sent; the rest go again after RESEND_S."""
         now = time.monotonic()
         for event_id, pending in list(self._pending.items()):
-            if any(info.is_published() for info in pending.infos):
+            if any(self._delivered(index, info) for index, info in pending.infos):
                 del self._pending[event_id]
                 device = self._alarm_devices.get(event_id)
                 if device is not None:
                     self.acked.add(device)
             elif now - pending.last_sent > RESEND_S:
                 self._send(event_id, pending.topic, pending.payload)
+
+    def _delivered(self, index: int, info: MQTTMessageInfo) -> bool:
+        if not info.is_published():
+            return False
+        reason = self._reasons.pop((index, info.mid), 0)
+        return reason < 0x80 and reason != NO_MATCHING_SUBSCRIBERS
 
     def start(self) -> None:
         self._thread.start()

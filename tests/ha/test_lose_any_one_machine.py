@@ -28,6 +28,10 @@ from tests.helpers import psycopg_rows, scalar, wait_until
 pytestmark = pytest.mark.ha
 
 HUNG_S = 30.0
+INGESTS = (
+    "SELECT count(*) FROM service_heartbeats WHERE service = 'ingest'"
+    " AND (details->>'mqtt_connected')::bool AND seen_at > now() - interval '3 s'"
+)
 READABLE_WITHIN_S = 30.0
 
 
@@ -58,6 +62,11 @@ def _leader(t: Topology) -> str:
         what="an engine leads",
     )
     return str(scalar(t.url(), "SELECT instance FROM engine_leadership"))
+
+
+def _ingests(t: Topology) -> int:
+    """Ingest processes connected to their broker (their sessions subscribed)."""
+    return int(scalar(t.url(), INGESTS))
 
 
 def _try(read: Callable[[], object]) -> object:
@@ -198,6 +207,7 @@ def test_losing_any_one_machine_loses_no_alarm(topology: Topology) -> None:
     watch = QueueWatch(urls=t.api_urls(), headers={"Authorization": f"Bearer {secret}"})
     devices = DualPathDevices([b.port for b in t.brokers], alarms_per_s=1.0, heartbeats_per_s=50.0)
     wait_until(lambda: _try(lambda: _leader(t)) is not None, timeout=30, what="an engine")
+    wait_until(lambda: bool(_try(lambda: _ingests(t) == 2)), timeout=30, what="both ingests")
     watch.start()
     devices.start()
     try:
