@@ -134,3 +134,25 @@ def test_a_new_owner_waits_for_the_old_owners_transaction(
             assert not b.leading, "b took office while a's transaction was open"
         b.tick()
         assert b.leading
+
+
+def test_retention_never_holds_the_engine_for_a_lock(database_url: str, settings: Settings) -> None:
+    """Retention runs in the engine's tick before nothing it could delay for long: when a table
+    it must touch is locked (ingest's batch held up by a slow database), it gives up after a
+    moment and tries again later (it once kept `system.silent` from firing)."""
+    from alarms.runtime.retention_psycopg import LOCK_WAIT_MS, RetentionSweep
+    from larmkedja import db_connect
+
+    sweep = RetentionSweep(settings=settings)
+    with (
+        psycopg.connect(database_url) as holder,
+        db_connect.connect(settings.database_url, autocommit=True) as conn,
+    ):
+        holder.execute("LOCK TABLE event_ids IN ACCESS EXCLUSIVE MODE")
+        started = time.monotonic()
+        with conn.transaction():
+            assert sweep.run(conn) == 0
+            conn.execute("SELECT 1")  # the engine's transaction goes on
+        assert time.monotonic() - started < LOCK_WAIT_MS / 1000 + 2
+        holder.rollback()
+        assert sweep.run(conn) == 0  # not again at once: in a minute
