@@ -6,13 +6,16 @@ VENV := .venv
 BIN := $(VENV)/bin
 PIP := $(BIN)/pip --disable-pip-version-check -q
 
-.PHONY: help venv system up run down test lint typecheck unit integration e2e bench schema lock status
+.PHONY: help venv system up run down test lint typecheck unit integration e2e bench schema lock status \
+	up-ha down-ha status-ha test-ha patroni
 
 help:
 	@echo "make run    the whole system with a simulated fleet (installs what it needs)"
 	@echo "make up     the same without the fleet;  make down: stop it all"
 	@echo "make test   lint, types and every test layer against real Mosquitto + TimescaleDB"
 	@echo "make bench  the benchmark: a table beside the limits of this machine (BENCH_ARGS=...)"
+	@echo "make up-ha  the high-availability topology on loopback (docs/scaling.md); down-ha stops it"
+	@echo "make test-ha  the HA fault test: a broker, the primary, the engine leader, a hung primary"
 
 $(VENV)/.installed: requirements.lock pyproject.toml
 	@test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -37,6 +40,33 @@ down:
 
 status: venv
 	@$(BIN)/larmkedja stack status
+
+# Patroni in a virtualenv of its own from its lock (not Debian 12's 3.0.2: see deploy/ha/patroni.in).
+# It runs as the postgres user when we are root: on the system's Python, which every user can run.
+PATRONI_VENV := .state/tools/patroni
+PATRONI_PY ?= $(shell test -x /usr/bin/python3 && echo /usr/bin/python3 || echo $(PY))
+$(PATRONI_VENV)/.installed: deploy/ha/patroni.lock
+	@test -x $(PATRONI_VENV)/bin/python || $(PATRONI_PY) -m venv $(PATRONI_VENV)
+	$(PATRONI_VENV)/bin/pip --disable-pip-version-check -q install --no-deps --require-hashes \
+		-r deploy/ha/patroni.lock
+	@touch $@
+
+patroni: $(PATRONI_VENV)/.installed
+
+# The high-availability topology (3 etcd, 3 Patroni/PostgreSQL, 2 brokers, two of each service)
+# under .state/ha/; `make up` and `make run` are untouched by it.
+up-ha: venv system patroni
+	$(BIN)/larmkedja stack up --ha
+
+down-ha:
+	@if [ -x $(BIN)/larmkedja ]; then $(BIN)/larmkedja stack down --ha; else echo "nothing to stop"; fi
+
+status-ha: venv
+	@$(BIN)/larmkedja stack status --ha
+
+# Its fault test (a few minutes; not in `make test`, which stays as it was): .ci/run runs both.
+test-ha: venv system patroni
+	$(BIN)/pytest -q -s -m ha tests/ha
 
 lint: venv
 	$(BIN)/ruff check .

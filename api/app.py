@@ -10,7 +10,6 @@ from typing import Any
 
 from fastapi import FastAPI
 from prometheus_client import CollectorRegistry
-from psycopg_pool import AsyncConnectionPool
 
 from api import (
     health,
@@ -33,6 +32,7 @@ from api.metrics import ApiMetrics
 from api.metrics_route import metrics_router
 from api.models import Problem
 from api.pages import install_pages
+from larmkedja.db_connect import async_pool
 from larmkedja.settings import Settings
 
 
@@ -41,11 +41,13 @@ def create_app(*, settings: Settings, registry: CollectorRegistry | None = None)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        pool = AsyncConnectionPool(
-            settings.database_url, min_size=1, max_size=10, open=False, timeout=5.0
+        pool = async_pool(
+            settings.database_url, deadline_s=settings.db_deadline_s, min_size=1, max_size=10
         )
         await pool.open(wait=False)
-        hub = stream.ChangeHub(conninfo=settings.database_url, pool=pool)
+        hub = stream.ChangeHub(
+            conninfo=settings.database_url, pool=pool, deadline_s=settings.db_deadline_s
+        )
         listener = asyncio.create_task(hub.run(), name="change-listener")
         app.state.pool = pool
         app.state.hub = hub

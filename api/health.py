@@ -73,12 +73,13 @@ async def readyz(request: Request) -> Any:
 
 
 async def _broker_reachable(settings: Settings) -> bool:
-    try:
-        _, writer = await asyncio.wait_for(
-            asyncio.open_connection(settings.mqtt_host, settings.mqtt_port), timeout=1.0
-        )
-    except (OSError, TimeoutError):
-        return False
-    writer.close()
-    await writer.wait_closed()
-    return True
+    """Some receiving path takes connections (one of two brokers down is not an outage)."""
+    for host, port in settings.broker_paths():
+        try:
+            _, writer = await asyncio.wait_for(asyncio.open_connection(host, port), timeout=1.0)
+        except (OSError, TimeoutError):
+            continue
+        writer.close()
+        await writer.wait_closed()
+        return True
+    return False

@@ -13,6 +13,7 @@ from alarms.reports.rules import ServiceLevel, to_csv
 from alarms.reports.service_level_psycopg import service_level
 from api.auth import Permission, Principal, require
 from api.models import IsoDateTime, problems
+from larmkedja.db_connect import longer_deadline
 
 router = APIRouter(prefix="/api/v1/reports", tags=["reports"])
 Reporter = Annotated[Principal, Depends(require(Permission.REPORTS_READ))]
@@ -39,9 +40,10 @@ async def _report(
     """The report of a site (or all) and period [since, until), for either representation."""
     start, end = _period(since, until)
     async with request.app.state.pool.connection() as conn:
-        return await service_level(
-            conn, settings=request.app.state.settings, site=site, since=start, until=end
-        )
+        with longer_deadline(conn):  # a year of a large site is more than one query's while
+            return await service_level(
+                conn, settings=request.app.state.settings, site=site, since=start, until=end
+            )
 
 
 Report = Annotated[ServiceLevel, Depends(_report)]

@@ -29,6 +29,7 @@ from alarms.queue import queries_psycopg as q
 from api.auth import Permission, Principal, TokenCache, authenticate
 from api.errors import ApiError
 from larmkedja.changes import CHANNEL, ChangeNotice, Entity
+from larmkedja.db_connect import AsyncDeadlineConnection
 
 log = logging.getLogger(__name__)
 router = APIRouter()
@@ -51,9 +52,12 @@ class StreamClient:
 
 
 class ChangeHub:
-    def __init__(self, *, conninfo: str, pool: AsyncConnectionPool) -> None:
+    def __init__(
+        self, *, conninfo: str, pool: AsyncConnectionPool, deadline_s: float = 5.0
+    ) -> None:
         self._conninfo = conninfo
         self._pool = pool
+        self._deadline_s = deadline_s
         self._clients: set[StreamClient] = set()
         self.connected = asyncio.Event()
 
@@ -71,16 +75,15 @@ class ChangeHub:
         delay, first = 0.5, True
         while True:
             try:
-                async with await psycopg.AsyncConnection.connect(
-                    self._conninfo, autocommit=True, connect_timeout=5
+                async with await AsyncDeadlineConnection.connect(
+                    self._conninfo, deadline_s=self._deadline_s, autocommit=True
                 ) as conn:
                     await conn.execute(f"LISTEN {CHANNEL}".encode())
                     self.connected.set()
                     if not first:
                         await self._resync()
                     first, delay = False, 0.5
-                    async for notify in conn.notifies():
-                        await self._dispatch(notify.payload)
+                    await self._listen(conn)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # the listener must outlive any failure
@@ -88,6 +91,15 @@ class ChangeHub:
                 log.warning("change listener lost the database (%s); retrying", exc)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 5.0)
+
+    async def _listen(self, conn: AsyncDeadlineConnection) -> None:
+        """Dispatch notifications; when none came for a while, ask the server whether it is
+        still there (a hung primary sends nothing, and its silence looks like a quiet night):
+        the ping has the deadline, and a failover moves the listener to the new primary."""
+        while True:
+            async for notify in conn.notifies(timeout=self._deadline_s / 2):
+                await self._dispatch(notify.payload)
+            await conn.execute("SELECT 1")
 
     async def _dispatch(self, payload: str) -> None:
         change = ChangeNotice.parse(payload)

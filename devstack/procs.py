@@ -105,9 +105,12 @@ def spawn(
     pid_file: Path,
     env: dict[str, str] | None = None,
     cwd: Path | None = None,
+    user: str | None = None,
 ) -> int:
-    """Start a detached background process; its pid goes to `pid_file`."""
+    """Start a detached background process; its pid goes to `pid_file`. As root, `user` runs it
+    as that user (the process itself, not a `runuser` in front of it, so the pid is its own)."""
     log_file.parent.mkdir(parents=True, exist_ok=True)
+    as_other = user is not None and os.geteuid() == 0
     with log_file.open("ab") as log:
         proc = subprocess.Popen(  # noqa: S603 - argv is built by the stack, never from input
             list(argv),
@@ -117,10 +120,44 @@ def spawn(
             env=env,
             cwd=cwd,
             start_new_session=True,
+            user=user if as_other else None,
+            group=pwd.getpwnam(user).pw_gid if as_other and user else None,
+            extra_groups=[] if as_other else None,
         )
     _CHILDREN[proc.pid] = proc
     pid_file.write_text(f"{proc.pid}\n")
     return proc.pid
+
+
+def descendants(pid: int) -> list[int]:
+    """Every process below `pid` (children, their children, …), from /proc."""
+    children: dict[int, list[int]] = {}
+    for stat_file in Path("/proc").glob("[0-9]*/stat"):
+        with contextlib.suppress(OSError, IndexError, ValueError):
+            fields = stat_file.read_text().rsplit(")", 1)[1].split()
+            children.setdefault(int(fields[1]), []).append(int(stat_file.parent.name))
+    found: list[int] = []
+    todo = [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            found.append(child)
+            todo.append(child)
+    return found
+
+
+def signal_tree(pid: int, sig: int) -> None:
+    """Send `sig` to `pid` and everything below it (the parent first, so it starts no more)."""
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, sig)
+    for _ in range(2):  # a child forked while we looked is caught the second time
+        for child in descendants(pid):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(child, sig)
+
+
+def pause_pid(pid: int, *, resume: bool = False) -> None:
+    """A hung host: stop `pid` and its children (SIGSTOP), or let them run on (SIGCONT)."""
+    signal_tree(pid, signal.SIGCONT if resume else signal.SIGSTOP)
 
 
 def reap(pid: int) -> None:

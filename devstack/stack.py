@@ -21,6 +21,7 @@ import urllib.error
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 from urllib.parse import quote
 
 from alarms.devices.credentials_mosquitto import BrokerAuth, service_account
@@ -66,6 +67,20 @@ DB_ROLES = {
 }
 
 
+class Database(Protocol):
+    """What the stack needs of its database: one PostgreSQL, or the HA cluster."""
+
+    def start(self) -> bool: ...
+
+    def stop(self) -> bool: ...
+
+    def running(self) -> bool: ...
+
+    def url(self, dbname: str = ...) -> str: ...
+
+    def ensure_database(self, name: str) -> bool: ...
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Service:
     name: str
@@ -89,7 +104,9 @@ class Stack:
             tls_port=self.ports["mqtts"] if tls else None,
             tls=self.tls,
         )
-        self.postgres = Postgres(state_dir=self.state_dir / "pg", port=self.ports["postgres"])
+        self.postgres: Database = Postgres(
+            state_dir=self.state_dir / "pg", port=self.ports["postgres"]
+        )
         self.prometheus = Prometheus(
             state_dir=self.state_dir / "prometheus",
             port=self.ports["prometheus"],
@@ -102,10 +119,13 @@ class Stack:
             scrape_interval=scrape_interval,
         )
 
+    def port_names(self) -> list[str]:
+        return list(PORT_NAMES)
+
     def _ports(self) -> dict[str, int]:
         path = self.state_dir / "ports.json"
         ports: dict[str, int] = json.loads(path.read_text()) if path.exists() else {}
-        for name in PORT_NAMES:
+        for name in self.port_names():
             ports.setdefault(name, free_port())
         self.state_dir.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(ports, indent=2) + "\n")

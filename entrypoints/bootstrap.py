@@ -114,7 +114,9 @@ def ingest(settings: Settings) -> Ingest:
     service = Ingest(
         settings=settings,
         store_factory=lambda: EventStore(
-            conninfo=settings.database_url, processors=processors(settings)
+            conninfo=settings.database_url,
+            processors=processors(settings),
+            deadline_s=settings.db_deadline_s,
         ),
         metrics=IngestMetrics(registry=registry),
     )
@@ -128,12 +130,15 @@ def engine(settings: Settings) -> Engine:
     db.prepare(settings)
     registry = _metrics_registry(settings.engine_metrics_port, settings.engine_metrics_host)
     metrics = EngineMetrics(registry=registry)
+    client_id = f"larmkedja-engine-{settings.engine_instance}"
+    first, *more = [
+        make_client(settings=settings, client_id=client_id) for _ in settings.broker_paths()
+    ]
     return Engine(
         settings=settings,
         sweeps=sweeps(settings, registry),
-        client=make_client(
-            settings=settings, client_id=f"larmkedja-engine-{settings.engine_instance}"
-        ),
+        client=first,
+        more_clients=more,
         metrics=metrics,
         instance=settings.engine_instance,
     )

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from devstack.stack import Stack
+from devstack.stack_ha import HaStack
 from entrypoints.signals import on_stop_signals
 from larmkedja.events import event_json_schema
 from larmkedja.settings import Settings
@@ -19,7 +20,11 @@ from simulators.scenario import DEFAULT, Scenario
 
 
 def cmd_stack(args: argparse.Namespace, settings: Settings) -> int:
-    stack = Stack(state_dir=Path(args.state_dir), tls=settings.mqtt_tls)
+    stack = (
+        HaStack(state_dir=Path(args.state_dir or ".state/ha"))
+        if args.ha
+        else Stack(state_dir=Path(args.state_dir or ".state"), tls=settings.mqtt_tls)
+    )
     if args.action == "up":
         started = stack.up(fleet=args.fleet)
         print("started: " + (", ".join(started) if started else "nothing (already running)"))
@@ -48,6 +53,7 @@ def cmd_bench(args: argparse.Namespace, settings: Settings) -> int:
             parts=frozenset(args.parts.split(",")),
             soak_minutes=args.soak_minutes,
             soak_only=args.soak_only,
+            ha_latency=args.ha_latency,
         )
     )
 
@@ -80,8 +86,11 @@ def register(sub: Any) -> None:
     sub.add_parser("schema", help="print the event JSON Schema").set_defaults(func=cmd_schema)
     stack = sub.add_parser("stack", help="the local stack behind make up/down")
     stack.add_argument("action", choices=["up", "down", "status"])
-    stack.add_argument("--state-dir", default=".state")
+    stack.add_argument("--state-dir", help="default: .state (.state/ha with --ha)")
     stack.add_argument("--fleet", action="store_true", help="also start the simulated fleet")
+    stack.add_argument(
+        "--ha", action="store_true", help="the high-availability topology (docs/scaling.md)"
+    )
     stack.set_defaults(func=cmd_stack)
 
     parser = sub.add_parser("bench", help="the benchmark (make bench)")
@@ -100,6 +109,11 @@ def register(sub: Any) -> None:
     )
     parser.add_argument("--soak-minutes", type=float, default=0.0, help="also soak this long")
     parser.add_argument("--soak-only", action="store_true", help="only the soak")
+    parser.add_argument(
+        "--ha-latency",
+        action="store_true",
+        help="only the alarm latency: single machine, then the HA topology (docs/scaling.md)",
+    )
     parser.set_defaults(func=cmd_bench)
 
     simulate = sub.add_parser("simulate", help="a simulated fleet with operators and patrol")

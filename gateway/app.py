@@ -16,12 +16,13 @@ from gateway.dc09_receiver import Dc09Receiver
 from gateway.errors import ConfigurationError
 from gateway.limits import Slots, TokenBuckets
 from gateway.metrics import GatewayMetrics
-from gateway.publish_paho import Publisher
+from gateway.publish_paho import EventPublisher, Paths, Publisher
 from gateway.registry_psycopg import Registry
 from gateway.scaip_receiver import ScaipReceiver
 from gateway.servers import DatagramServer, Receiver, StreamServer, Timeouts
 from gateway.service import Gateway
 from gateway.sos_receiver import SosAccessReceiver
+from larmkedja.db_connect import async_pool
 from larmkedja.mqtt_paho import make_client
 from larmkedja.settings import Settings
 
@@ -99,17 +100,28 @@ async def _listen(
     return bound
 
 
+def event_publisher(settings: Settings) -> EventPublisher:
+    """One broker, or every receiving path of LARM_MQTT_PATHS (each event to each)."""
+    started = []
+    for host, port in settings.broker_paths():
+        publisher = Publisher(
+            client=make_client(
+                settings=settings, client_id=f"larmkedja-gateway-{settings.gateway_instance}"
+            ),
+            timeout_s=settings.gateway_publish_timeout_s,
+        )
+        publisher.start(host=host, port=port, keepalive_s=settings.mqtt_keepalive_s)
+        started.append(publisher)
+    return started[0] if len(started) == 1 else Paths(started)
+
+
 async def start(settings: Settings, *, metrics: GatewayMetrics) -> Running:
     key = server_key(settings)
-    pool = AsyncConnectionPool(settings.database_url, min_size=1, max_size=4, open=False)
-    await pool.open(wait=False)
-    publisher = Publisher(
-        client=make_client(
-            settings=settings, client_id=f"larmkedja-gateway-{settings.gateway_instance}"
-        ),
-        timeout_s=settings.gateway_publish_timeout_s,
+    pool = async_pool(
+        settings.database_url, deadline_s=settings.db_deadline_s, min_size=1, max_size=4
     )
-    publisher.start(host=settings.mqtt_host, port=settings.mqtt_port)
+    await pool.open(wait=False)
+    publisher = event_publisher(settings)
     registry = Registry(pool=pool, cache_s=settings.gateway_registry_cache_s)
     dead_letters = TokenBuckets(
         per_minute=settings.gateway_dead_letters_per_minute,

@@ -11,6 +11,10 @@ wake paho for the PUBLISH, `call_soon_threadsafe` back for the PUBACK) and the t
 fought over the GIL: the gateway acknowledged a third of what a bare publisher sends
 (docs/bench.md). Connecting, which blocks, runs in the loop's executor; everything else runs
 on the loop.
+
+With two receiving paths (two brokers that share nothing, docs/scaling.md) `Paths` publishes
+every event to each: the device is acknowledged as soon as one broker has it, the other copy
+goes on in the background, and ingest stores the event once whichever copy comes first.
 """
 
 from __future__ import annotations
@@ -19,7 +23,8 @@ import asyncio
 import contextlib
 import logging
 import threading
-from typing import TYPE_CHECKING, Any
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any, Protocol
 
 from paho.mqtt.client import Client, ConnectFlags, DisconnectFlags
 from paho.mqtt.enums import MQTTErrorCode
@@ -33,6 +38,17 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 NO_MATCHING_SUBSCRIBERS = 0x10
 MISC_S = 1.0  # paho's keepalive bookkeeping, and a reconnect when the connection is gone
+
+
+class EventPublisher(Protocol):
+    """What the gateway needs of its way to the broker(s)."""
+
+    @property
+    def connected(self) -> bool: ...
+
+    async def publish(self, topic: str, payload: bytes) -> bool: ...
+
+    def stop(self) -> None: ...
 
 
 class Publisher:
@@ -50,7 +66,7 @@ class Publisher:
         self._connecting: asyncio.Future[Any] | None = None
         self._open = False  # paho has a socket (set and cleared by its callbacks)
         self._unreachable = False  # said once per outage, not every second
-        self._host, self._port = "", 0
+        self._host, self._port, self._keepalive_s = "", 0, 30
         self.connected = False
         client.on_publish = self._on_publish
         client.on_connect = on_connect(who="gateway", connected=self._on_connect)
@@ -60,11 +76,11 @@ class Publisher:
         client.on_socket_register_write = self._on_register_write
         client.on_socket_unregister_write = self._on_unregister_write
 
-    def start(self, *, host: str, port: int) -> None:
+    def start(self, *, host: str, port: int, keepalive_s: int = 30) -> None:
         """From inside the running loop: connect (in the background) and keep connected."""
         self._loop = asyncio.get_running_loop()
         self._loop_thread = threading.get_ident()
-        self._host, self._port = host, port
+        self._host, self._port, self._keepalive_s = host, port, keepalive_s
         self._misc = self._loop.create_task(self._keep_connected(), name="gateway-mqtt")
 
     def stop(self) -> None:
@@ -109,7 +125,7 @@ class Publisher:
 
     def _connect(self) -> None:
         """In the executor: paho's blocking connect (its socket then comes to the loop)."""
-        self._client.connect(self._host, self._port, keepalive=30)
+        self._client.connect(self._host, self._port, keepalive=self._keepalive_s)
 
     def _connected_or_not(self, done: asyncio.Future[Any]) -> None:
         self._connecting = None
@@ -191,3 +207,30 @@ class Publisher:
         if self._loop is not None:
             with contextlib.suppress(ValueError, OSError):
                 self._loop.remove_writer(sock)
+
+
+class Paths:
+    """Every event to each receiving path; True once one broker acknowledged it."""
+
+    def __init__(self, publishers: Sequence[Publisher]) -> None:
+        self._publishers = list(publishers)
+        self._background: set[asyncio.Task[bool]] = set()
+
+    @property
+    def connected(self) -> bool:
+        return any(p.connected for p in self._publishers)
+
+    async def publish(self, topic: str, payload: bytes) -> bool:
+        pending = {asyncio.create_task(p.publish(topic, payload)) for p in self._publishers}
+        while pending:
+            done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+            if any(task.result() for task in done):
+                for task in pending:  # the other path still gets its copy
+                    self._background.add(task)
+                    task.add_done_callback(self._background.discard)
+                return True
+        return False
+
+    def stop(self) -> None:
+        for publisher in self._publishers:
+            publisher.stop()

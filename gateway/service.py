@@ -20,7 +20,7 @@ from gateway.credentials import ServerKey
 from gateway.limits import TokenBuckets
 from gateway.metrics import GatewayMetrics
 from gateway.model import Protocol, Refusal, Sender, Translated, event_id_for, to_event
-from gateway.publish_paho import Publisher
+from gateway.publish_paho import EventPublisher
 from gateway.registry_psycopg import Registry
 from larmkedja.events import DeviceEvent, dead_letter_notice
 
@@ -40,7 +40,7 @@ class Gateway:
         self,
         *,
         registry: Registry,
-        publisher: Publisher,
+        publisher: EventPublisher,
         metrics: GatewayMetrics,
         key: ServerKey,
         dead_letters: TokenBuckets,

@@ -10,7 +10,7 @@ from collections.abc import Callable
 
 import psycopg
 
-from larmkedja import db
+from larmkedja import db, db_connect
 from larmkedja.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -44,8 +44,10 @@ class Beat:
     def _beat(self, conn: db.Conn | None) -> db.Conn | None:
         try:
             if conn is None or conn.closed:
-                conn = psycopg.connect(
-                    self._settings.database_url, autocommit=True, connect_timeout=5
+                conn = db_connect.connect(
+                    self._settings.database_url,
+                    deadline_s=self._settings.db_deadline_s,
+                    autocommit=True,
                 )
             conn.execute(
                 db.UPSERT_HEARTBEAT,

@@ -233,12 +233,12 @@ class Ingest:
         """Connect and process until `stop()`; then flush, acknowledge and disconnect."""
         s = self._settings
         if self._v311:
-            self._client.connect_async(s.mqtt_host, s.mqtt_port, keepalive=30)
+            self._client.connect_async(s.mqtt_host, s.mqtt_port, keepalive=s.mqtt_keepalive_s)
         else:
             self._client.connect_async(
                 s.mqtt_host,
                 s.mqtt_port,
-                keepalive=30,
+                keepalive=s.mqtt_keepalive_s,
                 clean_start=False,
                 properties=connect_properties(
                     session_expiry_s=s.ingest_session_expiry_s,

@@ -22,6 +22,7 @@ from psycopg.types.json import set_json_dumps
 
 from ingest.parse import DeadLetter
 from larmkedja.db import Conn, Cursor
+from larmkedja.db_connect import DEFAULT_DEADLINE_S, connect
 from larmkedja.events import ReceivedEvent, json_bytes
 
 log = logging.getLogger(__name__)
@@ -88,15 +89,23 @@ class WriteResult:
 class EventStore:
     """Owns one connection; not thread-safe (one writer thread uses it)."""
 
-    def __init__(self, *, conninfo: str, processors: Sequence[Processor] = ()) -> None:
+    def __init__(
+        self,
+        *,
+        conninfo: str,
+        processors: Sequence[Processor] = (),
+        deadline_s: float = DEFAULT_DEADLINE_S,
+    ) -> None:
         self._conninfo = conninfo
+        self._deadline_s = deadline_s
         self._processors = list(processors)
         self._conn: Conn | None = None
 
     def connect(self) -> None:
         if self._conn is not None and not self._conn.closed:
             return
-        conn = psycopg.connect(self._conninfo, autocommit=False, connect_timeout=5)
+        # A deadline on every statement: a hung primary fails the batch, which is retried.
+        conn = connect(self._conninfo, deadline_s=self._deadline_s, autocommit=False)
         set_json_dumps(json_bytes, context=conn)  # `data` as the event model writes it
         conn.execute(CREATE_STAGING)
         conn.commit()

@@ -17,6 +17,8 @@ import psycopg
 import psycopg.sql
 from pydantic import BaseModel
 
+from larmkedja.db_connect import client_conninfo, connect
+
 if TYPE_CHECKING:
     from larmkedja.settings import Settings
 
@@ -67,7 +69,7 @@ def migrate(
     Run by the database owner. Also sets the roles' passwords (`larm_app` from `app_password`,
     the processes' roles from `role_passwords`) and `larm_config`."""
     applied: list[str] = []
-    with psycopg.connect(conninfo, autocommit=True) as conn:
+    with psycopg.connect(client_conninfo(conninfo), autocommit=True) as conn:
         conn.execute("SELECT pg_advisory_lock(%s)", (_MIGRATION_LOCK,))
         try:
             conn.execute(
@@ -120,7 +122,7 @@ def latest_version() -> int:
 
 def may_migrate(conninfo: str) -> bool:
     """True for the owner (or a superuser); the services' own role may not."""
-    with psycopg.connect(conninfo, connect_timeout=5) as conn:
+    with connect(conninfo) as conn:
         row = conn.execute(
             "SELECT has_database_privilege(current_user, current_database(), 'CREATE')"
         ).fetchone()
@@ -132,7 +134,7 @@ def wait_for_schema(conninfo: str, *, timeout: float = 120.0) -> None:
     wanted, deadline = latest_version(), time.monotonic() + timeout
     while True:
         try:
-            with psycopg.connect(conninfo, connect_timeout=5) as conn:
+            with connect(conninfo) as conn:
                 row = conn.execute("SELECT max(version) FROM schema_migrations").fetchone()
             if row and row[0] is not None and int(row[0]) >= wanted:
                 return

@@ -76,12 +76,23 @@ class Settings(BaseSettings):
     # `larm_app` role of `database_url`, which cannot change the audit log.
     database_admin_url: str | None = None
     app_db_password: str | None = None
+    # Every query of a service has an answer within this or its connection is closed and made
+    # again (a hung primary never answers; larmkedja/db_connect.py). A multi-host URL with
+    # `target_session_attrs=read-write` reaches whichever node is the primary (docs/scaling.md).
+    db_deadline_s: Positive = 5.0
     # The processes' own roles (`larm_ingest`, `larm_engine`, `larm_api`, `larm_gateway`), set
     # by `larmkedja migrate`: JSON, e.g. {"larm_ingest": "…"}. Each process connects with its
     # own `database_url`.
     db_role_passwords: dict[str, str] = {}
     mqtt_host: str = "127.0.0.1"
     mqtt_port: int = 1883
+    # Independent receiving paths (docs/scaling.md): two brokers that share nothing. The
+    # gateway publishes every event to each, the engine publishes the outbox on the first it
+    # is connected to; ingest runs one process per path, each with its LARM_MQTT_HOST/PORT.
+    # Empty: the one broker above. E.g. LARM_MQTT_PATHS='["10.0.0.1:1883","10.0.1.1:1883"]'.
+    mqtt_paths: list[Annotated[str, Field(pattern=r"^[^\s:]+:[0-9]{1,5}$")]] = []
+    # A broker that says nothing for 1.5 times this is taken for dead and left (a hung host).
+    mqtt_keepalive_s: Annotated[int, Field(ge=5, le=600)] = 30
     mqtt_username: str | None = None
     mqtt_password: str | None = None
     mqtt_tls_ca: str | None = None  # a client uses TLS with this CA (e.g. the local one)
@@ -95,6 +106,12 @@ class Settings(BaseSettings):
     api_body_timeout_s: Annotated[float, Field(gt=0)] = 10.0
     # Connections the API serves at once; more are answered 503 (uvicorn's limit_concurrency).
     api_max_connections: Annotated[int, Field(ge=10)] = 500
+
+    def broker_paths(self) -> list[tuple[str, int]]:
+        """(host, port) of every receiving path: LARM_MQTT_PATHS, or the one broker."""
+        if not self.mqtt_paths:
+            return [(self.mqtt_host, self.mqtt_port)]
+        return [(p.rsplit(":", 1)[0], int(p.rsplit(":", 1)[1])) for p in self.mqtt_paths]
 
     # --- ingest ---
     ingest_instance: str = "1"
@@ -123,6 +140,9 @@ class Settings(BaseSettings):
     # --- engine (deadlines, outbox) ---
     engine_instance: str = "1"
     engine_tick_s: Positive = 0.5
+    # One engine owns the deadlines; a hung owner loses the lock after this long without a word
+    # on its lock session, and a standby takes over (alarms/runtime/leadership_psycopg.py).
+    engine_lease_s: Positive = 10.0
     engine_metrics_port: Annotated[int, Field(ge=0, le=65_535)] = 9102
     engine_metrics_host: str = "127.0.0.1"
 
@@ -152,6 +172,8 @@ class Settings(BaseSettings):
     # (reloaded with SIGHUP after a change).
     mqtt_auth_dir: str | None = None
     mqtt_broker_pid_file: str | None = None
+    # The other brokers that read the same files (two receiving paths on one machine).
+    mqtt_more_broker_pid_files: list[str] = []
 
     # --- protocol gateway (0 switches a receiver off) ---
     gateway_instance: str = "1"

@@ -270,10 +270,15 @@ def running_engine(settings: Settings) -> Iterator[Any]:
     settings = as_role(settings, "larm_engine")
     registry = CollectorRegistry()
     metrics = EngineMetrics(registry=registry)
+    client_id = f"test-engine-{uuid.uuid4().hex[:6]}"
+    first, *more = [  # a client per receiving path, as entrypoints/bootstrap.py makes them
+        make_client(settings=settings, client_id=client_id) for _ in settings.broker_paths()
+    ]
     engine = Engine(
         settings=settings,
         sweeps=sweeps(settings, registry),
-        client=make_client(settings=settings, client_id=f"test-engine-{uuid.uuid4().hex[:6]}"),
+        client=first,
+        more_clients=more,
         metrics=metrics,
     )
     thread = threading.Thread(target=engine.run, name="engine", daemon=True)
@@ -293,3 +298,10 @@ def token(settings: Settings, role: str, name: str | None = None) -> dict[str, s
 
     secret = create(settings, role=role, name=name or f"{role}-{uuid.uuid4().hex[:4]}")
     return {"Authorization": f"Bearer {secret}"}
+
+
+def psycopg_rows(
+    database_url: str, sql: str, params: tuple[Any, ...] = ()
+) -> list[tuple[Any, ...]]:
+    with psycopg.connect(database_url) as conn:
+        return list(conn.execute(sql.encode(), params).fetchall())

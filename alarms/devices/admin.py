@@ -26,7 +26,11 @@ def broker_auth(settings: Settings) -> BrokerAuth:
     if not settings.mqtt_auth_dir:
         raise AuthError("no broker to provision on: set LARM_MQTT_AUTH_DIR (source .state/env)")
     pid = settings.mqtt_broker_pid_file
-    return BrokerAuth(directory=Path(settings.mqtt_auth_dir), pid_file=Path(pid) if pid else None)
+    return BrokerAuth(
+        directory=Path(settings.mqtt_auth_dir),
+        pid_file=Path(pid) if pid else None,
+        more_pid_files=[Path(p) for p in settings.mqtt_more_broker_pid_files],
+    )
 
 
 def provision(settings: Settings, *, site: str, device_id: str) -> dict[str, object]:

@@ -14,7 +14,7 @@ import os
 import re
 import secrets
 import signal
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -81,13 +81,16 @@ def password_line(username: str, password: str) -> str:
 
 
 class BrokerAuth:
-    def __init__(self, *, directory: Path, pid_file: Path | None = None) -> None:
+    def __init__(
+        self, *, directory: Path, pid_file: Path | None = None, more_pid_files: Sequence[Path] = ()
+    ) -> None:
         self.directory = directory
         self.password_file = directory / "passwd"
         self.acl_file = directory / "acl"
         self._devices_file = directory / "devices.json"
         self._lock_file = directory / ".lock"
-        self._pid_file = pid_file
+        # Every broker that reads these files (two receiving paths: two brokers, one file set).
+        self._pid_files = [p for p in (pid_file, *more_pid_files) if p is not None]
 
     @contextlib.contextmanager
     def _locked(self) -> Iterator[None]:
@@ -178,12 +181,11 @@ class BrokerAuth:
         return True
 
     def reload(self) -> None:
-        """Make the broker re-read the password and ACL files (no restart)."""
-        if self._pid_file is None:
-            return
-        try:
-            pid = int(self._pid_file.read_text().split()[0])
-        except (OSError, ValueError, IndexError):
-            return  # no broker running: it reads the files when it starts
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGHUP)
+        """Make every broker re-read the password and ACL files (no restart)."""
+        for pid_file in self._pid_files:
+            try:
+                pid = int(pid_file.read_text().split()[0])
+            except (OSError, ValueError, IndexError):
+                continue  # no broker running: it reads the files when it starts
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGHUP)

@@ -2,8 +2,10 @@
 
 Every tick (LARM_ENGINE_TICK_S, and at once when the database notifies a change) it runs each
 sweep in its own transaction, then publishes pending outbox rows. All state is in PostgreSQL, so
-any number of engines may run and a restarted one simply continues: what fell due while it was
-down fires at its first tick, once.
+a restarted engine simply continues: what fell due while it was down fires at its first tick,
+once. Any number of engines may run: one owns the deadlines (elected through PostgreSQL and
+fenced by an epoch that every transaction of its sweeps and outbox checks first,
+`leadership_psycopg.py`), the others stand by and take over when it dies or hangs.
 """
 
 from __future__ import annotations
@@ -16,11 +18,11 @@ from collections.abc import Sequence
 import psycopg
 from paho.mqtt.client import Client
 
+from alarms.runtime.leadership_psycopg import Deposed, Leadership
 from alarms.runtime.metrics import EngineMetrics
-from alarms.runtime.outbox_paho import OutboxPublisher, PublishError
+from alarms.runtime.outbox_paho import OutboxPaths
 from alarms.runtime.sweep import Sweep
-from larmkedja import db
-from larmkedja.mqtt_paho import on_connect
+from larmkedja import db, db_connect
 from larmkedja.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -37,33 +39,41 @@ class Engine:
         client: Client,
         metrics: EngineMetrics,
         instance: str = "1",
+        more_clients: Sequence[Client] = (),
     ) -> None:
+        """`client` talks to the broker (or to the first of LARM_MQTT_PATHS), `more_clients`
+        to the other paths, in order."""
         self._settings = settings
         self._sweeps = list(sweeps)
-        self._client = client
         self._metrics = metrics
         self._instance = instance
-        self._publisher = OutboxPublisher(client=client, metrics=metrics)
+        self._outbox = OutboxPaths(clients=[client, *more_clients], metrics=metrics)
+        self._leadership = Leadership(
+            conninfo=settings.database_url,
+            instance=instance,
+            lease_s=settings.engine_lease_s,
+            deadline_s=settings.db_deadline_s,
+        )
         self._stopping = threading.Event()
-        self._mqtt_up = threading.Event()
         self._conn: db.Conn | None = None
         self._listen: db.Conn | None = None
         self._last_housekeeping = 0.0
         self._ticks = 0
-        client.on_connect = on_connect(who="engine", connected=lambda c, f: self._mqtt_up.set())
-        client.on_disconnect = lambda *a: self._mqtt_up.clear()
 
     @property
     def ticks(self) -> int:
         return self._ticks
+
+    @property
+    def leading(self) -> bool:
+        return self._leadership.leading
 
     def stop(self) -> None:
         self._stopping.set()
 
     def run(self) -> None:
         s = self._settings
-        self._client.connect_async(s.mqtt_host, s.mqtt_port, keepalive=30)
-        self._client.loop_start()
+        self._outbox.start(s.broker_paths(), keepalive_s=s.mqtt_keepalive_s)
         delay = 0.5
         try:
             while not self._stopping.is_set():
@@ -79,16 +89,32 @@ class Engine:
                     delay = min(delay * 2, 5.0)
         finally:
             self._close()
-            self._client.disconnect()
-            self._client.loop_stop()
+            self._outbox.stop()
 
     def tick(self) -> None:
-        """Run every sweep once, then publish what is pending."""
+        """As the owner: run every sweep once, then publish what is pending. As a standby: try
+        to become the owner. Both say they are alive."""
         conn = self._require()
+        leading = self._leadership.hold()
+        self._metrics.leader.set(1 if leading else 0)
+        if leading:
+            try:
+                self._sweep(conn)
+                self._publish(conn)
+            except Deposed as exc:
+                log.warning("%s", exc)
+                self._leadership.step_down()
+                self._metrics.leader.set(0)
+        self._housekeeping(conn)
+        self._ticks += 1
+        self._metrics.last_tick.set(time.time())
+
+    def _sweep(self, conn: db.Conn) -> None:
         for sweep in self._sweeps:
             started = time.perf_counter()
             try:
                 with conn.transaction():
+                    self._leadership.fence(conn)
                     fired = sweep.run(conn)
             except psycopg.OperationalError:
                 raise
@@ -99,33 +125,29 @@ class Engine:
             self._metrics.sweep_seconds.labels(sweep.name).observe(time.perf_counter() - started)
             if fired:
                 self._metrics.sweep_fired.labels(sweep.name).inc(fired)
-        self._publish(conn)
-        self._housekeeping(conn)
-        self._ticks += 1
-        self._metrics.last_tick.set(time.time())
 
     def _publish(self, conn: db.Conn) -> None:
-        if not self._mqtt_up.is_set():
-            return  # the rows stay pending until the broker is back
-        try:
-            while self._publisher.publish_pending(conn):
-                pass
-        except PublishError as exc:
-            log.warning("outbox not published yet: %s", exc)
+        if self._outbox.connected:  # else the rows stay pending until a broker is back
+            self._outbox.publish_pending(conn, fence=self._leadership.fence)
 
     def _housekeeping(self, conn: db.Conn) -> None:
         now = time.monotonic()
         if now - self._last_housekeeping < self._settings.service_heartbeat_s:
             return
         self._last_housekeeping = now
-        self._publisher.housekeeping(conn)
+        if self._leadership.leading:
+            self._outbox.housekeeping(conn)
         with conn.transaction():
             conn.execute(
                 db.UPSERT_HEARTBEAT,
                 db.beat_params(
                     service="engine",
                     instance=self._instance,
-                    details={"mqtt_connected": self._mqtt_up.is_set()},
+                    details={
+                        "mqtt_connected": self._outbox.connected,
+                        "leader": self._leadership.leading,
+                        "epoch": self._leadership.epoch,
+                    },
                 ),
             )
 
@@ -139,14 +161,16 @@ class Engine:
             break
 
     def _connect(self) -> None:
+        deadline_s = self._settings.db_deadline_s
+        url = self._settings.database_url
         if self._conn is None or self._conn.closed:
-            self._conn = psycopg.connect(
-                self._settings.database_url, autocommit=True, connect_timeout=5
-            )
+            self._conn = db_connect.connect(url, deadline_s=deadline_s, autocommit=True)
+            # A hung engine's open transaction (and the leadership row it holds FOR SHARE)
+            # ends on the server, so the next owner is not kept waiting.
+            lease_ms = max(1000, int(self._settings.engine_lease_s * 1000))
+            self._conn.execute(f"SET idle_in_transaction_session_timeout = {lease_ms}".encode())
         if self._listen is None or self._listen.closed:
-            self._listen = psycopg.connect(
-                self._settings.database_url, autocommit=True, connect_timeout=5
-            )
+            self._listen = db_connect.connect(url, deadline_s=deadline_s, autocommit=True)
             for channel in CHANNELS:
                 self._listen.execute(f"LISTEN {channel}".encode())
 
@@ -161,6 +185,7 @@ class Engine:
         self._close()
 
     def _close(self) -> None:
+        self._leadership.release()
         for conn in (self._conn, self._listen):
             if conn is not None and not conn.closed:
                 conn.close()

@@ -46,6 +46,11 @@ class EngineMetrics:
             "Sweeps that failed (retried next tick).",
             "sweep",
         )
+        self.leader = gauge(
+            registry,
+            "larm_engine_leader",
+            "1 while this engine owns the deadlines and the outbox, 0 while it stands by.",
+        )
         self.last_tick = gauge(
             registry,
             "larm_engine_last_tick_timestamp_seconds",

@@ -1,18 +1,26 @@
 """Publish the outbox (alerts, escalations) at QoS 1; mark rows only after the broker's PUBACK.
 
 At least once: a crash between PUBACK and the mark publishes the row again; subscribers tell
-repeats by `alert_id` / `escalation_id`. Several engines share the work (`SKIP LOCKED`).
+repeats by `alert_id` / `escalation_id`. Only the engine that owns the deadlines publishes
+(`fence`), and the rows are taken with `SKIP LOCKED`.
+
+With two receiving paths (two brokers that share nothing, docs/scaling.md) `OutboxPaths` keeps a
+client on each and publishes on the first that is connected, so a lost broker delays nothing;
+subscribers subscribe on every path and tell repeats by their ids as above.
 """
 
 from __future__ import annotations
 
 import logging
+import threading
+from collections.abc import Callable, Sequence
 
 import orjson
 from paho.mqtt.client import Client
 
 from alarms.runtime.metrics import EngineMetrics
 from larmkedja.db import Conn
+from larmkedja.mqtt_paho import on_connect
 
 log = logging.getLogger(__name__)
 
@@ -38,9 +46,11 @@ class OutboxPublisher:
         self._metrics = metrics
         self._batch = batch
 
-    def publish_pending(self, conn: Conn) -> int:
-        """Publish one batch; returns how many were published (0: nothing pending)."""
+    def publish_pending(self, conn: Conn, *, fence: Callable[[Conn], None]) -> int:
+        """Publish one batch; returns how many were published (0: nothing pending). `fence`
+        raises if this engine no longer owns the outbox (in the transaction, before anything)."""
         with conn.transaction():
+            fence(conn)
             rows = conn.execute(TAKE_PENDING, (self._batch,)).fetchall()
             if not rows:
                 return 0
@@ -71,3 +81,49 @@ class OutboxPublisher:
             row = conn.execute(COUNT_PENDING).fetchone()
             conn.execute(PRUNE_PUBLISHED)
         self._metrics.outbox_pending.set(int(row[0]) if row else 0)
+
+
+class _Path:
+    def __init__(self, client: Client, metrics: EngineMetrics) -> None:
+        self.client = client
+        self.publisher = OutboxPublisher(client=client, metrics=metrics)
+        self.up = threading.Event()
+        client.on_connect = on_connect(who="engine", connected=lambda c, f: self.up.set())
+        client.on_disconnect = lambda *a: self.up.clear()
+
+
+class OutboxPaths:
+    """The outbox's way out: a client per receiving path, the first connected one used."""
+
+    def __init__(self, *, clients: Sequence[Client], metrics: EngineMetrics) -> None:
+        self._paths = [_Path(client, metrics) for client in clients]
+
+    @property
+    def connected(self) -> bool:
+        return any(p.up.is_set() for p in self._paths)
+
+    def start(self, brokers: Sequence[tuple[str, int]], *, keepalive_s: int) -> None:
+        for path, (host, port) in zip(self._paths, brokers, strict=False):
+            path.client.connect_async(host, port, keepalive=keepalive_s)
+            path.client.loop_start()
+
+    def stop(self) -> None:
+        for path in self._paths:
+            path.client.disconnect()
+            path.client.loop_stop()
+
+    def publish_pending(self, conn: Conn, *, fence: Callable[[Conn], None]) -> None:
+        """Publish everything pending on the first connected path that takes it; what no path
+        took stays pending for the next tick."""
+        for path in self._paths:
+            if not path.up.is_set():
+                continue
+            try:
+                while path.publisher.publish_pending(conn, fence=fence):
+                    pass
+                return
+            except PublishError as exc:
+                log.warning("outbox not published on this path yet: %s", exc)
+
+    def housekeeping(self, conn: Conn) -> None:
+        self._paths[0].publisher.housekeeping(conn)

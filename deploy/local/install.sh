@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Install, idempotently, the system packages larmkedja runs on: Mosquitto 2.0 (+ clients),
-# PostgreSQL with TimescaleDB (Apache edition is enough), and the test tools.
+# PostgreSQL with TimescaleDB (Apache edition is enough), the test tools, and etcd for the
+# high-availability topology.
 #   Debian 13: postgresql-17 + postgresql-17-timescaledb from its own apt.
 #   Debian 12: PostgreSQL 15 from its apt; TimescaleDB built from Debian 13's source package.
 # Never starts a system service: a policy-rc.d is put in place for the install if none exists.
@@ -117,6 +118,14 @@ install_postgres() {
   fi
 }
 
+install_ha() {
+  # The high-availability topology (docs/scaling.md, `make up-ha`, `make test-ha`): Patroni
+  # manages three PostgreSQL nodes and keeps its leader key in a three-member etcd (Debian 12:
+  # etcd-server 3.4). Patroni itself comes from deploy/ha/patroni.lock (`make patroni`), not
+  # from Debian 12, whose 3.0.2 lets a primary that hung past its TTL take the leader key back.
+  apt_install etcd-server
+}
+
 install_tools() {
   # chromium: the browser tests (Playwright drives Debian's build; nothing is downloaded).
   # prometheus: promtool for the rule tests, and the local stack's own Prometheus.
@@ -127,6 +136,7 @@ install_tools() {
 case "${1:-all}" in
   mosquitto) install_mosquitto ;;
   postgres) install_postgres ;;
-  all) install_mosquitto; install_postgres; install_tools ;;
-  *) echo "usage: $0 [all|mosquitto|postgres]" >&2; exit 2 ;;
+  ha) install_ha ;;
+  all) install_mosquitto; install_postgres; install_tools; install_ha ;;
+  *) echo "usage: $0 [all|mosquitto|postgres|ha]" >&2; exit 2 ;;
 esac

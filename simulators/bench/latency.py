@@ -16,6 +16,7 @@ import statistics
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -139,7 +140,7 @@ def alarm_latency(
     result = Latency(devices=devices)
     load = None
     try:
-        wait_for(lambda: _ready(url), timeout=60)
+        wait_for(lambda: ready(url), timeout=60)
         secret = create_token(Settings(database_url=database_url), role="operator", name="bench")
         headers = {"Authorization": f"Bearer {secret}"}
         duration = alarms / rate_per_s + 10
@@ -148,8 +149,8 @@ def alarm_latency(
         )
         time.sleep(3)  # every device connected and the heartbeats flowing
         result.rss_start_mb = rss_mb(procs["ingest"].pid)
-        wall = _measure(stack, url, headers, alarms=alarms, rate=rate_per_s, into=result)
-        _split(database_url, wall, into=result)
+        wall = _measure(stack, url, headers, rate=rate_per_s, into=result)
+        split(database_url, wall, into=result)
         result.rss_end_mb = rss_mb(procs["ingest"].pid)
         out, _ = load.communicate(timeout=duration + 60)
         result.background_sent = int(out.strip() or 0)
@@ -163,7 +164,7 @@ def alarm_latency(
     return result
 
 
-def _split(database_url: str, wall: dict[str, tuple[float, float]], *, into: Latency) -> None:
+def split(database_url: str, wall: dict[str, tuple[float, float]], *, into: Latency) -> None:
     """published → read by ingest → committed → on the WebSocket, per alarm."""
     with psycopg.connect(database_url) as conn:
         rows = conn.execute(STAMPS).fetchall()
@@ -177,7 +178,7 @@ def _split(database_url: str, wall: dict[str, tuple[float, float]], *, into: Lat
             into.to_ws_ms.append((on_ws - committed_at) * 1000)
 
 
-def _ready(url: str) -> bool:
+def ready(url: str) -> bool:
     try:
         checks = httpx.get(f"{url}/readyz", timeout=2).json().get("checks", {})
     except (httpx.HTTPError, ValueError):
@@ -185,11 +186,21 @@ def _ready(url: str) -> bool:
     return bool(checks) and all(v for k, v in checks.items() if k != "not_silent")
 
 
-def _measure(
-    stack: Stack, url: str, headers: dict[str, str], *, alarms: int, rate: float, into: Latency
+Press = Callable[[int, str, bytes], None]  # (index, device id, the event's line) → sent
+
+
+def press_and_watch(
+    url: str,
+    headers: dict[str, str],
+    devices: list[str],
+    press: Press,
+    *,
+    rate: float,
+    into: Latency,
 ) -> dict[str, tuple[float, float]]:
-    """Presses every alarm device once; returns each one's (published, on the WebSocket) wall
-    times, and fills `into` with the end-to-end figures."""
+    """Presses an alarm on each device (`press` sends it) at `rate`/s while the queue API is
+    polled and the stream read; fills `into` with the end-to-end figures and returns each
+    device's (published, on the WebSocket) wall times."""
     published: dict[str, float] = {}  # monotonic
     wall: dict[str, tuple[float, float]] = {}
     seen_api: dict[str, float] = {}
@@ -202,37 +213,51 @@ def _measure(
                     seen_api.setdefault(alarm["device_id"], time.perf_counter())
                 time.sleep(API_POLL_S)
 
+    sent_at: dict[str, float] = {}
+    ws_url = url.replace("http://", "ws://") + "/api/v1/stream"
+    with connect(ws_url, additional_headers=headers) as ws:
+        poller = threading.Thread(target=poll_api, daemon=True)
+        poller.start()
+        reader = threading.Thread(
+            target=_read_ws, args=(ws, len(devices), published, wall, into), daemon=True
+        )
+        reader.start()
+        time.sleep(1.0)  # every alarm device connected
+        try:
+            for i, device in enumerate(devices):
+                line = _press(device)
+                now = time.perf_counter()
+                published[device] = sent_at[device] = now
+                wall[device] = (time.time(), 0.0)
+                press(i, device, line)
+                time.sleep(1 / rate)
+            reader.join(30)
+            time.sleep(0.5)
+        finally:
+            stop_polling.set()
+            poller.join(10)
+    into.api_ms = [(seen_api[d] - t) * 1000 for d, t in sent_at.items() if d in seen_api]
+    return wall
+
+
+def _measure(
+    stack: Stack, url: str, headers: dict[str, str], *, rate: float, into: Latency
+) -> dict[str, tuple[float, float]]:
+    """Every alarm device of the stack presses once, each on its own connection."""
     presses = fieldload.Devices(
         root=stack.root / "alarms", host="127.0.0.1", port=stack.broker.port
     )
-    sent_at: dict[str, float] = {}
-    ws_url = url.replace("http://", "ws://") + "/api/v1/stream"
     try:
-        with connect(ws_url, additional_headers=headers) as ws:
-            poller = threading.Thread(target=poll_api, daemon=True)
-            poller.start()
-            reader = threading.Thread(
-                target=_read_ws, args=(ws, alarms, published, wall, into), daemon=True
-            )
-            reader.start()
-            time.sleep(1.0)  # every alarm device connected
-            try:
-                for i, device in enumerate(presses.ids):
-                    line = _press(device)
-                    now = time.perf_counter()
-                    published[device] = sent_at[device] = now
-                    wall[device] = (time.time(), 0.0)
-                    presses.send(i, line)
-                    time.sleep(1 / rate)
-                reader.join(30)
-                time.sleep(0.5)
-            finally:
-                stop_polling.set()
-                poller.join(10)
+        return press_and_watch(
+            url,
+            headers,
+            presses.ids,
+            lambda i, device, line: presses.send(i, line),
+            rate=rate,
+            into=into,
+        )
     finally:
         presses.close()
-    into.api_ms = [(seen_api[d] - t) * 1000 for d, t in sent_at.items() if d in seen_api]
-    return wall
 
 
 def _read_ws(

@@ -85,12 +85,37 @@ def publish_all(host: str, port: int, messages: Iterable[tuple[str, bytes]]) -> 
         pub.close()
 
 
-def publish_at_rate(host: str, port: int, *, rate: float, seconds: float, devices: int) -> int:
+class Fanout:
+    """The same messages to every broker, as a device with two receiving paths sends them."""
+
+    def __init__(self, host: str, ports: list[int]) -> None:
+        self._pubs = [Publisher(host, port) for port in ports]
+
+    @property
+    def sent(self) -> int:
+        return self._pubs[0].sent
+
+    def send(self, topic: str, payload: bytes) -> None:
+        for pub in self._pubs:
+            pub.send(topic, payload)
+
+    def flush(self, timeout: float = 120.0) -> bool:
+        return all(pub.flush(timeout) for pub in self._pubs)
+
+    def close(self) -> None:
+        for pub in self._pubs:
+            pub.close()
+
+
+def publish_at_rate(
+    host: str, ports: list[int], *, rate: float, seconds: float, devices: int
+) -> int:
     """Heartbeats at `rate`/s spread over `devices` devices (a Sweden-like background), for
-    `seconds` of wall time. When the generator itself falls more than a second behind (its
-    machine is busy), it drops what it missed instead of chasing it: the run lasts what it
-    says, and the count it returns is what it really sent (the achieved rate)."""
-    pub = Publisher(host, port)
+    `seconds` of wall time, each to every broker of `ports`. When the generator itself falls
+    more than a second behind (its machine is busy), it drops what it missed instead of
+    chasing it: the run lasts what it says, and the count it returns is what it really sent
+    (the achieved rate)."""
+    pub = Fanout(host, ports)
     rng = random.Random(1)
     started = time.monotonic()
     dropped = 0
@@ -109,15 +134,15 @@ def publish_at_rate(host: str, port: int, *, rate: float, seconds: float, device
         pub.close()
 
 
-def background(port: int, *, rate: float, seconds: float) -> subprocess.Popen[str]:
-    """`publish_at_rate` in a process of its own (it prints what it sent when done)."""
+def background(ports: list[int], *, rate: float, seconds: float) -> subprocess.Popen[str]:
+    """`publish_at_rate` in a process of its own, to every broker of `ports` (it prints what
+    it sent when done)."""
     return subprocess.Popen(  # noqa: S603 - our own module, numeric arguments
         [
             sys.executable,
             "-m",
             "simulators.bench.load",
-            "--port",
-            str(port),
+            *(f"--port={port}" for port in ports),
             "--rate",
             str(rate),
             "--seconds",
@@ -131,7 +156,7 @@ def background(port: int, *, rate: float, seconds: float) -> subprocess.Popen[st
 def main() -> None:
     parser = argparse.ArgumentParser(description="benchmark background load")
     parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--port", type=int, action="append", required=True, help="repeatable")
     parser.add_argument("--rate", type=float, default=4000)
     parser.add_argument("--seconds", type=float, default=60)
     parser.add_argument("--devices", type=int, default=250_000)

@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from simulators.bench import endtoend, latency, limits
+from simulators.bench import endtoend, ha, latency, limits
 from simulators.bench.gateway import gateway_load
 from simulators.bench.infra import BenchInfra, bench_infra
 from simulators.bench.load import heartbeats, publish_all
@@ -43,6 +43,7 @@ class Options:
     parts: frozenset[str] = frozenset(PARTS)
     soak_minutes: float = 0.0  # > 0: also the soak, at `background` events/s
     soak_only: bool = False
+    ha_latency: bool = False  # only the alarm latency: single machine, then the HA topology
 
 
 def run(options: Options) -> dict[str, Any]:
@@ -62,7 +63,9 @@ def run(options: Options) -> dict[str, Any]:
             report["soak"] = soak(
                 infra, minutes=options.soak_minutes, rate=options.background
             ).report()
-        if not options.soak_only:
+        if options.ha_latency:
+            report |= _ha_latency(infra, options)
+        elif not options.soak_only:
             # Latency first, on a quiet broker and database (before the big backlogs).
             parts = options.parts
             if "latency" in parts and not options.skip_latency:
@@ -110,6 +113,28 @@ def _latency(infra: BenchInfra, options: Options) -> dict[str, Any]:
             "commit_to_websocket_ms": lat.summary(lat.to_ws_ms),
             "rss_mb": {"start": lat.rss_start_mb, "end": lat.rss_end_mb},
         }
+    return runs
+
+
+def _ha_latency(infra: BenchInfra, options: Options) -> dict[str, Any]:
+    """The single machine and each HA variant, measured alike (`simulators/bench/ha.py`)."""
+    runs = {
+        "single_latency": ha.single_latency(
+            infra,
+            alarms=options.alarms,
+            rate_per_s=options.alarm_rate,
+            background_rate=options.background,
+        )
+    }
+    for key, paths, both in ha.VARIANTS:
+        runs[key] = ha.ha_latency(
+            infra,
+            alarms=options.alarms,
+            rate_per_s=options.alarm_rate,
+            background=options.background,
+            paths=paths,
+            send_to_both=both,
+        )
     return runs
 
 

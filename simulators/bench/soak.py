@@ -83,7 +83,7 @@ def soak(infra: BenchInfra, *, minutes: float, rate: float = 4000.0) -> Soak:
     try:
         wait_for(lambda: _up(f"http://127.0.0.1:{port}/healthz"), timeout=30)
         seconds = minutes * 60
-        load = background(infra.broker.port, rate=rate, seconds=seconds)
+        load = background([infra.broker.port], rate=rate, seconds=seconds)
         started = time.monotonic()
         while load.poll() is None:
             elapsed = time.monotonic() - started

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from simulators.bench.ha import ha_table
+
 Row = tuple[str, str, str]
 PART_KEYS = {"limits", "latency", "devices", "report", "gateway"}
 
@@ -16,6 +18,8 @@ TARGETS = (
 
 
 def table(report: dict[str, Any]) -> str:
+    if "single_latency" in report:
+        return ha_table(report)
     if "soak" in report and report.keys().isdisjoint(PART_KEYS):
         return soak_table(report)
     return main_table(report) + ("\n\n" + soak_table(report) if "soak" in report else "")

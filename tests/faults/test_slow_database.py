@@ -17,7 +17,7 @@ from simulators.bench.infra import rss_mb
 from tests.conftest import Broker
 from tests.faults.burst import Burst
 from tests.faults.conftest import Services
-from tests.helpers import scalar, wait_until
+from tests.helpers import psycopg_rows, scalar, wait_until
 
 pytestmark = pytest.mark.integration
 RECEIVE_MAXIMUM = 2_000
@@ -63,7 +63,14 @@ def test_a_slow_database_is_held_in_the_broker_and_shows(
     publisher.join(timeout=120)
     assert not publisher.is_alive()  # the broker took all 20,000 while the database stalled
     silent = "SELECT count(*) FROM alerts WHERE kind = 'system.silent' AND resolved_at IS NULL"
-    wait_until(lambda: scalar(database_url, silent) == 1, timeout=15, what="system.silent")
+    try:
+        wait_until(lambda: scalar(database_url, silent) == 1, timeout=15, what="system.silent")
+    except AssertionError as exc:  # say what the engine saw
+        alerts = psycopg_rows(database_url, "SELECT kind, subject, resolved_at FROM alerts")
+        beats = psycopg_rows(
+            database_url, "SELECT instance, seen_at, details FROM service_heartbeats"
+        )
+        raise AssertionError(f"{exc}; alerts {alerts}; heartbeats {beats}") from None
     pending = scalar(
         database_url,
         "SELECT (details->>'pending')::int FROM service_heartbeats WHERE service = 'ingest'",

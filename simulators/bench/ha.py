@@ -1,0 +1,252 @@
+"""The alarm latency of the high-availability topology, beside the single machine's of the same
+run (`larmkedja bench --ha-latency`).
+
+The HA side: three etcd members and three Patroni nodes (PostgreSQL + TimescaleDB, durable,
+synchronous replication: a commit waits for a replica), two Mosquitto brokers as two receiving
+paths (the background and the timed alarms are published to both, as dual-path devices send
+them), one ingest process per broker, two engines (one leads), one API, every process on the
+multi-host URL. The single side: the same processes on one broker and one PostgreSQL.
+
+Both sides are measured alike (which is not the field-like load of the main latency part,
+`simulators/bench/latency.py`): the background comes from one connection per broker
+(`simulators/bench/load.py`), the alarms from one connection per broker, every event to every
+broker of the run, as a dual-path device sends it.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from pathlib import Path
+from typing import Any
+
+import psycopg
+
+from api import create_token
+from devstack.ha_database import HaDatabase, ha_port_names
+from devstack.mosquitto import Mosquitto
+from devstack.procs import free_port
+from larmkedja import db
+from larmkedja.settings import Settings
+from simulators.bench.infra import BenchInfra, larmkedja, rss_mb, stop, wait_for
+from simulators.bench.latency import Latency, press_and_watch, ready
+from simulators.bench.load import Fanout, background
+
+# The time each timed alarm was read by ingest (the HA nodes keep no commit timestamps).
+READ_AT = "SELECT device_id, extract(epoch FROM raised_at)::float8 FROM alarms"
+
+DATABASE = "bench_ha"
+# (report key, receiving paths, devices send to both): the HA runs of `bench --ha-latency`.
+VARIANTS = (
+    ("ha_db_latency", 1, True),
+    ("ha_failover_latency", 2, False),
+    ("ha_latency", 2, True),
+)
+
+
+def _processes(root: Path, env: dict[str, str], brokers: list[Mosquitto]) -> list[Any]:
+    procs = []
+    for i, broker in enumerate(brokers, start=1):
+        own = {**env, "LARM_MQTT_PORT": str(broker.port), "LARM_INGEST_INSTANCE": f"ha-{i}"}
+        procs.append(larmkedja(["ingest"], own, root / f"ha-ingest-{i}.log"))
+    for name in ("a", "b"):
+        own = {**env, "LARM_ENGINE_INSTANCE": name}
+        procs.append(larmkedja(["engine"], own, root / f"ha-engine-{name}.log"))
+    procs.append(larmkedja(["api"], env, root / "ha-api.log"))
+    return procs
+
+
+def ha_latency(
+    infra: BenchInfra,
+    *,
+    alarms: int,
+    rate_per_s: float,
+    background: float,
+    paths: int = 2,
+    send_to_both: bool = True,
+) -> dict[str, Any]:
+    """`paths` 2: the whole HA topology, devices sending every event to both brokers
+    (`send_to_both`) or to the first only (devices that fail over: the second path idle until
+    the first fails); 1: the HA database behind one broker and one ingest (what the database's
+    replication costs, without the second path's)."""
+    root = infra.root / f"ha-{paths}-{'both' if send_to_both else 'first'}"
+    ha = HaDatabase(state_dir=root / "db", ports={n: free_port() for n in ha_port_names()})
+    brokers = [
+        Mosquitto(state_dir=root / f"mosquitto{i}", port=free_port()) for i in range(1, paths + 1)
+    ]
+    procs: list[Any] = []
+    try:
+        url = _start(ha, brokers)
+        api_port = free_port()
+        env = infra.env(
+            url,
+            LARM_API_PORT=str(api_port),
+            LARM_MQTT_PATHS=json.dumps([f"127.0.0.1:{b.port}" for b in brokers]),
+        )
+        procs = _processes(root, env, brokers)
+        api = f"http://127.0.0.1:{api_port}"
+        if not wait_for(lambda: ready(api), timeout=60):
+            raise RuntimeError(f"the HA topology did not become ready (logs in {root})")
+        result = Latency()
+        measure_latency(
+            api,
+            url,
+            [b.port for b in brokers] if send_to_both else [brokers[0].port],
+            alarms=alarms,
+            rate=rate_per_s,
+            background_rate=background,
+            ingest_pid=procs[0].pid,
+            into=result,
+        )
+    finally:
+        for proc in procs:
+            stop(proc)
+        ha.stop()
+        for broker in brokers:
+            broker.stop()
+    for node in ha.nodes:  # hundreds of MB; the logs stay
+        shutil.rmtree(node.data_dir, ignore_errors=True)
+    return {
+        "websocket_ms": result.summary(result.ws_ms),
+        "queue_api_ms": result.summary(result.api_ms),
+        "publish_to_ingest_ms": result.summary(result.to_ingest_ms),
+        "background_events": result.background_sent,
+    }
+
+
+def measure_latency(
+    url: str,
+    database_url: str,
+    ports: list[int],
+    *,
+    alarms: int,
+    rate: float,
+    background_rate: float,
+    ingest_pid: int,
+    into: Latency,
+) -> None:
+    """With ingest, engine and API running: the background to every broker of `ports`, then
+    the timed alarms, each to every broker."""
+    secret = create_token(Settings(database_url=database_url), role="operator", name="bench")
+    headers = {"Authorization": f"Bearer {secret}"}
+    duration = alarms / rate + 10
+    load = background(ports, rate=background_rate, seconds=duration)
+    pub = Fanout("127.0.0.1", ports)
+    try:
+        time.sleep(2)  # the background is flowing
+        into.rss_start_mb = rss_mb(ingest_pid)
+        wall = press_and_watch(
+            url,
+            headers,
+            [f"alarm-{i:05d}" for i in range(alarms)],
+            lambda i, device, line: pub.send(f"larm/v1/bench/{device}/events", line.strip()),
+            rate=rate,
+            into=into,
+        )
+        with psycopg.connect(database_url) as conn:
+            rows = conn.execute(READ_AT).fetchall()
+        into.to_ingest_ms = [(t - wall[d][0]) * 1000 for d, t in rows if d in wall]
+        into.rss_end_mb = rss_mb(ingest_pid)
+        out, _ = load.communicate(timeout=duration + 60)
+        into.background_sent = int(out.strip() or 0)
+    finally:
+        pub.close()
+        if load.poll() is None:
+            load.kill()
+            load.wait()
+
+
+def single_latency(
+    infra: BenchInfra, *, alarms: int, rate_per_s: float, background_rate: float
+) -> dict[str, Any]:
+    """The single machine measured as the HA side is: one broker, one PostgreSQL."""
+    url = infra.database("bench_single")
+    port = free_port()
+    env = infra.env(url, LARM_API_PORT=str(port), LARM_INGEST_INSTANCE="single")
+    procs = [
+        larmkedja([name], env, infra.root / f"single-{name}.log")
+        for name in ("ingest", "engine", "api")
+    ]
+    api = f"http://127.0.0.1:{port}"
+    result = Latency()
+    try:
+        if not wait_for(lambda: ready(api), timeout=60):
+            raise RuntimeError(f"the single machine did not become ready (logs in {infra.root})")
+        measure_latency(
+            api,
+            url,
+            [infra.broker.port],
+            alarms=alarms,
+            rate=rate_per_s,
+            background_rate=background_rate,
+            ingest_pid=procs[0].pid,
+            into=result,
+        )
+    finally:
+        for proc in procs:
+            stop(proc)
+    return _figures(result)
+
+
+def _figures(result: Latency) -> dict[str, Any]:
+    return _figures(result)
+
+
+def _start(ha: HaDatabase, brokers: list[Mosquitto]) -> str:
+    """Brokers and the HA database up, migrated; returns the database's multi-host URL."""
+    for broker in brokers:
+        broker.start()
+    ha.start()
+    ha.wait_replicas()
+    ha.ensure_database(DATABASE)
+    url = ha.url(DATABASE)
+    db.migrate(url)
+    return url
+
+
+RUNS = (
+    ("single machine", "single_latency"),
+    ("HA database, 1 broker", "ha_db_latency"),
+    ("HA, 2 paths, fail over", "ha_failover_latency"),
+    ("HA, 2 paths, send both", "ha_latency"),
+)
+
+
+def ha_table(report: dict[str, Any]) -> str:
+    """The latencies side by side, and each HA one as a share of the single machine's."""
+    single = report["single_latency"]
+    background = float(report["options"]["background"])
+    head = (
+        f"larmkedja bench --ha-latency  {report['started_at']}  ({report['machine']['cpus']} CPUs)"
+    )
+    lines = [head, "-" * len(head), f"alarm → …, under {background:,.0f} heartbeats/s"]
+    for label, key in (
+        ("WebSocket", "websocket_ms"),
+        ("queue API", "queue_api_ms"),
+        ("ingest", "publish_to_ingest_ms"),
+    ):
+        for name, run_key in RUNS:
+            if run_key not in report:
+                continue
+            s = report[run_key][key]
+            one = single[key]
+            ratio = (
+                f"  (÷ single: p50 {s['p50'] / one['p50']:.2f}, p99 {s['p99'] / one['p99']:.2f})"
+                if run_key != "single_latency" and s["p50"] and one["p50"]
+                else ""
+            )
+            lines.append(
+                f"  {label:<9} {name:<22} "
+                + (
+                    "n/a"
+                    if s["p50"] is None
+                    else f"p50 {s['p50']:.1f} / p99 {s['p99']:.1f} / max {s['max']:.1f} ms"
+                )
+                + ratio
+            )
+    sent = ", ".join(
+        f"{name} {report[key]['background_events']:,}" for name, key in RUNS if key in report
+    )
+    lines.append(f"  background sent (to each broker): {sent}")
+    return "\n".join(lines)

@@ -1,0 +1,158 @@
+"""Exactly one engine owns the deadlines, and a deposed one changes nothing
+(alarms/runtime/leadership_psycopg.py). Engines here are driven tick by tick in this process;
+tests/faults/test_engine_standby.py does the same with processes and signals."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import psycopg
+import pytest
+from paho.mqtt.client import Client
+from paho.mqtt.enums import CallbackAPIVersion
+from prometheus_client import CollectorRegistry
+
+from alarms.queue.sweeps_psycopg import UnansweredSweep
+from alarms.runtime.engine import Engine
+from alarms.runtime.leadership_psycopg import Deposed
+from alarms.runtime.metrics import EngineMetrics
+from larmkedja.settings import Settings
+from tests.conftest import Broker
+from tests.helpers import as_role, scalar, settings_for
+
+OVERDUE_ALARM = """
+INSERT INTO alarms (site, device_id, kind, priority, state, raised_at, last_event_at,
+                    unanswered_due_at)
+VALUES ('lead', %s, 'alarm.button', 1, 'raised', now() - interval '1 min', now(),
+        now() - interval '1 s')
+"""
+FIRED = "SELECT unanswered_alerts FROM alarms WHERE device_id = %s"
+
+
+class _Offline(Client):
+    """A client that never connects: the outbox stays pending, the sweeps are what counts."""
+
+    def __init__(self) -> None:
+        super().__init__(callback_api_version=CallbackAPIVersion.VERSION2)
+
+
+@contextmanager
+def engine(settings: Settings, instance: str) -> Iterator[Engine]:
+    metrics = EngineMetrics(registry=CollectorRegistry())
+    e = Engine(
+        settings=settings,
+        sweeps=[UnansweredSweep(settings=settings)],
+        client=_Offline(),
+        metrics=metrics,
+        instance=instance,
+    )
+    try:
+        yield e
+    finally:
+        e.close()
+
+
+def overdue(database_url: str) -> str:
+    device = f"d-{uuid.uuid4().hex[:6]}"
+    with psycopg.connect(database_url) as conn:
+        conn.execute(OVERDUE_ALARM, (device,))
+    return device
+
+
+def ticks_until_leading(e: Engine, *, most: int = 20) -> int:
+    for n in range(1, most + 1):
+        e.tick()
+        if e.leading:
+            return n
+        time.sleep(0.1)
+    return most + 1
+
+
+@pytest.fixture
+def settings(database_url: str, broker: Broker) -> Settings:
+    s = settings_for(database_url, broker.host, broker.port, engine_lease_s=1.0)
+    return as_role(s, "larm_engine")
+
+
+def test_one_of_two_engines_owns_the_deadlines(database_url: str, settings: Settings) -> None:
+    with engine(settings, "a") as a, engine(settings, "b") as b:
+        a.tick()
+        b.tick()
+        assert (a.leading, b.leading) == (True, False)
+        device = overdue(database_url)
+        b.tick()
+        assert scalar(database_url, FIRED, (device,)) == 0, "the standby fired"
+        a.tick()
+        assert scalar(database_url, FIRED, (device,)) == 1
+        epoch = scalar(database_url, "SELECT epoch FROM engine_leadership")
+        a.close()  # the owner goes: the standby takes over within a tick or two, a new epoch
+        assert ticks_until_leading(b) <= 3
+        assert scalar(database_url, "SELECT epoch FROM engine_leadership") == epoch + 1
+        assert scalar(database_url, "SELECT instance FROM engine_leadership") == "b"
+
+
+def test_a_deposed_engine_that_wakes_up_fires_nothing(
+    database_url: str, settings: Settings
+) -> None:
+    """The owner hangs after it checked its lock (SIGSTOP, a frozen VM): the server ends its
+    lock session after the lease; the standby takes over and fires what is due. The old owner
+    wakes up with its working connection still open and runs its sweeps: the epoch stops it."""
+    with engine(settings, "a") as a, engine(settings, "b") as b:
+        a.tick()
+        assert a.leading
+        time.sleep(1.0)  # a says nothing on its lock session for as long as the lease …
+        assert ticks_until_leading(b) <= 10, "the standby did not take over from a hung owner"
+        device = overdue(database_url)
+        with pytest.raises(Deposed):
+            a._sweep(a._require())  # where a stood when it hung: past its lock check
+        assert scalar(database_url, FIRED, (device,)) == 0, "the deposed engine fired"
+        b.tick()
+        assert scalar(database_url, FIRED, (device,)) == 1
+        a.tick()  # and a tick of its own finds out and stands by
+        assert not a.leading
+        b.tick()
+        assert scalar(database_url, FIRED, (device,)) == 1
+
+
+def test_a_new_owner_waits_for_the_old_owners_transaction(
+    database_url: str, settings: Settings
+) -> None:
+    """The old owner's transaction in flight holds the leadership row: the new owner takes
+    office only once it ended, so the two never change things at the same time. (With a lease
+    longer than the test takes: the server would end a's idle transaction after the lease.)"""
+    settings = settings.model_copy(update={"engine_lease_s": 30.0})
+    with engine(settings, "a") as a, engine(settings, "b") as b:
+        a.tick()
+        conn = a._require()
+        with conn.transaction():
+            a._leadership.fence(conn)  # a is inside a sweep's transaction …
+            a._leadership.release()  # … and its lock session is gone
+            b.tick()
+            assert not b.leading, "b took office while a's transaction was open"
+        b.tick()
+        assert b.leading
+
+
+def test_retention_never_holds_the_engine_for_a_lock(database_url: str, settings: Settings) -> None:
+    """Retention runs in the engine's tick before nothing it could delay for long: when a table
+    it must touch is locked (ingest's batch held up by a slow database), it gives up after a
+    moment and tries again later (it once kept `system.silent` from firing)."""
+    from alarms.runtime.retention_psycopg import LOCK_WAIT_MS, RetentionSweep
+    from larmkedja import db_connect
+
+    sweep = RetentionSweep(settings=settings)
+    with (
+        psycopg.connect(database_url) as holder,
+        db_connect.connect(settings.database_url, autocommit=True) as conn,
+    ):
+        holder.execute("LOCK TABLE event_ids IN ACCESS EXCLUSIVE MODE")
+        started = time.monotonic()
+        with conn.transaction():
+            assert sweep.run(conn) == 0
+            conn.execute("SELECT 1")  # the engine's transaction goes on
+        assert time.monotonic() - started < LOCK_WAIT_MS / 1000 + 2
+        holder.rollback()
+        assert sweep.run(conn) == 0  # not again at once: in a minute
