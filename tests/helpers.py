@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import secrets
 import threading
 import time
@@ -71,6 +72,19 @@ def wait_until(predicate: Callable[[], bool], *, timeout: float, what: str = "co
             return
         time.sleep(0.02)
     raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+
+
+async def wait_until_async(
+    predicate: Callable[[], bool], *, within: float, what: str = "condition"
+) -> None:
+    """`wait_until` for a coroutine: the event loop runs while it waits (a client driven by
+    the loop, such as the gateway's publisher, makes progress only then)."""
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        await asyncio.sleep(0.02)
+    raise AssertionError(f"timed out after {within} s waiting for {what}")
 
 
 def assert_sweep_skips_a_held_row(database_url: str, sweep: Sweep, *, due: str, hold: str) -> None:

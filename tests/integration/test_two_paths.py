@@ -23,7 +23,7 @@ from gateway.publish_paho import Paths, Publisher
 from larmkedja.events import Kind
 from larmkedja.mqtt_paho import make_client
 from larmkedja.settings import Settings
-from tests.helpers import make_event, wait_until
+from tests.helpers import make_event, wait_until, wait_until_async
 from tests.integration.test_security_mqtt import Peer, SecureBroker
 
 pytestmark = pytest.mark.integration
@@ -114,16 +114,22 @@ async def test_the_gateway_sends_to_both_and_a_lost_path_delays_nothing(
     ]
     paths = Paths(publishers)
     try:
-        wait_until(lambda: all(p.connected for p in publishers), timeout=5, what="both paths")
+        await wait_until_async(
+            lambda: all(p.connected for p in publishers), within=5, what="both paths"
+        )
         event = make_event("g-1", Kind.ALARM_FALL)
         assert await paths.publish(event.topic("solna"), event.to_json())
-        wait_until(lambda: all(len(r.messages) == 1 for r in readers), timeout=3, what="both")
+        await wait_until_async(
+            lambda: all(len(r.messages) == 1 for r in readers), within=3, what="both"
+        )
         a.server.kill()  # one path is gone: kill -9 of its broker
         started = time.monotonic()
         second = make_event("g-1", Kind.ALARM_BUTTON)
         assert await paths.publish(second.topic("solna"), second.to_json())
         assert time.monotonic() - started < 1.0, "the lost path held the device up"
-        wait_until(lambda: len(readers[1].messages) == 2, timeout=3, what="the other path")
+        await wait_until_async(
+            lambda: len(readers[1].messages) == 2, within=3, what="the other path"
+        )
         b.server.kill()  # both gone: not acknowledged, the device retries
         await asyncio.sleep(0.2)
         third = make_event("g-1", Kind.ALARM_BUTTON)
