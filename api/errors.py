@@ -13,12 +13,22 @@ from fastapi.responses import JSONResponse
 from prometheus_client import Counter
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from alarms.cases import UnknownOutcome, check_outcome
+
 log = logging.getLogger(__name__)
 
 
 def invalid(where: tuple[str, ...], message: str) -> RequestValidationError:
     """A 422 in FastAPI's own shape (`{"detail": [...]}`), so every 422 matches the schema."""
     return RequestValidationError([{"type": "value_error", "loc": where, "msg": message}])
+
+
+def require_configured_outcome(request: Request, code: str, *, field: str) -> None:
+    """422 (as `invalid`) unless `code` is one of this deployment's outcome codes."""
+    try:
+        check_outcome(code, request.app.state.settings.outcome_codes)
+    except UnknownOutcome as exc:
+        raise invalid(("body", field), str(exc)) from None
 
 
 class ApiError(Exception):

@@ -7,11 +7,10 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Query, Request
 
-from alarms.cases import UnknownOutcome, check_outcome
 from alarms.queue import queries_psycopg as q
 from alarms.queue.lifecycle import Action, TransitionError
 from api.auth import Permission, Principal, require
-from api.errors import counted_action, invalid
+from api.errors import counted_action, require_configured_outcome
 from api.models import EscalateIn, ResolveIn, problems
 
 router = APIRouter(prefix="/api/v1", tags=["alarms"])
@@ -87,8 +86,5 @@ async def resolve(
 ) -> q.AlarmRow:
     """Close the alarm with an outcome code of `GET /api/v1/outcomes` and an optional note
     (only after it was answered); 422 for a code not in the list."""
-    try:
-        check_outcome(body.outcome, request.app.state.settings.outcome_codes)
-    except UnknownOutcome as exc:
-        raise invalid(("body", "outcome"), str(exc)) from None
+    require_configured_outcome(request, body.outcome, field="outcome")
     return await _act(request, principal, alarm_id, Action.RESOLVE, body.outcome, body.note)

@@ -7,7 +7,6 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Query, Request
 
-from alarms.cases import UnknownOutcome, check_outcome
 from alarms.cases import cases_psycopg as cases
 from alarms.patrol import escalations_psycopg as q
 from alarms.patrol.lifecycle import EscalationAction, EscalationTransitionError
@@ -15,7 +14,7 @@ from alarms.people import notes_psycopg as notes
 from alarms.people import persons_psycopg as persons
 from alarms.queue import queries_psycopg as alarms
 from api.auth import Permission, Principal, require
-from api.errors import ApiError, counted_action, invalid
+from api.errors import ApiError, counted_action, require_configured_outcome
 from api.models import CancelIn, CompleteIn, problems
 from api.models_persons import Visit
 
@@ -113,10 +112,7 @@ async def complete(
     """Done, with an outcome (the only way a patrol ends an escalation) and optionally an
     outcome code of `GET /api/v1/outcomes` (422 for one not in the list)."""
     if body.code is not None:
-        try:
-            check_outcome(body.code, request.app.state.settings.outcome_codes)
-        except UnknownOutcome as exc:
-            raise invalid(("body", "code"), str(exc)) from None
+        require_configured_outcome(request, body.code, field="code")
     return await _act(
         request, principal, escalation_id, EscalationAction.COMPLETE, body.outcome, body.code
     )

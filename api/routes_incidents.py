@@ -8,12 +8,11 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request
 
-from alarms.cases import UnknownOutcome, check_outcome
 from alarms.queue import incidents_psycopg as inc
 from alarms.queue import queries_psycopg as q
 from alarms.queue.lifecycle import Action
 from api.auth import Permission, Principal, require
-from api.errors import ApiError, invalid
+from api.errors import ApiError, require_configured_outcome
 from api.models import ResolveIn, problems
 
 router = APIRouter(prefix="/api/v1/incidents", tags=["alarms"])
@@ -65,8 +64,5 @@ async def resolve_all(
     request: Request, principal: Actor, incident_id: uuid.UUID, body: ResolveIn
 ) -> list[q.AlarmRow]:
     """Resolve every answered alarm of the incident with one outcome code (each audited)."""
-    try:
-        check_outcome(body.outcome, request.app.state.settings.outcome_codes)
-    except UnknownOutcome as exc:
-        raise invalid(("body", "outcome"), str(exc)) from None
+    require_configured_outcome(request, body.outcome, field="outcome")
     return await _all(request, principal, incident_id, Action.RESOLVE, body)

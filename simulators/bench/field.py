@@ -19,7 +19,6 @@ import json
 import random
 import shutil
 import subprocess
-import sys
 import time
 import uuid
 from datetime import UTC, datetime
@@ -28,6 +27,7 @@ from typing import IO
 
 from alarms import BrokerAuth
 from larmkedja.secret_files import write_private
+from simulators.bench.infra import module_process
 
 MANIFEST = "devices.json"
 
@@ -128,22 +128,10 @@ def feed(devices: Devices, *, rate: float, seconds: float, tick_s: float = 0.01)
 def background(root: Path, port: int, *, rate: float, seconds: float) -> subprocess.Popen[str]:
     """The devices of `root` sending heartbeats at `rate`/s for `seconds`, from a process of
     their own (it prints what it sent when done)."""
-    return subprocess.Popen(  # noqa: S603 - our own module and arguments
-        [
-            sys.executable,
-            "-m",
-            "simulators.bench.field",
-            "--root",
-            str(root),
-            "--port",
-            str(port),
-            "--rate",
-            str(rate),
-            "--seconds",
-            str(seconds),
-        ],
-        stdout=subprocess.PIPE,
-        text=True,
+    return module_process(
+        "simulators.bench.field",
+        *("--root", str(root), "--port", str(port)),
+        *("--rate", str(rate), "--seconds", str(seconds)),
     )
 
 

@@ -108,3 +108,11 @@ def wait_for(predicate: object, timeout: float, every: float = 0.05) -> bool:
             return True
         time.sleep(every)
     return False
+
+
+def module_process(module: str, *args: str) -> subprocess.Popen[str]:
+    """One of the bench's own modules as a process of its own (a load generator: its CPU is
+    not the measured process's); it prints its result on stdout."""
+    return subprocess.Popen(  # noqa: S603 - our own module and arguments
+        [sys.executable, "-m", module, *args], stdout=subprocess.PIPE, text=True
+    )

@@ -7,7 +7,6 @@ from __future__ import annotations
 import argparse
 import random
 import subprocess
-import sys
 import threading
 import time
 import uuid
@@ -17,6 +16,7 @@ from paho.mqtt.client import Client
 from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 
 from larmkedja.events import DeviceEvent, Kind
+from simulators.bench.infra import module_process
 
 # Unacknowledged publishes at once. Small on purpose: paho scans its in-flight messages on
 # every PUBACK, so 10,000 in flight cost it 5x (1.8k vs 9.2k msg/s measured here).
@@ -137,19 +137,9 @@ def publish_at_rate(
 def background(ports: list[int], *, rate: float, seconds: float) -> subprocess.Popen[str]:
     """`publish_at_rate` in a process of its own, to every broker of `ports` (it prints what
     it sent when done)."""
-    return subprocess.Popen(  # noqa: S603 - our own module, numeric arguments
-        [
-            sys.executable,
-            "-m",
-            "simulators.bench.load",
-            *(f"--port={port}" for port in ports),
-            "--rate",
-            str(rate),
-            "--seconds",
-            str(seconds),
-        ],
-        stdout=subprocess.PIPE,
-        text=True,
+    ports_args = [f"--port={port}" for port in ports]
+    return module_process(
+        "simulators.bench.load", *ports_args, "--rate", str(rate), "--seconds", str(seconds)
     )
 
 
