@@ -148,6 +148,7 @@ def _preload(infra: BenchInfra, options: Options) -> dict[str, float]:
     limits.c_client_session(host, port, "bench-c")
     limits.make_session(host, port, "bench-paho", TOPIC_ALL)
     limits.make_session(host, port, "bench-paho311", TOPIC_ALL, v311=True)
+    limits.make_session(host, port, "bench-tuned", TOPIC_ALL)
     for name, protocol, processes in INGEST_RUNS:
         for instance in _instances(name, processes):
             limits.make_session(
@@ -169,6 +170,7 @@ def _limits(infra: BenchInfra, options: Options) -> dict[str, float]:
         "bare_paho_v311_consumer_msg_s": limits.drain_paho(
             host, port, "bench-paho311", n, v311=True
         ).rate,
+        "tuned_consumer_msg_s": limits.drain_tuned(host, port, "bench-tuned", n).rate,
         "copy_rows_s": limits.copy_rate(infra.database("bench_copy"), n).rate,
     }
 
