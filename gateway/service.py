@@ -17,6 +17,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 
 from gateway.credentials import ServerKey
+from gateway.errors import ProtocolError
 from gateway.limits import TokenBuckets
 from gateway.metrics import GatewayMetrics
 from gateway.model import Protocol, Refusal, Sender, Translated, event_id_for, to_event
@@ -99,6 +100,26 @@ class Gateway:
     def count(self, protocol: Protocol, result: str) -> None:
         self.metrics.messages.labels(protocol.value, result).inc()
         self.metrics.last_message.labels(protocol.value).set(time.time())
+
+    def malformed(
+        self,
+        protocol: Protocol,
+        exc: ProtocolError,
+        *,
+        source: str,
+        head: bytes = b"",
+        sender_id: str | None = None,
+    ) -> None:
+        """`refuse` a message that breaks its protocol (`exc` says how): `head` is what of it
+        may be kept, `sender_id` who it says it is from, if that can be read."""
+        self.refuse(
+            protocol,
+            Refusal.MALFORMED,
+            source=source,
+            sender_id=sender_id,
+            detail=str(exc),
+            head=head,
+        )
 
     def refuse(
         self,

@@ -54,14 +54,8 @@ class SosAccessReceiver:
             request = sos_access.parse(raw)
         except ProtocolError as exc:
             code = _CODE.search(raw)
-            gw.refuse(
-                P,
-                Refusal.MALFORMED,
-                source=source,
-                sender_id=code.group(1).decode("latin-1") if code else None,
-                detail=str(exc),
-                head=redact(raw),
-            )
+            sender_id = code.group(1).decode("latin-1") if code else None
+            gw.malformed(P, exc, source=source, head=redact(raw), sender_id=sender_id)
             return self._answer(root, Status(int(exc.code)), str(exc), None)
         root = sos_access.ROOTS[request.root]
         status, info = await self._process(request, raw, source)
