@@ -11,7 +11,6 @@ import logging
 import time
 import uuid
 from dataclasses import dataclass
-from datetime import datetime
 
 import psycopg
 from psycopg.rows import kwargs_row
@@ -19,6 +18,7 @@ from psycopg_pool import AsyncConnectionPool
 
 from gateway.errors import RegistryUnavailable
 from gateway.model import Protocol, Sender
+from larmkedja.events import DeadLetter
 
 log = logging.getLogger(__name__)
 
@@ -79,21 +79,18 @@ class Registry:
             return False
         return row is not None
 
-    async def dead_letter(
-        self,
-        *,
-        received_at: datetime,
-        topic: str,
-        site: str | None,
-        reason: str,
-        detail: str,
-        head: bytes,
-    ) -> bool:
+    async def dead_letter(self, letter: DeadLetter[str]) -> bool:
+        row = (
+            letter.received_at,
+            letter.topic,
+            letter.site,
+            letter.reason,
+            letter.detail[:500],
+            letter.payload_head[:256],
+        )
         try:
             async with self._pool.connection(timeout=2.0) as conn:
-                await conn.execute(
-                    INSERT_DEAD_LETTER, (received_at, topic, site, reason, detail[:500], head[:256])
-                )
+                await conn.execute(INSERT_DEAD_LETTER, row)
         except (psycopg.Error, TimeoutError, OSError) as exc:
             log.warning("gateway: dead letter not stored: %s", exc)
             return False
