@@ -13,18 +13,9 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from alarms.people.audit_psycopg import Actor, AuditedMoves, audited_change
-from alarms.queue.lifecycle import (
-    ALLOWED_FROM,
-    OPEN_STATES,
-    STAMPS,
-    TARGET,
-    Action,
-    AlarmState,
-    TransitionError,
-)
+from alarms.people.audit_psycopg import Actor, AuditedMoves
+from alarms.queue.lifecycle import LIFECYCLE, OPEN_STATES, Action, AlarmState
 from larmkedja.db import AsyncConn, from_row
-from larmkedja.transitions import update_sql
 
 
 class AlarmNotFound(LookupError):
@@ -104,19 +95,13 @@ LIMIT %(limit)s
 GET_ALARM = f"SELECT {COLUMNS} FROM alarms a WHERE a.alarm_id = %s"  # noqa: S608
 
 MOVES = AuditedMoves(
+    lifecycle=LIFECYCLE,
     subject_type="alarm",
     table="alarms",
-    statement=audited_change(
-        update=update_sql(table="alarms", key="alarm_id", stamps=STAMPS),
-        alias="a",
-        subject_type="alarm",
-        columns=f"{COLUMNS}, a.answered_at = now() AS answered_now",
-        case_of="a.alarm_id",
-    ),
-    target=TARGET,
-    allowed_from=ALLOWED_FROM,
+    alias="a",
+    columns=f"{COLUMNS}, a.answered_at = now() AS answered_now",
     not_found=AlarmNotFound,
-    refused=TransitionError,
+    case_of="a.alarm_id",
     case_actions={
         Action.ANSWER: "answered",
         Action.ESCALATE: "escalated",
