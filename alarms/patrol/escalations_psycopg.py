@@ -125,9 +125,9 @@ SET_CODE = "UPDATE escalations SET outcome_code = %s WHERE escalation_id = %s"
 
 async def act(
     conn: AsyncConn,
-    *,
     escalation_id: uuid.UUID,
     action: EscalationAction,
+    *,
     by: Actor,
     text: str | None = None,
     code: str | None = None,

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Any
+from typing import Any, Required, TypedDict, Unpack
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -117,6 +117,16 @@ SELECT (e).escalation_id FROM (
 """
 
 
+class Decision(TypedDict, total=False):
+    """An operator's decision on an alarm beside its action: who, and its text (an escalation's
+    reason, a resolve's outcome code) and note (free text for the case). One alarm's (`act`) or
+    every alarm's of an incident (`incidents_psycopg.act_on_all`)."""
+
+    by: Required[Actor]
+    text: str | None
+    note: str | None
+
+
 def from_alarm_row(values: tuple[Any, ...]) -> AlarmRow:
     return from_row(AlarmRow, values)
 
@@ -146,17 +156,17 @@ async def get_alarm(conn: AsyncConn, alarm_id: uuid.UUID) -> AlarmRow | None:
 
 async def act(
     conn: AsyncConn,
-    *,
     alarm_id: uuid.UUID,
     action: Action,
-    by: Actor,
-    text: str | None = None,
-    note: str | None = None,
+    *,
     ack_s: float = 600.0,
+    **decision: Unpack[Decision],
 ) -> AlarmRow:
     """Apply one human decision; raises AlarmNotFound or TransitionError (nothing changed).
     The audit row keeps the outcome code only; the case step also the reason or the note (free
-    text about a person, erased with them)."""
+    text about a person, erased with them). An escalation is created with `ack_s` to
+    acknowledge it."""
+    by, text, note = decision["by"], decision.get("text"), decision.get("note")
     resolving = action is Action.RESOLVE
     audit = {"outcome": text} if resolving and text else {}
     case = {"reason": text} if action is Action.ESCALATE else dict(audit)
