@@ -4,16 +4,16 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import Iterator
+from collections.abc import AsyncIterator
 
 import psycopg
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from prometheus_client import Counter
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from alarms.cases import UnknownOutcome, check_outcome
+from larmkedja.db import AsyncConn
 
 log = logging.getLogger(__name__)
 
@@ -41,14 +41,21 @@ class ApiError(Exception):
         self.message = message
 
 
-@contextlib.contextmanager
-def counted_action(
-    actions: Counter, action: str, *, what: str, missing: type[Exception], refused: type[Exception]
-) -> Iterator[None]:
-    """Count an operator's or the patrol's action by its result, and answer 404 for `missing`
-    and 409 for `refused` (an action its state does not allow)."""
+@contextlib.asynccontextmanager
+async def counted_action(
+    request: Request,
+    action: str,
+    *,
+    what: str,
+    missing: type[Exception],
+    refused: type[Exception],
+) -> AsyncIterator[AsyncConn]:
+    """A connection of the pool for an operator's or the patrol's action, the action counted by
+    its result; 404 for `missing` and 409 for `refused` (an action its state does not allow)."""
+    actions = request.app.state.api_metrics.actions
     try:
-        yield
+        async with request.app.state.pool.connection() as conn:
+            yield conn
     except missing:
         actions.labels(action, "not_found").inc()
         raise ApiError(status=404, code="not_found", message=f"no such {what}") from None

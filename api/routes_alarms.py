@@ -42,27 +42,16 @@ async def _act(
     text: str | None,
     note: str | None = None,
 ) -> q.AlarmRow:
-    metrics = request.app.state.api_metrics
-    with counted_action(
-        metrics.actions,
-        action.value,
-        what="alarm",
-        missing=q.AlarmNotFound,
-        refused=TransitionError,
-    ):
-        async with request.app.state.pool.connection() as conn:
-            row = await q.act(
-                conn,
-                alarm_id=alarm_id,
-                action=action,
-                by=principal.actor,
-                text=text,
-                note=note,
-                ack_s=request.app.state.settings.patrol_ack_minutes * 60.0,
-            )
+    ack_s = request.app.state.settings.patrol_ack_minutes * 60.0
+    async with counted_action(
+        request, action.value, what="alarm", missing=q.AlarmNotFound, refused=TransitionError
+    ) as conn:
+        row = await q.act(
+            conn, alarm_id, action, by=principal.actor, text=text, note=note, ack_s=ack_s
+        )
     answer_time = row.answer_time_s()
     if row.answered_now and row.counts_for_answer_time and answer_time is not None:
-        metrics.answer_time.observe(answer_time)
+        request.app.state.api_metrics.answer_time.observe(answer_time)
     return row
 
 

@@ -62,15 +62,12 @@ async def _step(
     action: CaseAction,
     detail: dict[str, Any],
 ) -> CaseStep:
-    metrics = request.app.state.api_metrics
-    with counted_action(
-        metrics.actions, action.value, what="alarm", missing=q.AlarmNotFound, refused=c.StepRefused
-    ):
-        async with request.app.state.pool.connection() as conn:
-            step = await c.add_step(
-                conn, alarm_id=alarm_id, by=principal.actor, action=action, detail=detail
-            )
-    return step
+    async with counted_action(
+        request, action.value, what="alarm", missing=q.AlarmNotFound, refused=c.StepRefused
+    ) as conn:
+        return await c.add_step(
+            conn, alarm_id=alarm_id, by=principal.actor, action=action, detail=detail
+        )
 
 
 @router.post("/alarms/{alarm_id}/notes", response_model=CaseStep, status_code=201, responses=ERRORS)
@@ -93,13 +90,10 @@ async def add_call(
 @router.post("/alarms/{alarm_id}/take-over", response_model=q.AlarmRow, responses=ERRORS)
 async def take_over(request: Request, principal: Actor, alarm_id: uuid.UUID) -> q.AlarmRow:
     """Take over another operator's alarm (at a shift change): audited, in the case."""
-    metrics = request.app.state.api_metrics
-    with counted_action(
-        metrics.actions, "take_over", what="alarm", missing=q.AlarmNotFound, refused=c.StepRefused
-    ):
-        async with request.app.state.pool.connection() as conn:
-            row = await c.take_over(conn, alarm_id=alarm_id, by=principal.actor)
-    return row
+    async with counted_action(
+        request, "take_over", what="alarm", missing=q.AlarmNotFound, refused=c.StepRefused
+    ) as conn:
+        return await c.take_over(conn, alarm_id=alarm_id, by=principal.actor)
 
 
 @router.get("/handover", response_model=Handover, responses=ERRORS)

@@ -71,25 +71,18 @@ async def _act(
     text: str | None = None,
     code: str | None = None,
 ) -> q.EscalationRow:
-    metrics = request.app.state.api_metrics
-    with counted_action(
-        metrics.actions,
+    async with counted_action(
+        request,
         f"escalation.{action.value}",
         what="escalation",
         missing=q.EscalationNotFound,
         refused=EscalationTransitionError,
-    ):
-        async with request.app.state.pool.connection() as conn:
-            row = await q.act(
-                conn,
-                escalation_id=escalation_id,
-                action=action,
-                by=principal.actor,
-                text=text,
-                code=code,
-            )
+    ) as conn:
+        row = await q.act(conn, escalation_id, action, by=principal.actor, text=text, code=code)
     if action is EscalationAction.ARRIVE and row.arrived_at is not None:
-        metrics.arrival.observe((row.arrived_at - row.created_at).total_seconds())
+        request.app.state.api_metrics.arrival.observe(
+            (row.arrived_at - row.created_at).total_seconds()
+        )
     return row
 
 

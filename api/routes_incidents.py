@@ -35,15 +35,11 @@ async def _all(
     action: Action,
     body: ResolveIn | None = None,
 ) -> list[q.AlarmRow]:
+    text, note = (body.outcome, body.note) if body else (None, None)
     try:
         async with request.app.state.pool.connection() as conn:
             moved = await inc.act_on_all(
-                conn,
-                incident_id=incident_id,
-                action=action,
-                by=principal.actor,
-                text=body.outcome if body else None,
-                note=body.note if body else None,
+                conn, incident_id, action, by=principal.actor, text=text, note=note
             )
     except inc.IncidentNotFound:
         raise ApiError(status=404, code="not_found", message="no such incident") from None

@@ -7,14 +7,13 @@ from its data dir (the cluster flags count only at the very first start).
 
 from __future__ import annotations
 
-import shutil
 import signal
 from dataclasses import dataclass
 from pathlib import Path
 
 from devstack.procs import (
-    StackError,
     StatePath,
+    installed,
     pause_pid,
     read_pid,
     spawn,
@@ -23,13 +22,6 @@ from devstack.procs import (
 )
 
 CLUSTER_TOKEN = "larmkedja"  # noqa: S105 - a cluster name, not a secret
-
-
-def etcd_binary() -> str:
-    found = shutil.which("etcd")
-    if found is None:
-        raise StackError("etcd is not installed (run deploy/local/install.sh ha)")
-    return found
 
 
 @dataclass(kw_only=True)
@@ -55,7 +47,7 @@ class EtcdMember:
     def argv(self, cluster: list[EtcdMember]) -> list[str]:
         initial = ",".join(f"{m.name}={m.peer_url}" for m in cluster)
         return [
-            etcd_binary(),
+            installed("etcd", how="deploy/local/install.sh ha"),
             f"--name={self.name}",
             f"--data-dir={self.data_dir}",
             f"--listen-client-urls={self.client_url}",

@@ -4,20 +4,20 @@ from __future__ import annotations
 
 import getpass
 import os
-import shutil
 import signal
 from dataclasses import dataclass
 from pathlib import Path
 
-from devstack.procs import StackError, StatePath, read_pid, spawn, stop_pid, wait_for_port
+from devstack.procs import (
+    StackError,
+    StatePath,
+    installed,
+    read_pid,
+    spawn,
+    stop_pid,
+    wait_for_port,
+)
 from devstack.tls import TlsFiles
-
-
-def mosquitto_binary() -> str:
-    found = shutil.which("mosquitto") or shutil.which("mosquitto", path="/usr/sbin:/sbin")
-    if found is None:
-        raise StackError("mosquitto is not installed (run deploy/local/install.sh)")
-    return found
 
 
 @dataclass(kw_only=True)
@@ -100,8 +100,9 @@ class Mosquitto:
             return False
         (self.state_dir / "data").mkdir(parents=True, exist_ok=True)
         self.config_file.write_text(self.config_text())
+        binary = installed("mosquitto", how="deploy/local/install.sh", also_in="/usr/sbin:/sbin")
         spawn(
-            [mosquitto_binary(), "-c", str(self.config_file)],
+            [binary, "-c", str(self.config_file)],
             log_file=self.log_file,
             pid_file=self.pid_file,
         )

@@ -19,13 +19,13 @@ import signal
 import subprocess
 import urllib.error
 import urllib.request
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from devstack.postgres import pg_bin_dir
+from devstack.postgres import pg_bin_dir, postgres_os_user
 from devstack.procs import (
     StackError,
     StatePath,
@@ -86,6 +86,7 @@ class PatroniNode:
     host: str = "127.0.0.1"
     durable: bool = True
     timing: Timing = Timing()
+    os_user: str | None = field(default_factory=postgres_os_user)
 
     config_file = StatePath("patroni.yml")
     pid_file = StatePath("patroni.pid")
@@ -93,10 +94,6 @@ class PatroniNode:
     data_dir = StatePath("data")
     pg_log_dir = StatePath("pglog")
     socket_dir = StatePath("sock")
-
-    @property
-    def os_user(self) -> str | None:
-        return "postgres" if os.geteuid() == 0 else None
 
     @property
     def api_url(self) -> str:

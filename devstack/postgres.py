@@ -27,6 +27,12 @@ from larmkedja.secret_files import write_private
 PG_ROOT = Path("/usr/lib/postgresql")
 
 
+def postgres_os_user() -> str | None:
+    """The system user PostgreSQL runs as: `postgres` when we are root (PostgreSQL refuses to
+    run as root), else ourselves (None)."""
+    return "postgres" if os.geteuid() == 0 else None
+
+
 def pg_bin_dir() -> Path:
     """Newest installed PostgreSQL that has TimescaleDB."""
     versions = sorted(
@@ -49,14 +55,11 @@ class Postgres:
     durable: bool = True
     # More server settings (the bench sets `track_commit_timestamp` to time each commit).
     extra_settings: dict[str, str] = field(default_factory=dict)
+    os_user: str | None = field(default_factory=postgres_os_user)
 
     data_dir = StatePath("data")
     log_file = StatePath("postgres.log")
     password_file = StatePath("password")
-
-    @property
-    def os_user(self) -> str | None:
-        return "postgres" if os.geteuid() == 0 else None
 
     def password(self) -> str:
         if not self.password_file.exists():

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import os
 import pwd
+import shutil
 import signal
 import socket
 import stat
@@ -31,6 +32,15 @@ class StatePath:
 
 class StackError(RuntimeError):
     """The local stack could not be installed, started or stopped."""
+
+
+def installed(program: str, *, how: str | None = None, also_in: str | None = None) -> str:
+    """The path of `program` (on the PATH, else in the folders `also_in`); StackError if it is
+    not installed, saying `how` to install it."""
+    found = shutil.which(program) or (also_in and shutil.which(program, path=also_in))
+    if not found:
+        raise StackError(f"{program} is not installed" + (f" (run {how})" if how else ""))
+    return found
 
 
 def free_port(host: str = "127.0.0.1") -> int:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import yaml
 
-from devstack.procs import StackError, StatePath, read_pid, spawn, stop_pid, wait_for_port
+from devstack.procs import StatePath, installed, read_pid, spawn, stop_pid, wait_for_port
 
 DEPLOY = Path(__file__).resolve().parents[1] / "deploy" / "prometheus"
 
@@ -48,9 +48,7 @@ class Prometheus:
     def start(self, *, timeout: float = 20.0) -> bool:
         if self.running():
             return False
-        binary = prometheus_binary()
-        if binary is None:
-            raise StackError("prometheus is not installed (run deploy/local/install.sh)")
+        binary = installed("prometheus", how="deploy/local/install.sh")
         (self.state_dir / "data").mkdir(parents=True, exist_ok=True)
         self.config_file.write_text(yaml.safe_dump(self.config(), sort_keys=False))
         spawn(

@@ -4,11 +4,10 @@
 from __future__ import annotations
 
 import os
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-from devstack.procs import StackError, run
+from devstack.procs import installed, run
 
 
 @dataclass(frozen=True, slots=True)
@@ -21,9 +20,7 @@ class TlsFiles:
 def local_ca(directory: Path, *, host: str = "127.0.0.1", days: int = 825) -> TlsFiles:
     """The CA (ca.crt: give it to clients as LARM_MQTT_TLS_CA) and a server key and
     certificate for `host` (localhost and 127.0.0.1 as subject alternative names)."""
-    openssl = shutil.which("openssl")
-    if openssl is None:
-        raise StackError("openssl is not installed")
+    openssl = installed("openssl")
     files = TlsFiles(directory / "ca.crt", directory / "server.crt", directory / "server.key")
     if files.ca.exists() and files.cert.exists() and files.key.exists():
         return files

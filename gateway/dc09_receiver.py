@@ -57,9 +57,8 @@ class Dc09Receiver:
         return sia_dc09.take_frame(buffer)
 
     def framing_error(self, exc: ProtocolError, source: str) -> bytes | None:
-        gw = self.gateway
-        gw.refuse(P, Refusal.MALFORMED, source=source, sender_id=None, detail=str(exc), head=b"")
-        return sia_dc09.nak(now=gw.now())
+        self.gateway.malformed(P, exc, source=source)
+        return sia_dc09.nak(now=self.gateway.now())
 
     async def handle(self, frame: bytes, source: str) -> bytes | None:
         gw = self.gateway
@@ -67,14 +66,7 @@ class Dc09Receiver:
         try:
             block = sia_dc09.parse_block(frame)
         except ProtocolError as exc:
-            gw.refuse(
-                P,
-                Refusal.MALFORMED,
-                source=source,
-                sender_id=None,
-                detail=str(exc),
-                head=redact(frame),
-            )
+            gw.malformed(P, exc, source=source, head=redact(frame))
             return sia_dc09.nak(now=received_at)
         try:
             sender = await gw.sender(P, block.account)

@@ -6,17 +6,19 @@ last answer is kept: when the database is away, known senders keep getting throu
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 import uuid
 from dataclasses import dataclass
-from datetime import datetime
 
 import psycopg
+from psycopg.rows import kwargs_row
 from psycopg_pool import AsyncConnectionPool
 
 from gateway.errors import RegistryUnavailable
 from gateway.model import Protocol, Sender
+from larmkedja.events import DeadLetter
 
 log = logging.getLogger(__name__)
 
@@ -50,27 +52,19 @@ class Registry:
         now = time.monotonic()
         if cached is not None and now - cached.fetched < self._cache_s:
             return cached.sender
+        # The row is the sender: its columns are the fields of `Sender` (named once, in the query).
+        as_sender = kwargs_row(functools.partial(Sender, protocol=protocol, sender_id=sender_id))
         try:
-            async with self._pool.connection(timeout=2.0) as conn:
-                row = await (
-                    await conn.execute(FIND_SENDER, (protocol.value, sender_id))
-                ).fetchone()
+            async with (
+                self._pool.connection(timeout=2.0) as conn,
+                conn.cursor(row_factory=as_sender) as cur,
+            ):
+                await cur.execute(FIND_SENDER, (protocol.value, sender_id))
+                found = await cur.fetchone()
         except (psycopg.Error, TimeoutError, OSError) as exc:
             if cached is not None:
                 return cached.sender  # stale, but the database is away: keep serving
             raise RegistryUnavailable(f"sender registry unavailable: {exc}") from exc
-        found = None
-        if row is not None:
-            site, device_id, secret, heartbeat_s, plain = row
-            found = Sender(
-                protocol=protocol,
-                sender_id=sender_id,
-                site=site,
-                device_id=device_id,
-                secret=secret,
-                heartbeat_s=heartbeat_s,
-                plain=plain,
-            )
         if len(self._cache) > 500_000:
             self._cache.clear()
         self._cache[key] = _Cached(sender=found, fetched=now)
@@ -85,21 +79,18 @@ class Registry:
             return False
         return row is not None
 
-    async def dead_letter(
-        self,
-        *,
-        received_at: datetime,
-        topic: str,
-        site: str | None,
-        reason: str,
-        detail: str,
-        head: bytes,
-    ) -> bool:
+    async def dead_letter(self, letter: DeadLetter[str]) -> bool:
+        row = (
+            letter.received_at,
+            letter.topic,
+            letter.site,
+            letter.reason,
+            letter.detail[:500],
+            letter.payload_head[:256],
+        )
         try:
             async with self._pool.connection(timeout=2.0) as conn:
-                await conn.execute(
-                    INSERT_DEAD_LETTER, (received_at, topic, site, reason, detail[:500], head[:256])
-                )
+                await conn.execute(INSERT_DEAD_LETTER, row)
         except (psycopg.Error, TimeoutError, OSError) as exc:
             log.warning("gateway: dead letter not stored: %s", exc)
             return False

@@ -50,8 +50,7 @@ class ScaipReceiver:
         return sip.take_message(buffer)
 
     def framing_error(self, exc: ProtocolError, source: str) -> bytes | None:
-        gw = self.gateway
-        gw.refuse(P, Refusal.MALFORMED, source=source, sender_id=None, detail=str(exc), head=b"")
+        self.gateway.malformed(P, exc, source=source)
         return None
 
     async def handle(self, datagram: bytes, source: str) -> bytes | None:
@@ -59,15 +58,7 @@ class ScaipReceiver:
         try:
             request = sip.parse(datagram)
         except ProtocolError as exc:  # without its headers a request cannot be answered
-            first_line = datagram.split(b"\r\n", 1)[0][:80]
-            gw.refuse(
-                P,
-                Refusal.MALFORMED,
-                source=source,
-                sender_id=None,
-                detail=str(exc),
-                head=first_line,
-            )
+            gw.malformed(P, exc, source=source, head=datagram.split(b"\r\n", 1)[0][:80])
             return None
         if request.method == "ACK":
             return None

@@ -17,12 +17,13 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 
 from gateway.credentials import ServerKey
+from gateway.errors import ProtocolError
 from gateway.limits import TokenBuckets
 from gateway.metrics import GatewayMetrics
 from gateway.model import Protocol, Refusal, Sender, Translated, event_id_for, to_event
 from gateway.publish_paho import EventPublisher
 from gateway.registry_psycopg import Registry
-from larmkedja.events import DeviceEvent, dead_letter_notice
+from larmkedja.events import DeadLetter, DeviceEvent
 
 log = logging.getLogger(__name__)
 
@@ -100,6 +101,26 @@ class Gateway:
         self.metrics.messages.labels(protocol.value, result).inc()
         self.metrics.last_message.labels(protocol.value).set(time.time())
 
+    def malformed(
+        self,
+        protocol: Protocol,
+        exc: ProtocolError,
+        *,
+        source: str,
+        head: bytes = b"",
+        sender_id: str | None = None,
+    ) -> None:
+        """`refuse` a message that breaks its protocol (`exc` says how): `head` is what of it
+        may be kept, `sender_id` who it says it is from, if that can be read."""
+        self.refuse(
+            protocol,
+            Refusal.MALFORMED,
+            source=source,
+            sender_id=sender_id,
+            detail=str(exc),
+            head=head,
+        )
+
     def refuse(
         self,
         protocol: Protocol,
@@ -119,47 +140,22 @@ class Gateway:
             self.metrics.dead_letters_suppressed.labels(protocol.value).inc()
             return  # a flood: counted, not written one by one
         sender = _SAFE.sub("?", (sender_id or "-")[:64])
-        received_at = self.now()
-        task = asyncio.get_running_loop().create_task(
-            self._dead_letter(
-                topic=f"gateway/{protocol.value}/{sender}",
-                site=site,
-                reason=f"gateway.{refusal.value}",
-                detail=detail,
-                head=head[:256],
-                received_at=received_at,
-            )
+        letter: DeadLetter[str] = DeadLetter(
+            topic=f"gateway/{protocol.value}/{sender}",
+            site=site,
+            reason=f"gateway.{refusal.value}",
+            detail=detail,
+            received_at=self.now(),
+            payload_head=head[:256],
         )
+        task = asyncio.get_running_loop().create_task(self._dead_letter(letter))
         self._background.add(task)
         task.add_done_callback(self._background.discard)
 
-    async def _dead_letter(
-        self,
-        *,
-        topic: str,
-        site: str | None,
-        reason: str,
-        detail: str,
-        head: bytes,
-        received_at: datetime,
-    ) -> None:
-        await self.registry.dead_letter(
-            received_at=received_at,
-            topic=topic,
-            site=site,
-            reason=reason,
-            detail=detail,
-            head=head,
-        )
-        notice_topic, notice = dead_letter_notice(
-            topic=topic,
-            site=site,
-            reason=reason,
-            detail=detail,
-            received_at=received_at,
-            head=head.decode("latin-1"),
-        )
-        await self.publisher.publish(notice_topic, notice)
+    async def _dead_letter(self, letter: DeadLetter[str]) -> None:
+        await self.registry.dead_letter(letter)
+        # Latin-1: a binary protocol's bytes are kept one for one.
+        await self.publisher.publish(*letter.notice(encoding="latin-1"))
 
     async def drain(self) -> None:
         """Wait for the dead letters still being written (at shutdown)."""

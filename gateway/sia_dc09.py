@@ -22,6 +22,7 @@ from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
 from gateway.codes import SIA_RESTORES, cid_alarm_kind, cid_kind, sia_kind
 from gateway.errors import ProtocolError
+from gateway.framing import cut
 from gateway.model import Translated
 from larmkedja.events import Kind
 
@@ -106,11 +107,7 @@ def take_frame(buffer: bytearray) -> bytes | None:
     if end > MAX_BLOCK:
         del buffer[:1]
         raise ProtocolError("block too long", code="length")
-    if len(buffer) < end:
-        return None
-    frame = bytes(buffer[:end])
-    del buffer[:end]
-    return frame
+    return cut(buffer, end)
 
 
 def parse_block(frame: bytes) -> Block:

@@ -10,6 +10,7 @@ import hashlib
 from dataclasses import dataclass
 
 from gateway.errors import ProtocolError
+from gateway.framing import cut
 
 MAX_MESSAGE = 8192
 COMPACT = {
@@ -131,11 +132,7 @@ def take_message(buffer: bytearray) -> bytes | None:
     if total > MAX_MESSAGE:
         buffer.clear()
         raise ProtocolError("message too long", code="413")
-    if len(buffer) < total:
-        return None
-    message = bytes(buffer[:total])
-    del buffer[:total]
-    return message
+    return cut(buffer, total)
 
 
 def response(

@@ -15,6 +15,7 @@ import time
 from gateway import sos_access
 from gateway.credentials import password_matches
 from gateway.errors import ProtocolError, RegistryUnavailable
+from gateway.framing import cut
 from gateway.model import Protocol, Refusal, Sender
 from gateway.service import Gateway
 from gateway.sos_access import Request, Status
@@ -39,9 +40,7 @@ class SosAccessReceiver:
 
     def take(self, buffer: bytearray) -> bytes | None:
         if sos_access.is_complete(bytes(buffer)) or len(buffer) > sos_access.MAX_BYTES:
-            whole = bytes(buffer)
-            buffer.clear()
-            return whole
+            return cut(buffer, len(buffer))
         return None
 
     def framing_error(self, exc: ProtocolError, source: str) -> bytes | None:
@@ -54,14 +53,8 @@ class SosAccessReceiver:
             request = sos_access.parse(raw)
         except ProtocolError as exc:
             code = _CODE.search(raw)
-            gw.refuse(
-                P,
-                Refusal.MALFORMED,
-                source=source,
-                sender_id=code.group(1).decode("latin-1") if code else None,
-                detail=str(exc),
-                head=redact(raw),
-            )
+            sender_id = code.group(1).decode("latin-1") if code else None
+            gw.malformed(P, exc, source=source, head=redact(raw), sender_id=sender_id)
             return self._answer(root, Status(int(exc.code)), str(exc), None)
         root = sos_access.ROOTS[request.root]
         status, info = await self._process(request, raw, source)

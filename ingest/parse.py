@@ -15,6 +15,7 @@ from typing import Any
 import orjson
 from pydantic import ValidationError
 
+from larmkedja import events
 from larmkedja.events import (
     DEVICE_ID_PATTERN,
     MAX_PAYLOAD_BYTES,
@@ -47,16 +48,10 @@ class Reason(enum.StrEnum):
     STORE_REJECTED = "store_rejected"
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class DeadLetter:
+class DeadLetter(events.DeadLetter[Reason]):
     """A payload that is not a valid event: kept with its reason, never acted on."""
 
-    topic: str
-    site: str | None
-    reason: Reason
-    detail: str
-    received_at: datetime
-    payload_head: bytes
+    __slots__ = ()
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

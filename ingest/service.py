@@ -43,7 +43,7 @@ from ingest.parse import DeadLetter, Reason, parse
 from ingest.routing import looks_like_alarm, owner, partition
 from ingest.store_psycopg import EventStore
 from ingest.writer import Writer
-from larmkedja.events import ReceivedEvent, dead_letter_notice
+from larmkedja.events import ReceivedEvent
 from larmkedja.mqtt_fast_paho import FastConsumer
 from larmkedja.mqtt_paho import connect_properties, make_client, on_connect
 from larmkedja.mqtt_wire import Publish
@@ -356,14 +356,7 @@ class Ingest:
                     self._client.ack(mid, 1)
 
     def _publish_dead_letter(self, dead: DeadLetter) -> None:
-        topic, notice = dead_letter_notice(
-            topic=dead.topic,
-            site=dead.site,
-            reason=dead.reason.value,
-            detail=dead.detail,
-            received_at=dead.received_at,
-            head=dead.payload_head.decode("utf-8", "replace"),
-        )
+        topic, notice = dead.notice(encoding="utf-8")
         self._client.publish(topic, notice, qos=1)
 
     # --- self-watch ---------------------------------------------------------------------

@@ -12,7 +12,7 @@ import json
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Generic, Literal, TypeVar
 
 import orjson
 from pydantic import (
@@ -263,20 +263,34 @@ def events_topic(site: str, device_id: str) -> str:
     return f"larm/v1/{site}/{device_id}/events"
 
 
-def dead_letter_notice(
-    *, topic: str, site: str | None, reason: str, detail: str, received_at: datetime, head: str
-) -> tuple[str, bytes]:
-    """Contract §2's `larm/v1/{site}/deadletter` message for a rejected payload (`head` is at
-    most its first 256 bytes, decoded by the caller); a payload without a valid site goes under
-    `_invalid`. Returns the topic and the payload."""
-    notice = {
-        "topic": topic,
-        "reason": reason,
-        "detail": detail,
-        "received_at": received_at.isoformat(),
-        "payload_head": head,
-    }
-    return f"larm/v1/{site or '_invalid'}/deadletter", orjson.dumps(notice)
+R = TypeVar("R", bound=str)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DeadLetter(Generic[R]):
+    """A message that is not a valid event (ingest's) or that a gateway refused: kept in
+    `dead_letters` with its reason (of the set `R`), never acted on, and told on contract §2's
+    dead-letter topic. `payload_head` is at most the first 256 bytes of what was received."""
+
+    topic: str
+    site: str | None
+    reason: R
+    detail: str
+    received_at: datetime
+    payload_head: bytes
+
+    def notice(self, *, encoding: str) -> tuple[str, bytes]:
+        """Contract §2's `larm/v1/{site}/deadletter` message (the head as text in `encoding`,
+        what cannot be decoded replaced); a payload without a valid site goes under
+        `_invalid`. Returns the topic and the payload."""
+        notice = {
+            "topic": self.topic,
+            "reason": self.reason,
+            "detail": self.detail,
+            "received_at": self.received_at.isoformat(),
+            "payload_head": self.payload_head.decode(encoding, "replace"),
+        }
+        return f"larm/v1/{self.site or '_invalid'}/deadletter", orjson.dumps(notice)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -320,6 +334,7 @@ __all__ = [
     "CancelData",
     "CheckOutcome",
     "CheckResultData",
+    "DeadLetter",
     "DeviceEvent",
     "HeartbeatData",
     "Kind",

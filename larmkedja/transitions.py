@@ -1,14 +1,17 @@
-"""What a state change writes on its record, declared once and used twice: the pure lifecycles
-apply it to their dataclasses (`stamp`), the adapters' single atomic UPDATE is generated from
-it (`update_sql`), so the two cannot say different things. Pure: no I/O."""
+"""An entity's state changes, declared once and used twice: which action moves from which
+states to which (`Lifecycle`) and what each change writes on its record (`Stamp`). The pure
+lifecycles move and stamp their dataclasses by it (`Lifecycle.move`, `stamp`), the adapters'
+single atomic UPDATE is generated from it (`update_sql`), so the two cannot say different
+things. Pure: no I/O."""
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
+import enum
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import Any, ClassVar, Generic, TypeVar
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -25,6 +28,37 @@ class Stamp:
 
 
 R = TypeVar("R")
+A = TypeVar("A", bound=enum.Enum)
+S = TypeVar("S", bound=enum.Enum)
+
+
+class TransitionRefused(ValueError):
+    """A move the record's state does not allow (HTTP 409); each entity's error names it."""
+
+    record: ClassVar[str] = "a record"  # as the message names it
+
+    def __init__(self, *, action: enum.Enum, state: enum.Enum) -> None:
+        super().__init__(f"cannot {action.value} {self.record} that is {state.value}")
+        self.action = action
+        self.state = state
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Lifecycle(Generic[A, S]):
+    """The transitions of one entity: the state each action moves to (`target`) and may start
+    from (`allowed_from`), what entering a state writes (`stamps`), and the error of a move its
+    state does not allow (`refused`)."""
+
+    target: Mapping[A, S]
+    allowed_from: Mapping[A, frozenset[S]]
+    stamps: Sequence[Stamp]
+    refused: type[TransitionRefused]
+
+    def move(self, state: S, action: A) -> S:
+        """The state `action` moves `state` to; raises `refused` where it may not."""
+        if state not in self.allowed_from[action]:
+            raise self.refused(action=action, state=state)
+        return self.target[action]
 
 
 def stamp(

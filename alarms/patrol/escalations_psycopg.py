@@ -8,16 +8,9 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from alarms.patrol.lifecycle import (
-    ALLOWED_FROM,
-    STAMPS,
-    TARGET,
-    EscalationAction,
-    EscalationTransitionError,
-)
-from alarms.people.audit_psycopg import Actor, AuditedMoves, audited_change
+from alarms.patrol.lifecycle import LIFECYCLE, EscalationAction
+from alarms.people.audit_psycopg import Actor, AuditedMoves
 from larmkedja.db import AsyncConn, from_row
-from larmkedja.transitions import update_sql
 
 LIVE_STATES = ("open", "acknowledged", "arrived")
 
@@ -111,19 +104,13 @@ class EscalationNotFound(LookupError):
 
 
 MOVES = AuditedMoves(
+    lifecycle=LIFECYCLE,
     subject_type="escalation",
     table="escalations",
-    statement=audited_change(
-        update=update_sql(table="escalations", key="escalation_id", stamps=STAMPS),
-        alias="e",
-        subject_type="escalation",
-        columns=COLUMNS,
-        case_of="e.alarm_id",
-    ),
-    target=TARGET,
-    allowed_from=ALLOWED_FROM,
+    alias="e",
+    columns=COLUMNS,
     not_found=EscalationNotFound,
-    refused=EscalationTransitionError,
+    case_of="e.alarm_id",
     # The patrol's steps are steps of the alarm's case (a night check's escalation has none).
     case_actions={
         EscalationAction.ACK: "patrol_ack",
@@ -138,9 +125,9 @@ SET_CODE = "UPDATE escalations SET outcome_code = %s WHERE escalation_id = %s"
 
 async def act(
     conn: AsyncConn,
-    *,
     escalation_id: uuid.UUID,
     action: EscalationAction,
+    *,
     by: Actor,
     text: str | None = None,
     code: str | None = None,

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import enum
 
-from larmkedja.transitions import Stamp
+from larmkedja.transitions import Lifecycle, Stamp, TransitionRefused
 
 
 class EscalationState(enum.StrEnum):
@@ -54,16 +54,12 @@ STAMPS = (
 NEEDS_TEXT = frozenset({EscalationAction.COMPLETE, EscalationAction.CANCEL})
 
 
-class EscalationTransitionError(ValueError):
+class EscalationTransitionError(TransitionRefused):
     """Not allowed from the escalation's state (HTTP 409)."""
 
-    def __init__(self, *, action: EscalationAction, state: EscalationState) -> None:
-        super().__init__(f"cannot {action.value} an escalation that is {state.value}")
-        self.action = action
-        self.state = state
+    record = "an escalation"
 
 
-def transition(state: EscalationState, action: EscalationAction) -> EscalationState:
-    if state not in ALLOWED_FROM[action]:
-        raise EscalationTransitionError(action=action, state=state)
-    return TARGET[action]
+LIFECYCLE = Lifecycle(
+    target=TARGET, allowed_from=ALLOWED_FROM, stamps=STAMPS, refused=EscalationTransitionError
+)

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import enum
-from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
-from typing import Any, Protocol
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
 
 from psycopg.types.json import Jsonb
 
 from larmkedja.db import AsyncConn
+from larmkedja.transitions import Lifecycle, update_sql
 
 INSERT = """
 INSERT INTO audit_log (actor, role, action, subject_type, subject_id, details)
@@ -66,28 +67,36 @@ SELECT {columns} FROM {alias}
 """  # noqa: S608 - every part is a constant of the callers
 
 
-class Refused(Protocol):
-    """The typed error of a refused move: the action and the state it was refused in."""
-
-    def __call__(self, *, action: Any, state: Any) -> Exception: ...
-
-
 @dataclass(frozen=True, slots=True, kw_only=True)
 class AuditedMoves:
-    """The audited transitions of one entity (alarms, escalations): the statement made by
-    `audited_change` over `larmkedja.transitions.update_sql`, the state each action moves to
-    (`target`) and may start from (`allowed_from`), both from the entity's pure lifecycle, and
-    the errors of a refusal: `not_found(key)` for no such row, `refused(action=, state=)`."""
+    """The audited transitions of one entity (alarms, escalations) by its pure `lifecycle`: one
+    statement (`audited_change` over `larmkedja.transitions.update_sql`) on the rows of `table`
+    keyed by `{subject_type}_id`, returning `columns` of them (written against `alias`);
+    `not_found(key)` for no such row. `case_of` and `case_actions`: the alarm whose case gets a
+    step, and the step each action writes there."""
 
+    lifecycle: Lifecycle[Any, Any]
     subject_type: str
     table: str
-    statement: str
-    target: Mapping[Any, enum.Enum]
-    allowed_from: Mapping[Any, Iterable[enum.Enum]]
+    alias: str
+    columns: str
     not_found: Callable[[str], Exception]
-    refused: Refused
-    # The step each action writes into the alarm's case (`audited_change(case_of=…)`).
+    case_of: str | None = None
     case_actions: Mapping[Any, str] | None = None
+    statement: str = field(init=False)
+
+    def __post_init__(self) -> None:
+        update = update_sql(
+            table=self.table, key=f"{self.subject_type}_id", stamps=self.lifecycle.stamps
+        )
+        statement = audited_change(
+            update=update,
+            alias=self.alias,
+            subject_type=self.subject_type,
+            columns=self.columns,
+            case_of=self.case_of,
+        )
+        object.__setattr__(self, "statement", statement)  # frozen: set once, here
 
     async def apply(
         self,
@@ -103,10 +112,11 @@ class AuditedMoves:
         """Move row `key` by `action`, writing its audit row (`details`) and its case step
         (`case_detail`, default the same) in the same statement. Returns the changed row, or
         raises with nothing changed. Run inside the caller's transaction."""
+        target, allowed = self.lifecycle.target, self.lifecycle.allowed_from
         params = {
             "key": key,
-            "target": self.target[action].value,
-            "allowed": sorted(s.value for s in self.allowed_from[action]),
+            "target": target[action].value,
+            "allowed": sorted(s.value for s in allowed[action]),
             "text": text,
             "actor": by.name,
             "role": by.role,
@@ -122,5 +132,5 @@ class AuditedMoves:
         current = await (await conn.execute(state_of, params)).fetchone()
         if current is None:
             raise self.not_found(str(key))
-        state_type = type(self.target[action])
-        raise self.refused(action=action, state=state_type(current[0]))
+        state_type = type(target[action])
+        raise self.lifecycle.refused(action=action, state=state_type(current[0]))

@@ -13,10 +13,10 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
+from typing import Unpack
 
 from pydantic import BaseModel, ConfigDict
 
-from alarms.people.audit_psycopg import Actor
 from alarms.queue import queries_psycopg as q
 from alarms.queue.lifecycle import Action, TransitionError
 from larmkedja.db import AsyncConn, Conn, from_row
@@ -117,13 +117,7 @@ async def list_incidents(
 
 
 async def act_on_all(
-    conn: AsyncConn,
-    *,
-    incident_id: uuid.UUID,
-    action: Action,
-    by: Actor,
-    text: str | None = None,
-    note: str | None = None,
+    conn: AsyncConn, incident_id: uuid.UUID, action: Action, **decision: Unpack[q.Decision]
 ) -> list[q.AlarmRow]:
     """`action` (answer or resolve) on every alarm of the incident it applies to, each moved
     and audited as if the operator had taken it alone; one that another operator moved in the
@@ -136,9 +130,7 @@ async def act_on_all(
         ids = [r[0] for r in await (await conn.execute(MEMBERS, (incident_id, states))).fetchall()]
         for alarm_id in ids:
             try:
-                row = await q.act(
-                    conn, alarm_id=alarm_id, action=action, by=by, text=text, note=note
-                )
+                row = await q.act(conn, alarm_id, action, **decision)
             except (TransitionError, q.AlarmNotFound):
                 continue
             moved.append(row)

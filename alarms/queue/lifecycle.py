@@ -13,7 +13,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 
 from larmkedja.events import AlarmKind
-from larmkedja.transitions import Stamp, stamp
+from larmkedja.transitions import Lifecycle, Stamp, TransitionRefused, stamp
 
 
 class AlarmState(enum.StrEnum):
@@ -54,13 +54,15 @@ STAMPS = (
 )
 
 
-class TransitionError(ValueError):
+class TransitionError(TransitionRefused):
     """The action is not allowed from the alarm's state (HTTP 409)."""
 
-    def __init__(self, *, action: Action, state: AlarmState) -> None:
-        super().__init__(f"cannot {action.value} an alarm that is {state.value}")
-        self.action = action
-        self.state = state
+    record = "an alarm"
+
+
+LIFECYCLE = Lifecycle(
+    target=TARGET, allowed_from=ALLOWED_FROM, stamps=STAMPS, refused=TransitionError
+)
 
 
 # Priority 1 is the most urgent. 1: a person may need help now; 2: a possible risk that needs a
@@ -138,11 +140,9 @@ def apply(
     alarm: Alarm, action: Action, *, at: datetime, actor: str, outcome: str | None = None
 ) -> Alarm:
     """One human decision; raises TransitionError where the table does not allow it."""
-    if alarm.state not in ALLOWED_FROM[action]:
-        raise TransitionError(action=action, state=alarm.state)
+    target = LIFECYCLE.move(alarm.state, action)
     if action is Action.RESOLVE and not outcome:
         raise ValueError("resolving needs an outcome")
-    target = TARGET[action]
     changed = stamp(alarm, target.value, STAMPS, at=at, actor=actor, text=outcome)
     return replace(changed, state=target)
 

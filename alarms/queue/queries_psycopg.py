@@ -9,22 +9,13 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Any
+from typing import Any, Required, TypedDict, Unpack
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from alarms.people.audit_psycopg import Actor, AuditedMoves, audited_change
-from alarms.queue.lifecycle import (
-    ALLOWED_FROM,
-    OPEN_STATES,
-    STAMPS,
-    TARGET,
-    Action,
-    AlarmState,
-    TransitionError,
-)
+from alarms.people.audit_psycopg import Actor, AuditedMoves
+from alarms.queue.lifecycle import LIFECYCLE, OPEN_STATES, Action, AlarmState
 from larmkedja.db import AsyncConn, from_row
-from larmkedja.transitions import update_sql
 
 
 class AlarmNotFound(LookupError):
@@ -104,19 +95,13 @@ LIMIT %(limit)s
 GET_ALARM = f"SELECT {COLUMNS} FROM alarms a WHERE a.alarm_id = %s"  # noqa: S608
 
 MOVES = AuditedMoves(
+    lifecycle=LIFECYCLE,
     subject_type="alarm",
     table="alarms",
-    statement=audited_change(
-        update=update_sql(table="alarms", key="alarm_id", stamps=STAMPS),
-        alias="a",
-        subject_type="alarm",
-        columns=f"{COLUMNS}, a.answered_at = now() AS answered_now",
-        case_of="a.alarm_id",
-    ),
-    target=TARGET,
-    allowed_from=ALLOWED_FROM,
+    alias="a",
+    columns=f"{COLUMNS}, a.answered_at = now() AS answered_now",
     not_found=AlarmNotFound,
-    refused=TransitionError,
+    case_of="a.alarm_id",
     case_actions={
         Action.ANSWER: "answered",
         Action.ESCALATE: "escalated",
@@ -130,6 +115,16 @@ SELECT (e).escalation_id FROM (
                                   NULL, %(reason)s, %(actor)s, %(ack_s)s) AS e
 ) created
 """
+
+
+class Decision(TypedDict, total=False):
+    """An operator's decision on an alarm beside its action: who, and its text (an escalation's
+    reason, a resolve's outcome code) and note (free text for the case). One alarm's (`act`) or
+    every alarm's of an incident (`incidents_psycopg.act_on_all`)."""
+
+    by: Required[Actor]
+    text: str | None
+    note: str | None
 
 
 def from_alarm_row(values: tuple[Any, ...]) -> AlarmRow:
@@ -161,17 +156,17 @@ async def get_alarm(conn: AsyncConn, alarm_id: uuid.UUID) -> AlarmRow | None:
 
 async def act(
     conn: AsyncConn,
-    *,
     alarm_id: uuid.UUID,
     action: Action,
-    by: Actor,
-    text: str | None = None,
-    note: str | None = None,
+    *,
     ack_s: float = 600.0,
+    **decision: Unpack[Decision],
 ) -> AlarmRow:
     """Apply one human decision; raises AlarmNotFound or TransitionError (nothing changed).
     The audit row keeps the outcome code only; the case step also the reason or the note (free
-    text about a person, erased with them)."""
+    text about a person, erased with them). An escalation is created with `ack_s` to
+    acknowledge it."""
+    by, text, note = decision["by"], decision.get("text"), decision.get("note")
     resolving = action is Action.RESOLVE
     audit = {"outcome": text} if resolving and text else {}
     case = {"reason": text} if action is Action.ESCALATE else dict(audit)

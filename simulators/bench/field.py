@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import json
 import random
-import shutil
 import subprocess
 import time
 import uuid
@@ -26,6 +25,7 @@ from pathlib import Path
 from typing import IO
 
 from alarms import BrokerAuth
+from devstack.procs import installed
 from larmkedja.secret_files import write_private
 from simulators.bench.infra import module_process
 
@@ -54,9 +54,7 @@ class Devices:
     """The C clients of a manifest, one process and one connection each, fed by `send`."""
 
     def __init__(self, *, root: Path, host: str, port: int) -> None:
-        exe = shutil.which("mosquitto_pub")
-        if exe is None:
-            raise RuntimeError("mosquitto_pub is not installed")
+        exe = installed("mosquitto_pub")
         self.ids: list[str] = []
         self._pipes: list[IO[bytes]] = []
         self._procs: list[subprocess.Popen[bytes]] = []

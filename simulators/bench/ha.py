@@ -75,7 +75,6 @@ def ha_latency(
     brokers = [
         Mosquitto(state_dir=root / f"mosquitto{i}", port=free_port()) for i in range(1, paths + 1)
     ]
-    procs: list[Any] = []
     try:
         url = _start(ha, brokers)
         api_port = free_port()
@@ -84,29 +83,62 @@ def ha_latency(
             LARM_API_PORT=str(api_port),
             LARM_MQTT_PATHS=json.dumps([f"127.0.0.1:{b.port}" for b in brokers]),
         )
-        procs = _processes(root, env, brokers)
-        api = f"http://127.0.0.1:{api_port}"
-        if not wait_for(lambda: ready(api), timeout=60):
-            raise RuntimeError(f"the HA topology did not become ready (logs in {root})")
-        result = Latency()
-        measure_latency(
-            api,
+        run = _measured(
+            _processes(root, env, brokers),
+            f"http://127.0.0.1:{api_port}",
             url,
             [b.port for b in brokers] if send_to_both else [brokers[0].port],
             alarms=alarms,
             rate=rate_per_s,
             background_rate=background,
+            what="the HA topology",
+            logs=root,
+        )
+    finally:
+        ha.stop()
+        for broker in brokers:
+            broker.stop()
+    for node in ha.nodes:  # hundreds of MB; the logs stay
+        shutil.rmtree(node.data_dir, ignore_errors=True)
+    return run
+
+
+def _measured(
+    procs: list[Any],
+    api: str,
+    database_url: str,
+    ports: list[int],
+    *,
+    alarms: int,
+    rate: float,
+    background_rate: float,
+    what: str,
+    logs: Path,
+) -> dict[str, Any]:
+    """Once the API of `procs` is ready, the latencies of one side (`measure_latency`); the
+    processes are stopped either way."""
+    result = Latency()
+    try:
+        if not wait_for(lambda: ready(api), timeout=60):
+            raise RuntimeError(f"{what} did not become ready (logs in {logs})")
+        measure_latency(
+            api,
+            database_url,
+            ports,
+            alarms=alarms,
+            rate=rate,
+            background_rate=background_rate,
             ingest_pid=procs[0].pid,
             into=result,
         )
     finally:
         for proc in procs:
             stop(proc)
-        ha.stop()
-        for broker in brokers:
-            broker.stop()
-    for node in ha.nodes:  # hundreds of MB; the logs stay
-        shutil.rmtree(node.data_dir, ignore_errors=True)
+    return figures(result)
+
+
+def figures(result: Latency) -> dict[str, Any]:
+    """What the report keeps of one side's run."""
     return {
         "websocket_ms": result.summary(result.ws_ms),
         "queue_api_ms": result.summary(result.api_ms),
@@ -168,29 +200,17 @@ def single_latency(
         larmkedja([name], env, infra.root / f"single-{name}.log")
         for name in ("ingest", "engine", "api")
     ]
-    api = f"http://127.0.0.1:{port}"
-    result = Latency()
-    try:
-        if not wait_for(lambda: ready(api), timeout=60):
-            raise RuntimeError(f"the single machine did not become ready (logs in {infra.root})")
-        measure_latency(
-            api,
-            url,
-            [infra.broker.port],
-            alarms=alarms,
-            rate=rate_per_s,
-            background_rate=background_rate,
-            ingest_pid=procs[0].pid,
-            into=result,
-        )
-    finally:
-        for proc in procs:
-            stop(proc)
-    return _figures(result)
-
-
-def _figures(result: Latency) -> dict[str, Any]:
-    return _figures(result)
+    return _measured(
+        procs,
+        f"http://127.0.0.1:{port}",
+        url,
+        [infra.broker.port],
+        alarms=alarms,
+        rate=rate_per_s,
+        background_rate=background_rate,
+        what="the single machine",
+        logs=infra.root,
+    )
 
 
 def _start(ha: HaDatabase, brokers: list[Mosquitto]) -> str:

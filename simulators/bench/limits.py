@@ -7,7 +7,6 @@ load generator."""
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 import threading
 import time
@@ -21,6 +20,7 @@ from paho.mqtt.client import Client, MQTTMessage
 from paho.mqtt.subscribeoptions import SubscribeOptions
 from psycopg.types.json import set_json_dumps
 
+from devstack.procs import installed
 from larmkedja.mqtt_fast_paho import FastConsumer
 from larmkedja.mqtt_paho import bare_client, connect_properties
 from larmkedja.mqtt_wire import Publish
@@ -71,9 +71,7 @@ def make_session(
 
 def c_client_session(host: str, port: int, client_id: str) -> None:
     """The same for Mosquitto's own C client (MQTT 3.1.1, clean session off)."""
-    exe = shutil.which("mosquitto_sub")
-    if exe is None:
-        raise RuntimeError("mosquitto_sub is not installed")
+    exe = installed("mosquitto_sub")
     subprocess.run(  # noqa: S603 - mosquitto_sub with our own arguments
         [exe, "-h", host, "-p", str(port), "-c", "-i", client_id, "-q", "1", "-t", TOPIC, "-E"],
         check=True,
@@ -84,9 +82,7 @@ def c_client_session(host: str, port: int, client_id: str) -> None:
 
 def drain_c_client(host: str, port: int, client_id: str, expected: int) -> Drain:
     """mosquitto_sub (C) drains the backlog of its session; output discarded."""
-    exe = shutil.which("mosquitto_sub")
-    if exe is None:
-        raise RuntimeError("mosquitto_sub is not installed")
+    exe = installed("mosquitto_sub")
     started = time.perf_counter()
     subprocess.run(  # noqa: S603 - mosquitto_sub with our own arguments
         [

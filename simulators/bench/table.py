@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from simulators.bench.ha import ha_table
 
-Row = tuple[str, str, str]
+Row = tuple[str, str, str]  # the part's label (on its first row), what, the figure
+Line = tuple[str, str]  # what, the figure
 PART_KEYS = {"limits", "latency", "devices", "report", "gateway"}
 
 TARGETS = (
@@ -45,172 +47,142 @@ def soak_table(report: dict[str, Any]) -> str:
 
 
 def main_table(report: dict[str, Any]) -> str:
-    rows = [
-        *_limit_rows(report),
-        *_ingest_rows(report),
-        *_latency_rows(report),
-        *_memory_rows(report),
-        *_device_rows(report),
-        *_report_rows(report),
-        *_gateway_rows(report),
-    ]
+    rows: list[Row] = []
+    for key, label, lines_of in SECTIONS:
+        if key in report:  # a part that did not run has no rows
+            part = lines_of(report[key])
+            rows += [
+                (label if i == 0 else "", what, figure) for i, (what, figure) in enumerate(part)
+            ]
     width = [max(len(r[i]) for r in rows) for i in range(3)]
     lines = [f"{a:<{width[0]}}  {b:<{width[1]}}  {c}" for a, b, c in rows]
     head = f"larmkedja bench  {report['started_at']}  ({report['machine']['cpus']} CPUs)"
     return "\n".join([head, "-" * len(head), *lines, "", TARGETS])
 
 
-def _limit_rows(report: dict[str, Any]) -> list[Row]:
-    if "limits" not in report:
-        return []
-    lim = report["limits"]
+def _limit_lines(lim: dict[str, Any]) -> list[Line]:
     return [
         (
-            "1. limits",
             "Mosquitto → its C client (mosquitto_sub, QoS 1)",
             f"{lim['mosquitto_c_client_msg_s']:,.0f} msg/s",
         ),
         (
-            "",
             "Mosquitto → bare paho consumer, MQTT v5, manual ack",
             f"{lim['bare_paho_consumer_msg_s']:,.0f} msg/s",
         ),
         (
-            "",
             "Mosquitto → bare paho consumer, MQTT 3.1.1, manual ack",
             f"{lim['bare_paho_v311_consumer_msg_s']:,.0f} msg/s",
         ),
         (
-            "",
             "Mosquitto → ingest's consumer alone (no parsing, no database), MQTT v5",
             f"{lim['tuned_consumer_msg_s']:,.0f} msg/s"
             f" (÷ bare paho v5 {lim['tuned_consumer_msg_s'] / lim['bare_paho_consumer_msg_s']:.1f})"
             if "tuned_consumer_msg_s" in lim
             else "n/a",
         ),
-        ("", "raw COPY into the events hypertable", f"{lim['copy_rows_s']:,.0f} rows/s"),
+        ("raw COPY into the events hypertable", f"{lim['copy_rows_s']:,.0f} rows/s"),
     ]
 
 
-def _ingest_rows(report: dict[str, Any]) -> list[Row]:
-    rows: list[Row] = []
-    for i, run in enumerate(report.get("ingest", {}).values()):
-        label = "2. larmkedja" if i == 0 else ""
-        what = (
+def _ingest_lines(runs: dict[str, Any]) -> list[Line]:
+    return [
+        (
             f"ingest, MQTT {run['protocol']}, {run['processes']} process"
-            f"{'es' if run['processes'] > 1 else ''}"
+            f"{'es' if run['processes'] > 1 else ''}",
+            f"{run['events_s']:,.0f} ev/s  "
+            f"(÷ bare paho {run['vs_bare_paho_same_protocol']:.2f}, "
+            f"÷ C client {run['vs_c_client']:.2f}, ÷ COPY {run['vs_copy']:.2f}); "
+            f"{run['cpu_ms_per_1000_events']:.0f} CPU ms per 1,000",
         )
-        rows.append(
-            (
-                label,
-                what,
-                f"{run['events_s']:,.0f} ev/s  "
-                f"(÷ bare paho {run['vs_bare_paho_same_protocol']:.2f}, "
-                f"÷ C client {run['vs_c_client']:.2f}, ÷ COPY {run['vs_copy']:.2f}); "
-                f"{run['cpu_ms_per_1000_events']:.0f} CPU ms per 1,000",
-            )
-        )
-    return rows
-
-
-def _memory_rows(report: dict[str, Any]) -> list[Row]:
-    rows: list[Row] = []
-    for name, run in report.get("ingest", {}).items():
-        rows.append(
-            (
-                "4. memory" if name == "v5-1" else "",
-                f"ingest RSS start → end ({name})",
-                " + ".join(
-                    f"{a:.0f} → {b:.0f} MB"
-                    for a, b in zip(run["rss_mb_start"], run["rss_mb_end"], strict=True)
-                ),
-            )
-        )
-    return rows
-
-
-def _device_rows(report: dict[str, Any]) -> list[Row]:
-    rows: list[Row] = []
-    if "devices" not in report:
-        return rows
-    dev = report["devices"]
-    rows.append(
-        (
-            "5. devices",
-            f"offline sweep, {dev['devices']:,} registered, none due",
-            f"{dev['sweep_idle_ms_median']:.1f} ms (max {dev['sweep_idle_ms_max']:.1f});"
-            f" at 2 sweeps/s {dev['core_share_at_2_per_s'] * 100:.0f} % of a core",
-        )
-    )
-    rows.append(
-        ("", f"offline sweep, {dev['due']:,} due at once", f"{dev['sweep_with_due_ms']:.0f} ms")
-    )
-    return rows
-
-
-def _report_rows(report: dict[str, Any]) -> list[Row]:
-    if "report" not in report:
-        return []
-    r = report["report"]
-    return [
-        (
-            "7. report",
-            f"service level of a month: {r['devices']:,} devices, {r['alarms']:,} alarms",
-            f"all sites {r['all_sites_s'] * 1000:.0f} ms, one site {r['one_site_s'] * 1000:.0f} ms"
-            f" (target 2 s; {r['alarms_counted']:,} alarms counted)",
-        )
+        for run in runs.values()
     ]
 
 
-def _gateway_rows(report: dict[str, Any]) -> list[tuple[str, str, str]]:
-    if "gateway" not in report:
-        return []
-    g = report["gateway"]
-    ack = g["ack_ms"]
+def _memory_lines(runs: dict[str, Any]) -> list[Line]:
     return [
         (
-            "6. gateway",
+            f"ingest RSS start → end ({name})",
+            " + ".join(
+                f"{a:.0f} → {b:.0f} MB"
+                for a, b in zip(run["rss_mb_start"], run["rss_mb_end"], strict=True)
+            ),
+        )
+        for name, run in runs.items()
+    ]
+
+
+def _device_lines(dev: dict[str, Any]) -> list[Line]:
+    idle = (
+        f"{dev['sweep_idle_ms_median']:.1f} ms (max {dev['sweep_idle_ms_max']:.1f});"
+        f" at 2 sweeps/s {dev['core_share_at_2_per_s'] * 100:.0f} % of a core"
+    )
+    return [
+        (f"offline sweep, {dev['devices']:,} registered, none due", idle),
+        (f"offline sweep, {dev['due']:,} due at once", f"{dev['sweep_with_due_ms']:.0f} ms"),
+    ]
+
+
+def _report_lines(r: dict[str, Any]) -> list[Line]:
+    what = f"service level of a month: {r['devices']:,} devices, {r['alarms']:,} alarms"
+    took = (
+        f"all sites {r['all_sites_s'] * 1000:.0f} ms, one site {r['one_site_s'] * 1000:.0f} ms"
+        f" (target 2 s; {r['alarms_counted']:,} alarms counted)"
+    )
+    return [(what, took)]
+
+
+def _gateway_lines(g: dict[str, Any]) -> list[Line]:
+    ack, limit = g["ack_ms"], g["paho_publisher_limit_msg_s"]
+    return [
+        (
             "SIA DC-09 panels on TCP → gateway → broker → ingest",
             f"{g['acked_per_s']:,.0f} msg/s acked after PUBACK "
-            f"(÷ bare paho publisher {g['acked_per_s'] / g['paho_publisher_limit_msg_s']:.2f});"
+            f"(÷ bare paho publisher {g['acked_per_s'] / limit:.2f});"
             f" stored {g['stored']:,} of {g['messages']:,}",
         ),
         (
-            "",
             "ACK latency a panel sees",
             f"p50 {ack['p50']:.1f} / p99 {ack['p99']:.1f} / max {ack['max']:.1f} ms;"
             f" gateway {g['cpu_ms_per_1000']:.0f} CPU ms per 1000,"
             f" RSS {g['rss_mb']['start']:.0f} → {g['rss_mb']['end']:.0f} MB",
         ),
-        ("", "limit: bare paho QoS 1 publisher", f"{g['paho_publisher_limit_msg_s']:,.0f} msg/s"),
+        ("limit: bare paho QoS 1 publisher", f"{limit:,.0f} msg/s"),
     ]
 
 
-def _latency_rows(report: dict[str, Any]) -> list[Row]:
-    rows: list[Row] = []
-    for run in report.get("latency", {}).values():
+def _latency_lines(runs: dict[str, Any]) -> list[Line]:
+    lines: list[Line] = []
+    for run in runs.values():
         under = f"under {run['background']:,.0f} heartbeats/s from {run['devices']} devices"
-        for label, key in (
+        for what, key in (
             (f"WebSocket, {under}", "websocket_ms"),
             ("  queue API (polled every 20 ms)", "queue_api_ms"),
             ("  split: published → read by ingest", "publish_to_ingest_ms"),
             ("         read → committed", "ingest_to_commit_ms"),
             ("         committed → API → WebSocket", "commit_to_websocket_ms"),
         ):
-            rows.append(("3. alarm →" if not rows else "", label, _ms(run[key])))
-        sent = run["background_sent"]
-        rss = run["rss_mb"]
-        rows.append(
-            (
-                "",
-                "  heartbeats sent; ingest RSS",
-                f"{sent:,}; {rss['start']:.0f} → {rss['end']:.0f} MB",
-            )
+            lines.append((what, _ms(run[key])))
+        sent, rss = run["background_sent"], run["rss_mb"]
+        lines.append(
+            ("  heartbeats sent; ingest RSS", f"{sent:,}; {rss['start']:.0f} → {rss['end']:.0f} MB")
         )
-    return rows
+    return lines
 
 
 def _ms(s: dict[str, Any]) -> str:
     if s["p50"] is None:
         return "n/a"
     return f"p50 {s['p50']:.1f} / p99 {s['p99']:.1f} / max {s['max']:.1f} ms (n={s['n']})"
+
+
+# The parts of the main table in their order: the report's key, the part's label and its lines.
+SECTIONS: tuple[tuple[str, str, Callable[[dict[str, Any]], list[Line]]], ...] = (
+    ("limits", "1. limits", _limit_lines),
+    ("ingest", "2. larmkedja", _ingest_lines),
+    ("latency", "3. alarm →", _latency_lines),
+    ("ingest", "4. memory", _memory_lines),
+    ("devices", "5. devices", _device_lines),
+    ("report", "7. report", _report_lines),
+    ("gateway", "6. gateway", _gateway_lines),
+)

@@ -9,6 +9,8 @@ from datetime import UTC, datetime
 from ingest.parse import parse
 from larmkedja.events import Kind, ReceivedEvent
 from simulators.bench.field import heartbeat
+from simulators.bench.ha import figures
+from simulators.bench.latency import Latency
 from simulators.bench.table import table
 
 NOW = datetime(2026, 12, 6, tzinfo=UTC)
@@ -65,3 +67,20 @@ def test_a_report_only_run_prints_its_row() -> None:
         },
     }
     assert "all sites 500 ms, one site 100 ms" in table(report)
+
+
+def test_the_ha_bench_reports_each_run_as_its_table_reads_it() -> None:
+    """Both sides of `bench --ha-latency` (the single machine and each HA setup) report their
+    figures alike, and the table reads them."""
+    run = figures(Latency(ws_ms=[1.0, 3.0], api_ms=[2.0], to_ingest_ms=[0.5], background_sent=7))
+    assert run["websocket_ms"]["max"] == 3.0 and run["queue_api_ms"]["n"] == 1
+    report = {
+        "started_at": "x",
+        "machine": {"cpus": 2},
+        "options": {"background": 4000},
+        "single_latency": run,
+        "ha_latency": run,
+    }
+    text = table(report)
+    assert "background sent (to each broker): single machine 7, HA, 2 paths, send both 7" in text
+    assert "(÷ single: p50 1.00, p99 1.00)" in text
