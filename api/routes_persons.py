@@ -6,7 +6,7 @@ database function or statement that does it (migrations 0009, 0012, 0013, 0018).
 from __future__ import annotations
 
 from datetime import UTC, datetime, time
-from typing import Annotated
+from typing import Annotated, Any
 from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Depends, Path, Request, Response
@@ -36,6 +36,15 @@ def _conflict(exc: Exception) -> ApiError:
     return ApiError(status=409, code="conflict", message=str(exc))
 
 
+def _no_content(done: str) -> dict[str, Any]:
+    """A route that answers 204 with no body when `done`, or one of the API's errors."""
+    return {
+        "status_code": 204,
+        "response_class": Response,
+        "responses": {**ERRORS, 204: {"description": done}},
+    }
+
+
 @router.get("/{person_ref}", response_model=PersonRecord, responses=ERRORS)
 async def get_person(request: Request, principal: Reader, person_ref: Ref) -> PersonRecord:
     """One person's record with their absences. The read is written to the audit log (who,
@@ -59,9 +68,7 @@ async def put_person(
 
 @router.delete(
     "/{person_ref}",
-    status_code=204,
-    response_class=Response,
-    responses={**ERRORS, 204: {"description": "erased"}},
+    **_no_content("erased"),
 )
 async def erase_person(request: Request, principal: Writer, person_ref: Ref) -> Response:
     """Erasure (GDPR art. 17): the person's record, absences and hand-over notes, and the free
@@ -159,9 +166,7 @@ async def mark_follow_up(
 
 @router.delete(
     "/{person_ref}/follow-up",
-    status_code=204,
-    response_class=Response,
-    responses={**ERRORS, 204: {"description": "cleared"}},
+    **_no_content("cleared"),
 )
 async def clear_follow_up(request: Request, principal: Marker, person_ref: Ref) -> Response:
     """Done: the mark is cleared (audited, with who had marked the person). 404 if the person

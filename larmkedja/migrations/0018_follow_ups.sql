@@ -43,10 +43,7 @@ LANGUAGE plpgsql SECURITY DEFINER SET search_path = public, pg_temp AS $$
 DECLARE
     allowed boolean;
 BEGIN
-    IF p_role NOT IN ('operator', 'supervisor') THEN
-        RAISE EXCEPTION 'the % role may not mark persons for follow-up', p_role
-            USING ERRCODE = 'insufficient_privilege';
-    END IF;
+    PERFORM larm_require_role(p_role, '{operator,supervisor}', 'mark persons for follow-up');
     PERFORM 1 FROM persons WHERE person_ref = p_person_ref FOR UPDATE;
     allowed := FOUND AND (p_role = 'supervisor' OR larm_operator_sees_person(p_person_ref));
     INSERT INTO audit_log (actor, role, action, subject_type, subject_id, details)
@@ -74,10 +71,7 @@ LANGUAGE plpgsql SECURITY DEFINER SET search_path = public, pg_temp AS $$
 DECLARE
     gone person_follow_ups;
 BEGIN
-    IF p_role NOT IN ('operator', 'supervisor') THEN
-        RAISE EXCEPTION 'the % role may not clear follow-ups', p_role
-            USING ERRCODE = 'insufficient_privilege';
-    END IF;
+    PERFORM larm_require_role(p_role, '{operator,supervisor}', 'clear follow-ups');
     DELETE FROM person_follow_ups WHERE person_ref = p_person_ref RETURNING * INTO gone;
     INSERT INTO audit_log (actor, role, action, subject_type, subject_id, details)
     VALUES (p_actor, p_role, 'person.follow_up_cleared', 'person', p_person_ref,
@@ -96,10 +90,7 @@ RETURNS TABLE (
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = public, pg_temp AS $$
 #variable_conflict use_column
 BEGIN
-    IF p_role NOT IN ('operator', 'supervisor') THEN
-        RAISE EXCEPTION 'the % role may not read follow-ups', p_role
-            USING ERRCODE = 'insufficient_privilege';
-    END IF;
+    PERFORM larm_require_role(p_role, '{operator,supervisor}', 'read follow-ups');
     RETURN QUERY
     WITH shown AS (
         SELECT f.person_ref, p.name, p.site, f.reason, f.marked_at, f.marked_by, f.marked_role

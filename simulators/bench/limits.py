@@ -108,60 +108,61 @@ def drain_c_client(host: str, port: int, client_id: str, expected: int) -> Drain
     return Drain(expected, time.perf_counter() - started)
 
 
-def drain_paho(host: str, port: int, client_id: str, expected: int, *, v311: bool = False) -> Drain:
-    """A bare Python paho 2.x QoS 1 consumer with manual acks, acknowledging at once (MQTT v5
-    like ingest, or 3.1.1, which paho decodes about twice as fast)."""
-    received = 0
-    done = threading.Event()
-    client = bare_client(client_id=client_id, manual_ack=True, v311_persistent=v311)
+class _Count:
+    """Messages counted by a bench consumer's callback until `expected` are in."""
 
-    def on_message(c: Client, userdata: object, msg: MQTTMessage) -> None:
-        nonlocal received
-        c.ack(msg.mid, msg.qos)
-        received += 1
-        if received >= expected:
-            done.set()
+    def __init__(self, *, expected: int) -> None:
+        self.expected = expected
+        self.received = 0
+        self.done = threading.Event()
 
-    client.on_message = on_message
+    def add(self, n: int) -> None:
+        self.received += n
+        if self.received >= self.expected:
+            self.done.set()
+
+
+def _timed_drain(client: Client, host: str, port: int, count: _Count, *, v311: bool) -> Drain:
     started = time.perf_counter()
     _connect(client, host, port, v311=v311)
     client.loop_start()
-    finished = done.wait(600)
+    finished = count.done.wait(600)
     elapsed = time.perf_counter() - started
     client.disconnect()
     client.loop_stop()
     if not finished:
-        raise RuntimeError(f"the bare consumer got {received} of {expected}")
-    return Drain(expected, elapsed)
+        raise RuntimeError(f"the consumer got {count.received} of {count.expected}")
+    return Drain(count.expected, elapsed)
+
+
+def drain_paho(host: str, port: int, client_id: str, expected: int, *, v311: bool = False) -> Drain:
+    """A bare Python paho 2.x QoS 1 consumer with manual acks, acknowledging at once (MQTT v5
+    like ingest, or 3.1.1, which paho decodes about twice as fast)."""
+    count = _Count(expected=expected)
+    client = bare_client(client_id=client_id, manual_ack=True, v311_persistent=v311)
+
+    def on_message(c: Client, userdata: object, msg: MQTTMessage) -> None:
+        c.ack(msg.mid, msg.qos)
+        count.add(1)
+
+    client.on_message = on_message
+    return _timed_drain(client, host, port, count, v311=v311)
 
 
 def drain_tuned(host: str, port: int, client_id: str, expected: int) -> Drain:
     """The consumer ingest reads with (`larmkedja.mqtt_fast_paho.FastConsumer`, MQTT v5),
     alone: no parsing, no database; each read's publishes acknowledged in one write."""
-    received = 0
-    done = threading.Event()
+    count = _Count(expected=expected)
     client = bare_client(client_id=client_id, manual_ack=True, cls=FastConsumer)
     if not isinstance(client, FastConsumer):  # pragma: no cover - bare_client makes a cls
         raise TypeError("not the tuned consumer")
 
     def on_publishes(batch: list[Publish]) -> None:
-        nonlocal received
         client.ack_many([p.mid for p in batch])
-        received += len(batch)
-        if received >= expected:
-            done.set()
+        count.add(len(batch))
 
     client.on_publishes = on_publishes
-    started = time.perf_counter()
-    _connect(client, host, port, v311=False)
-    client.loop_start()
-    finished = done.wait(600)
-    elapsed = time.perf_counter() - started
-    client.disconnect()
-    client.loop_stop()
-    if not finished:
-        raise RuntimeError(f"the tuned consumer got {received} of {expected}")
-    return Drain(expected, elapsed)
+    return _timed_drain(client, host, port, count, v311=False)
 
 
 def copy_rate(database_url: str, rows: int) -> Drain:
