@@ -5,6 +5,8 @@ database function or statement that does it (migrations 0009, 0012, 0013, 0018).
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from datetime import UTC, datetime, time
 from typing import Annotated, Any
 from zoneinfo import ZoneInfo
@@ -32,8 +34,16 @@ ERRORS = problems(401, 403, 404, 409)
 NOT_FOUND = ApiError(status=404, code="not_found", message="no such person")
 
 
-def _conflict(exc: Exception) -> ApiError:
-    return ApiError(status=409, code="conflict", message=str(exc))
+@contextlib.contextmanager
+def _refusals(refused: type[Exception]) -> Iterator[None]:
+    """404 for no such person; 409 with its reason for `refused` (what the person's state does
+    not allow)."""
+    try:
+        yield
+    except persons.PersonNotFound:
+        raise NOT_FOUND from None
+    except refused as exc:
+        raise ApiError(status=409, code="conflict", message=str(exc)) from None
 
 
 def _no_content(done: str) -> dict[str, Any]:
@@ -93,7 +103,7 @@ async def put_absence(
     `device.offline` and no night checks for the person's devices and plans inside it; it ends
     by itself. An alarm that comes anyway is flagged `absent` in the queue. 409 if it does not
     end after it starts, or the person has 100 already."""
-    try:
+    with _refusals(persons.AbsenceRefused):
         async with request.app.state.pool.connection() as conn, conn.transaction():
             return await persons.put_absence(
                 conn,
@@ -104,10 +114,6 @@ async def put_absence(
                 reason=body.reason,
                 by=principal.actor,
             )
-    except persons.PersonNotFound:
-        raise NOT_FOUND from None
-    except persons.AbsenceRefused as exc:
-        raise _conflict(exc) from None
 
 
 @router.post(
@@ -132,7 +138,7 @@ async def leave_note(
         late_s=settings.handover_ack_late_s,
         tz=tz,
     )
-    try:
+    with _refusals(notes.NoteRefused):
         async with request.app.state.pool.connection() as conn:
             return await notes.leave_note(
                 conn,
@@ -143,10 +149,6 @@ async def leave_note(
                 by=principal.actor,
                 max_notes=settings.handover_notes_max,
             )
-    except persons.PersonNotFound:
-        raise NOT_FOUND from None
-    except notes.NoteRefused as exc:
-        raise _conflict(exc) from None
 
 
 @router.put("/{person_ref}/follow-up", response_model=follow_ups.FollowUp, responses=ERRORS)
