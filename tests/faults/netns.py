@@ -26,7 +26,8 @@ from devstack.procs import pid_alive
 IP = shutil.which("ip", path="/usr/sbin:/sbin:/usr/bin:/bin") or "ip"
 TC = shutil.which("tc", path="/usr/sbin:/sbin:/usr/bin:/bin") or "tc"
 SUBNETS = ipaddress.IPv4Network("10.201.0.0/16")
-_STALE = re.compile(r"^lk-(\d+)-\d+$")
+_STALE_NS = re.compile(r"^lk-(\d+)-\d+$")
+_STALE_LINK = re.compile(r"^lk(\d+)-\d+o$")
 _counter = itertools.count()
 
 
@@ -63,6 +64,11 @@ def _run(*argv: str, check: bool = True) -> subprocess.CompletedProcess[str]:
     return proc
 
 
+def _outer(name: str) -> str:
+    """The root namespace's end of namespace `name`'s veth (`lk-1234-0` → `lk1234-0o`)."""
+    return name.replace("-", "", 1) + "o"
+
+
 def namespaces() -> list[str]:
     out = _run(IP, "netns", "list", check=False).stdout
     return [line.split()[0] for line in out.splitlines() if line.strip()]
@@ -79,11 +85,19 @@ def _remove(name: str, outer: str | None = None) -> None:
 
 
 def remove_stale() -> None:
-    """Namespaces of test runs whose process is gone (killed before its teardown)."""
+    """What test runs whose process is gone left (killed before their teardown): their
+    namespaces with whatever runs in them, and their veths (a namespace whose name is gone
+    may live on a while, and its veth with it)."""
     for name in namespaces():
-        match = _STALE.match(name)
+        match = _STALE_NS.match(name)
         if match and not pid_alive(int(match.group(1))):
-            _remove(name)
+            _remove(name, _outer(name))
+    for link in re.findall(
+        r"^\d+: (lk\d+-\d+o)@", _run(IP, "-o", "link", check=False).stdout, re.M
+    ):
+        match = _STALE_LINK.match(link)
+        if match and not pid_alive(int(match.group(1))):
+            _run(IP, "link", "del", link, check=False)
 
 
 def _free_subnet() -> ipaddress.IPv4Network:
@@ -112,8 +126,8 @@ def node() -> Iterator[Node]:
     outer_ip, inner_ip = (str(a) for a in net.hosts())
     it = Node(
         name=name,
-        outer=f"lk{os.getpid()}-{n}o",
-        inner=f"lk{os.getpid()}-{n}i",
+        outer=_outer(name),
+        inner=_outer(name)[:-1] + "i",
         outer_ip=outer_ip,
         inner_ip=inner_ip,
     )
