@@ -110,7 +110,7 @@ def _free_subnet() -> ipaddress.IPv4Network:
         net = subnets[(start + k) % len(subnets)]
         if not any(net.overlaps(u) for u in used):
             return net
-    raise NetnsUnavailable("no free /30 in 10.201.0.0/16")
+    raise RuntimeError("no free /30 in 10.201.0.0/16")
 
 
 @contextlib.contextmanager
@@ -119,11 +119,10 @@ def node() -> Iterator[Node]:
     remove_stale()
     n = next(_counter)
     name = f"lk-{os.getpid()}-{n}"
+    outer_ip, inner_ip = (str(a) for a in _free_subnet().hosts())
     made = _run(IP, "netns", "add", name, check=False)
     if made.returncode != 0:
         raise NetnsUnavailable(f"ip netns add: {made.stderr.strip()}")
-    net = _free_subnet()
-    outer_ip, inner_ip = (str(a) for a in net.hosts())
     it = Node(
         name=name,
         outer=_outer(name),
