@@ -1,4 +1,5 @@
-"""A Mosquitto broker of our own: own config, port and state dir, on loopback only."""
+"""A Mosquitto broker of our own: own config, port and state dir, on loopback only (or, for the
+partition test, on a private address in a network namespace of its own)."""
 
 from __future__ import annotations
 
@@ -39,6 +40,9 @@ class Mosquitto:
     # A second listener with TLS (a local CA; see devstack/tls.py).
     tls_port: int | None = None
     tls: TlsFiles | None = None
+    # A network namespace to run in (`ip netns exec`, which execs, so the pid is the broker's):
+    # the partition test puts the broker behind a veth pair it can silence.
+    netns: str | None = None
 
     config_file = StatePath("mosquitto.conf")
     pid_file = StatePath("mosquitto.pid")
@@ -101,8 +105,12 @@ class Mosquitto:
         (self.state_dir / "data").mkdir(parents=True, exist_ok=True)
         self.config_file.write_text(self.config_text())
         binary = installed("mosquitto", how="deploy/local/install.sh", also_in="/usr/sbin:/sbin")
+        inside = []
+        if self.netns:
+            ip = installed("ip", how="deploy/local/install.sh", also_in="/usr/sbin:/sbin")
+            inside = [ip, "netns", "exec", self.netns]
         spawn(
-            [binary, "-c", str(self.config_file)],
+            [*inside, binary, "-c", str(self.config_file)],
             log_file=self.log_file,
             pid_file=self.pid_file,
         )

@@ -130,7 +130,8 @@ install_tools() {
   # chromium: the browser tests (Playwright drives Debian's build; nothing is downloaded).
   # prometheus: promtool for the rule tests, and the local stack's own Prometheus.
   # sip-tester: sipp, the SIP client that drives the gateway's SCAIP receiver in tests.
-  apt_install ca-certificates chromium fonts-dejavu-core prometheus openssl sip-tester
+  # iproute2: ip and tc, the network namespace and silenced veth of the partition test.
+  apt_install ca-certificates chromium fonts-dejavu-core prometheus openssl sip-tester iproute2
 }
 
 case "${1:-all}" in
