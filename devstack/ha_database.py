@@ -25,6 +25,9 @@ from larmkedja.db_connect import client_conninfo
 from larmkedja.secret_files import write_private
 
 NODES = 3
+# A replica a commit waits for: Patroni calls it `sync_standby` with `synchronous_mode: true`
+# and `quorum_standby` (any one of them) with `synchronous_mode: quorum`.
+SYNCHRONOUS_ROLES = ("sync_standby", "quorum_standby")
 
 
 def ha_port_names() -> list[str]:
@@ -131,10 +134,10 @@ class HaDatabase:
                 streaming = [
                     m
                     for m in members
-                    if m.get("role") in ("replica", "sync_standby")
+                    if m.get("role") in ("replica", *SYNCHRONOUS_ROLES)
                     and m.get("state") in ("running", "streaming")
                 ]
-                synchronous = [m for m in members if m.get("role") == "sync_standby"]
+                synchronous = [m for m in members if m.get("role") in SYNCHRONOUS_ROLES]
                 if len(streaming) >= count and synchronous:
                     return
                 break
@@ -148,6 +151,18 @@ class HaDatabase:
             return True
         except psycopg.Error:
             return False
+
+    def synchronous_standbys(self) -> list[PatroniNode]:
+        """The replicas a commit may wait for now, as the cluster says (empty if no node
+        answers)."""
+        for node in self.nodes:
+            try:
+                members = node.members()
+            except StackError:
+                continue
+            names = {m.get("name") for m in members if m.get("role") in SYNCHRONOUS_ROLES}
+            return [n for n in self.nodes if n.name in names]
+        return []
 
     def primary(self) -> PatroniNode | None:
         for node in self.nodes:

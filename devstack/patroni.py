@@ -1,9 +1,14 @@
 """One PostgreSQL + TimescaleDB node managed by Patroni, on loopback only.
 
 Patroni starts PostgreSQL, holds the leader key in etcd while its node is the primary, and
-otherwise runs it as a streaming replica of the leader; with `synchronous_mode` a commit waits
-for one replica, and only a synchronous replica may be promoted, so a commit acknowledged to a
-client survives the loss of the primary. A node whose key expired (killed, hung) is demoted
+otherwise runs it as a streaming replica of the leader. Quorum commit
+(`synchronous_mode: quorum`, `synchronous_node_count: 1`: `synchronous_standby_names = 'ANY 1
+(pg2,pg3)'`): a commit waits for any one of the replicas, and a replica is promoted only once
+it has compared its WAL position with enough of the others to know it holds every commit
+acknowledged to a client, so one survives the loss of any one node. With one synchronous
+standby (`synchronous_mode: true`) a slow disk on that standby held up every commit (alarms
+~5 s late, ingest's commits past their deadline; make test-ha) and Patroni saw nothing wrong;
+with a quorum the other replica answers. A node whose key expired (killed, hung) is demoted
 when it comes back and follows the new leader (`pg_rewind` if it must).
 
 As root, Patroni and PostgreSQL run as the `postgres` user (PostgreSQL refuses root).
@@ -157,7 +162,8 @@ class PatroniNode:
             "loop_wait": t.loop_wait_s,
             "retry_timeout": t.retry_timeout_s,
             "maximum_lag_on_failover": 16 * 1024 * 1024,
-            "synchronous_mode": True,
+            "synchronous_mode": "quorum",
+            "synchronous_node_count": 1,
             "postgresql": {
                 "use_pg_rewind": True,
                 "use_slots": True,

@@ -11,8 +11,11 @@ The lock is free when the lock session ends: at once when the engine dies (its k
 the socket), and for a hung engine (SIGSTOP, a frozen VM) when the server ends the session
 after `lease_s` without a statement (`idle_session_timeout`); a transaction it left open ends
 the same way (`idle_in_transaction_session_timeout`, set on its working connection by the
-engine). The owner says a word on the lock session every tick. A standby tries the lock every
-tick, so it takes over within `lease_s` plus a tick of a hang, and within a tick of a death.
+engine). The owner says a word on the lock session every tick and as it enters each of its
+transactions (`fence`): a tick longer than the lease is no hang when each transaction is slow
+(a slow disk: every commit waits for its flush; make test-ha), and must not lose the lock. A
+standby tries the lock every tick, so it takes over within `lease_s` plus a tick of a hang,
+and within a tick of a death.
 
 After a database failover the new primary holds no advisory locks: every engine reconnects,
 one takes the lock, and its raise of the (replicated) epoch fences out the rest.
@@ -103,9 +106,23 @@ class Leadership:
         log.warning("engine %s owns the deadlines now (epoch %s)", self._instance, self.epoch)
 
     def fence(self, conn: Conn) -> None:
-        """In the caller's transaction, before it changes anything: still the owner?"""
+        """In the caller's transaction, before it changes anything: still the owner? And a
+        word on the lock session, so that the lease runs from this transaction on."""
+        self._renew()
         if self.epoch is None or conn.execute(FENCE, (self.epoch,)).fetchone() is None:
             raise Deposed(f"engine {self._instance} was deposed (epoch {self.epoch})")
+
+    def _renew(self) -> None:
+        """A lock session the server ended (the lease ran out) means the lock is gone."""
+        if self.epoch is None:
+            return  # the fence says Deposed
+        try:
+            if self._session is None or self._session.closed:
+                raise psycopg.OperationalError("closed")
+            self._session.execute(PING)
+        except psycopg.Error as exc:
+            self.release()
+            raise Deposed(f"engine {self._instance} lost its lock session ({exc})") from exc
 
     def step_down(self) -> None:
         if self.epoch is not None:

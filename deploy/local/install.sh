@@ -123,7 +123,8 @@ install_ha() {
   # manages three PostgreSQL nodes and keeps its leader key in a three-member etcd (Debian 12:
   # etcd-server 3.4). Patroni itself comes from deploy/ha/patroni.lock (`make patroni`), not
   # from Debian 12, whose 3.0.2 lets a primary that hung past its TTL take the leader key back.
-  apt_install etcd-server
+  # strace: `make test-ha` slows one node's disk by delaying its fsyncs (tests/ha/slow_disk.py).
+  apt_install etcd-server strace
 }
 
 install_tools() {

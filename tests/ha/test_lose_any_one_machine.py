@@ -3,18 +3,22 @@
 The HA topology on loopback (tests/ha/topology.py) under a steady load of alarms and heartbeats
 sent on both receiving paths. One fault after another, each healed before the next:
 kill -9 of one broker, of the database primary's machine, of the engine that owns the
-deadlines, and the new primary's machine hung (SIGSTOP) for 30 s. Then: no alarm lost, none
-doubled in the queue, every deadline that fell due fired exactly once, and the queue readable
-again within 30 s of each fault. Prints the outage per fault."""
+deadlines, the new primary's machine hung (SIGSTOP) for 30 s, and a slow disk (every flush a
+second late, tests/ha/slow_disk.py) for 30 s on a synchronous standby, then on the primary.
+Then: no alarm lost, none doubled in the queue, every deadline that fell due fired exactly
+once, the queue readable again within 30 s of each fault, and a slow standby delaying no alarm
+(the primary waits for any one of its two replicas). Prints the outage and the alarms' delay
+per fault."""
 
 from __future__ import annotations
 
 import shutil
+import statistics
 import time
 import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
@@ -28,6 +32,8 @@ from tests.helpers import psycopg_rows, scalar, wait_until
 pytestmark = pytest.mark.ha
 
 HUNG_S = 30.0
+SLOW_S = 30.0
+SLOW_DISK_DELAY_S = 1.0  # every fsync/fdatasync of the slowed node waits this long first
 INGESTS = (
     "SELECT count(*) FROM service_heartbeats WHERE service = 'ingest'"
     " AND (details->>'mqtt_connected')::bool AND seen_at > now() - interval '3 s'"
@@ -41,6 +47,10 @@ class Fault:
     at: float
     until: float = 0.0
     detail: str = ""
+    # The alarms sent in this window count for the fault (default: those that reached the
+    # queue between `at` and `until`).
+    window: tuple[float, float] | None = None
+    delays: list[float] = field(default_factory=list)
 
 
 @pytest.fixture
@@ -62,6 +72,11 @@ def _leader(t: Topology) -> str:
         what="an engine leads",
     )
     return str(scalar(t.url(), "SELECT instance FROM engine_leadership"))
+
+
+def _epoch(t: Topology) -> int:
+    """How many times an engine was elected (engine_leadership.epoch)."""
+    return int(scalar(t.url(), "SELECT epoch FROM engine_leadership"))
 
 
 def _ingests(t: Topology) -> int:
@@ -86,77 +101,118 @@ def _flowing(devices: DualPathDevices, watch: QueueWatch, since: float) -> bool:
     return any(sent > since and device in seen for device, sent in list(devices.sent_at.items()))
 
 
-def _run_faults(t: Topology, devices: DualPathDevices, watch: QueueWatch) -> list[Fault]:
-    faults: list[Fault] = []
+@dataclass
+class FaultRun:
+    t: Topology
+    devices: DualPathDevices
+    watch: QueueWatch
+    faults: list[Fault] = field(default_factory=list)
 
-    def begin(name: str, detail: str) -> Fault:
+    def begin(self, name: str, detail: str) -> Fault:
         fault = Fault(name, time.monotonic(), detail=detail)
-        if faults:
-            faults[-1].until = fault.at
-        faults.append(fault)
+        if self.faults:
+            self.faults[-1].until = fault.at
+        self.faults.append(fault)
         return fault
 
-    def recovered(fault: Fault) -> None:
+    def recovered(self, fault: Fault) -> None:
+        watch, devices = self.watch, self.devices
         wait_until(lambda: _readable(watch, fault.at + 0.5), timeout=60, what="the queue back")
         wait_until(lambda: _flowing(devices, watch, fault.at), timeout=60, what="alarms flowing")
 
+    def end(self) -> list[Fault]:
+        self.faults[-1].until = time.monotonic()
+        return self.faults
+
+
+def _run_faults(run: FaultRun) -> None:
+    t = run.t
     # 1. a broker machine: kill -9 of Mosquitto on path 1; the devices' other path carries on
-    fault = begin("kill -9 broker 1", "path 2 carries every event")
+    fault = run.begin("kill -9 broker 1", "path 2 carries every event")
     t.brokers[0].kill()
-    recovered(fault)
+    run.recovered(fault)
     time.sleep(8)
     t.brokers[0].start()
     # 2. the database primary's machine: Patroni, PostgreSQL, every backend
     primary = t.ha.primary()
     assert primary is not None
     index = t.machine(primary)
-    fault = begin("kill -9 database primary", f"{primary.name}: Patroni, PostgreSQL")
+    fault = run.begin("kill -9 database primary", f"{primary.name}: Patroni, PostgreSQL")
     t.kill_machine(index)
-    recovered(fault)
+    run.recovered(fault)
     t.restart_machine(index)
     t.wait_healthy(timeout=120)
     # 3. the engine that owns the deadlines
     leader = _leader(t)
-    fault = begin("kill -9 engine leader", f"engine {leader}")
+    fault = run.begin("kill -9 engine leader", f"engine {leader}")
     t.kill_service(f"engine-{leader}")
     wait_until(
         lambda: bool(_try(lambda: _leader(t) != leader)), timeout=30, what="the standby leads"
     )
     fault.detail += f"; the standby led after {time.monotonic() - fault.at:.1f} s"
-    recovered(fault)
+    run.recovered(fault)
     t.start_service(f"engine-{leader}")
     time.sleep(5)
     # 4. the new primary's machine hangs for 30 s, then wakes (and must follow, not lead)
     primary = t.ha.primary()
     assert primary is not None
     index = t.machine(primary)
-    fault = begin(f"SIGSTOP new primary {HUNG_S:.0f} s", f"{primary.name}: Patroni, PostgreSQL")
+    fault = run.begin(f"SIGSTOP new primary {HUNG_S:.0f} s", f"{primary.name}: Patroni, PostgreSQL")
     t.pause_machine(index)
-    recovered(fault)
+    run.recovered(fault)
     time.sleep(max(0.0, fault.at + HUNG_S - time.monotonic()))
     t.pause_machine(index, resume=True)
     t.wait_healthy(timeout=120)
     time.sleep(5)
-    faults[-1].until = time.monotonic()
-    return faults
+
+
+def _slow_disks(run: FaultRun) -> None:
+    """5. a synchronous standby's disk slow for 30 s, then 6. the primary's."""
+    t = run.t
+    for role in ("sync standby", "primary"):
+        node = t.ha.primary() if role == "primary" else next(iter(t.ha.synchronous_standbys()))
+        assert node is not None
+        leader, epoch = _leader(t), _epoch(t)
+        fault = run.begin(f"slow disk {role} {SLOW_S:.0f} s", f"{node.name}")
+        with t.slow_disk(t.machine(node), delay_s=SLOW_DISK_DELAY_S):
+            run.recovered(fault)
+            time.sleep(max(0.0, fault.at + SLOW_S - time.monotonic()))
+        fault.window = (fault.at, time.monotonic())
+        elections = _epoch(t) - epoch
+        fault.detail += f"; engine {leader} led" + (f", {elections} election(s)" * bool(elections))
+        fault.detail += f"; primary after: {getattr(t.ha.primary(), 'name', None)}"
+        t.wait_healthy(timeout=60)
+        time.sleep(3)
+
+
+def _delays(fault: Fault, devices: DualPathDevices, watch: QueueWatch) -> list[float]:
+    """Publish → in the queue of the alarms that count for the fault: those sent in its
+    window, or else those that reached the queue in its time (one sent just before the next
+    fault and held up by it counts for that one)."""
+    seen = watch.first_seen
+    if fault.window is not None:
+        low, high = fault.window
+        return [seen[d] - s for d, s in devices.sent_at.items() if d in seen and low <= s < high]
+    return [
+        seen[d] - sent
+        for d, sent in devices.sent_at.items()
+        if d in seen and fault.at <= seen[d] < fault.until
+    ]
 
 
 def _report(faults: list[Fault], devices: DualPathDevices, watch: QueueWatch) -> list[str]:
     lines = [
         "",
-        f"{'fault':<28} {'queue unreadable':>17} {'alarm → queue, max':>19}  what",
+        f"{'fault':<28} {'queue unreadable':>17} {'alarm → queue p50':>18}"
+        f" {'max':>7} {'alarms':>7}  what",
     ]
     for fault in faults:
-        # An alarm counts for the fault in whose time it reached the queue (one sent just
-        # before the next fault and held up by it counts for that one).
-        delays = [
-            watch.first_seen[d] - sent
-            for d, sent in devices.sent_at.items()
-            if d in watch.first_seen and fault.at <= watch.first_seen[d] < fault.until
-        ]
+        fault.delays = _delays(fault, devices, watch)
+        p50 = statistics.median(fault.delays) if fault.delays else 0.0
         lines.append(
             f"{fault.name:<28} {watch.unreadable_s(fault.at, fault.until):>15.1f} s"
-            f" {max(delays, default=0.0):>17.1f} s  {fault.detail}"
+            f" {p50:>16.2f} s {max(fault.delays, default=0.0):>5.1f} s"
+            f" {len(fault.delays):>7}  {fault.detail}"
         )
     return lines
 
@@ -213,7 +269,10 @@ def test_losing_any_one_machine_loses_no_alarm(topology: Topology) -> None:
     try:
         wait_until(lambda: _flowing(devices, watch, 0.0), timeout=30, what="the first alarm")
         time.sleep(5)
-        faults = _run_faults(t, devices, watch)
+        run = FaultRun(t, devices, watch)
+        _run_faults(run)
+        _slow_disks(run)
+        faults = run.end()
     finally:
         devices.stop()
     end = time.monotonic() + 30
@@ -231,4 +290,9 @@ def test_losing_any_one_machine_loses_no_alarm(topology: Topology) -> None:
     for fault in faults:
         outage = watch.unreadable_s(fault.at, fault.until)
         assert outage < READABLE_WITHIN_S, f"{fault.name}: the queue was unreadable {outage:.1f} s"
+    # Quorum commit: the primary waits for any one of its two replicas, so one slow replica
+    # delays no commit (with one synchronous standby, each waited for its slow flush).
+    slow_standby = next(f for f in faults if f.name.startswith("slow disk sync standby"))
+    p50 = statistics.median(slow_standby.delays)
+    assert p50 < SLOW_DISK_DELAY_S, f"a slow standby delayed every alarm: p50 {p50:.2f} s"
     Path(t.root / "outage.txt").write_text("\n".join(lines) + "\n")

@@ -22,6 +22,7 @@ from devstack.procs import free_port
 from larmkedja import db
 from larmkedja.settings import Settings
 from tests.faults.conftest import die_with_parent
+from tests.ha.slow_disk import SlowDisk
 from tests.helpers import ROLE_PASSWORDS, wait_until
 
 EXE = str(Path(sys.executable).with_name("larmkedja"))
@@ -46,6 +47,7 @@ class Topology:
     brokers: list[Mosquitto] = field(init=False)
     api_ports: list[int] = field(init=False)
     procs: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+    slow_disks: list[SlowDisk] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self.root.mkdir(parents=True, exist_ok=True)
@@ -53,7 +55,9 @@ class Topology:
         self.ha = HaDatabase(
             state_dir=self.root / "db",
             ports=ports,
-            durable=False,  # a killed process loses nothing with fsync off; a machine would
+            # fsync on: a killed process would lose nothing without it, but the slow disk
+            # (tests/ha/slow_disk.py) slows the flushes, and without fsync there are none.
+            durable=True,
             timing=Timing(ttl_s=20, loop_wait_s=1, retry_timeout_s=5),
         )
         self.brokers = [
@@ -133,6 +137,13 @@ class Topology:
         """A hung database machine: every process of it stopped (SIGSTOP), or let run on."""
         self.ha.nodes[index].pause(resume=resume)
 
+    def slow_disk(self, index: int, *, delay_s: float) -> SlowDisk:
+        """The machine's disk slow (every flush `delay_s` longer) while the result is entered."""
+        node = self.ha.nodes[index]
+        disk = SlowDisk(node=node, delay_s=delay_s, log=self.root / f"strace-{node.name}.log")
+        self.slow_disks.append(disk)
+        return disk
+
     def kill_service(self, name: str) -> None:
         proc = self.procs[name]
         proc.send_signal(signal.SIGKILL)
@@ -148,6 +159,8 @@ class Topology:
     # --- the end --------------------------------------------------------------------------
 
     def stop(self) -> None:
+        for disk in self.slow_disks:  # first: a node still traced would not stop
+            disk.stop()
         for proc in self.procs.values():
             if proc.poll() is None:
                 proc.send_signal(signal.SIGCONT)

@@ -94,6 +94,43 @@ def test_one_of_two_engines_owns_the_deadlines(database_url: str, settings: Sett
         assert scalar(database_url, "SELECT instance FROM engine_leadership") == "b"
 
 
+class _SlowSweep:
+    """A sweep whose transaction takes a while: every commit of a slow disk does."""
+
+    name = "slow"
+
+    def run(self, conn: psycopg.Connection[tuple[object, ...]]) -> int:
+        conn.execute("SELECT pg_sleep(0.4)")
+        return 0
+
+
+def test_a_tick_longer_than_the_lease_keeps_the_lock(database_url: str, settings: Settings) -> None:
+    """The owner is slow, not hung: four sweeps of 0.4 s make a tick longer than the 1 s
+    lease (a slow disk on the primary, make test-ha). It says a word on its lock session as it
+    enters each transaction, so the lease never runs out and the standby never takes over
+    (with a word once a tick the two took turns, an election a tick)."""
+    metrics = EngineMetrics(registry=CollectorRegistry())
+    slow = Engine(
+        settings=settings,
+        sweeps=[_SlowSweep() for _ in range(4)],
+        client=_Offline(),
+        metrics=metrics,
+        instance="a",
+    )
+    try:
+        with engine(settings, "b") as b:
+            slow.tick()
+            assert slow.leading
+            epoch = scalar(database_url, "SELECT epoch FROM engine_leadership")
+            for _ in range(2):
+                slow.tick()
+                b.tick()
+                assert slow.leading and not b.leading, "the standby took over from a slow owner"
+            assert scalar(database_url, "SELECT epoch FROM engine_leadership") == epoch
+    finally:
+        slow.close()
+
+
 def test_a_deposed_engine_that_wakes_up_fires_nothing(
     database_url: str, settings: Settings
 ) -> None:
