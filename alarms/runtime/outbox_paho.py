@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable, Sequence
 
 import orjson
@@ -88,8 +89,19 @@ class _Path:
         self.client = client
         self.publisher = OutboxPublisher(client=client, metrics=metrics)
         self.up = threading.Event()
-        client.on_connect = on_connect(who="engine", connected=lambda c, f: self.up.set())
+        # After a publish went unacknowledged the path rests until this (monotonic) time or
+        # its next connect: a silent broker (a partition, before the keepalive notices) would
+        # otherwise hold every tick of the engine for the publish timeout.
+        self.resting_until = 0.0
+        client.on_connect = on_connect(who="engine", connected=self._connected)
         client.on_disconnect = lambda *a: self.up.clear()
+
+    def _connected(self, client: Client, flags: object) -> None:
+        self.resting_until = 0.0
+        self.up.set()
+
+    def usable(self, now: float) -> bool:
+        return self.up.is_set() and now >= self.resting_until
 
 
 class OutboxPaths:
@@ -97,12 +109,14 @@ class OutboxPaths:
 
     def __init__(self, *, clients: Sequence[Client], metrics: EngineMetrics) -> None:
         self._paths = [_Path(client, metrics) for client in clients]
+        self._rest_s = 30.0
 
     @property
     def connected(self) -> bool:
         return any(p.up.is_set() for p in self._paths)
 
     def start(self, brokers: Sequence[tuple[str, int]], *, keepalive_s: int) -> None:
+        self._rest_s = float(keepalive_s)  # by then paho has noticed a silent broker
         for path, (host, port) in zip(self._paths, brokers, strict=False):
             path.client.connect_async(host, port, keepalive=keepalive_s)
             path.client.loop_start()
@@ -114,16 +128,21 @@ class OutboxPaths:
 
     def publish_pending(self, conn: Conn, *, fence: Callable[[Conn], None]) -> None:
         """Publish everything pending on the first connected path that takes it; what no path
-        took stays pending for the next tick."""
+        took stays pending for the next tick. A path that left a publish unacknowledged rests
+        for a keepalive (or until it connects again), so the next tick goes straight to the
+        other path, or, with one path, the engine's ticks are not each held for the timeout."""
         for path in self._paths:
-            if not path.up.is_set():
+            if not path.usable(time.monotonic()):
                 continue
             try:
                 while path.publisher.publish_pending(conn, fence=fence):
                     pass
                 return
             except PublishError as exc:
-                log.warning("outbox not published on this path yet: %s", exc)
+                path.resting_until = time.monotonic() + self._rest_s
+                log.warning(
+                    "outbox not published on this path (it rests %.0f s): %s", self._rest_s, exc
+                )
 
     def housekeeping(self, conn: Conn) -> None:
         self._paths[0].publisher.housekeeping(conn)

@@ -256,7 +256,7 @@ def partition(conn: Conn, far_side: Node, devices: Devices) -> str:
         far_side.heal()
         devices.phase = "after"
     # Ingest's own database work went on meanwhile: its heartbeat row, every second (a stall
-    # like the engine's 5 s wait for a PUBACK would show here).
+    # like the engine's 5 s wait for an outbox PUBACK, once per keepalive, would show here).
     assert watch.oldest["ingest"] < 3, watch.oldest
     back = watch.until("ingest", connected=True, timeout=20)
     engine_back = back + watch.until("engine", connected=True, timeout=20)
