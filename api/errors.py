@@ -10,6 +10,7 @@ import psycopg
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from psycopg_pool import PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from alarms.cases import UnknownOutcome, check_outcome
@@ -109,6 +110,23 @@ def install_error_handlers(app: FastAPI) -> None:
         """A value PostgreSQL cannot hold (a NUL in a text, say): the caller's input, a 422."""
         detail = [{"type": "value_error", "loc": ["body"], "msg": "a value cannot be stored"}]
         return JSONResponse({"detail": detail}, status_code=422)
+
+    @app.exception_handler(PoolTimeout)
+    @app.exception_handler(psycopg.OperationalError)
+    async def _unavailable(request: Request, exc: Exception) -> JSONResponse:
+        """The database does not answer (a primary being replaced, a hung host, a query past
+        its deadline): a 503 to try again, not a 500 with a stack trace in the log."""
+        log.warning(
+            "database unavailable on %s %s (%s)",
+            request.method,
+            request.url.path,
+            type(exc).__name__,
+        )
+        return JSONResponse(
+            {"error": "unavailable", "message": "the database is not answering; try again"},
+            status_code=503,
+            headers={"Retry-After": "2"},
+        )
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:

@@ -10,13 +10,16 @@ import time
 from collections.abc import Iterator
 from urllib.parse import urlsplit, urlunsplit
 
+import httpx
 import psycopg
 import pytest
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from larmkedja import db_connect
 from larmkedja.db_connect import AsyncDeadlineConnection, QueryDeadline
+from larmkedja.settings import Settings
 from tests.freezer import FreezingProxy
+from tests.helpers import running_api, token, wait_until
 
 
 @pytest.fixture
@@ -145,3 +148,30 @@ def test_a_statement_known_to_be_long_gets_a_longer_deadline(database_url: str) 
             conn.execute("SELECT pg_sleep(1)")
     finally:
         conn.close()
+
+
+def test_the_api_answers_503_while_the_database_hangs_and_200_after(
+    database_url: str, proxy: FreezingProxy
+) -> None:
+    """A hung primary (before the fail-over): a clean 503 with Retry-After, no 500 and no stack
+    trace in the log; the same request works again once the database answers."""
+    settings = Settings(database_url=through(database_url, proxy.port), db_deadline_s=1.5)
+    headers = token(settings, "operator")
+    with running_api(settings) as url:
+        assert httpx.get(f"{url}/api/v1/alarms", headers=headers, timeout=10).status_code == 200
+        proxy.freeze()
+        started = time.monotonic()
+        hung = httpx.get(f"{url}/api/v1/alarms", headers=headers, timeout=30)
+        assert hung.status_code == 503, hung.text
+        assert hung.headers["Retry-After"] == "2"
+        assert hung.json()["error"] == "unavailable"
+        assert time.monotonic() - started < 10
+        proxy.thaw()
+        proxy.cut()
+        wait_until(
+            lambda: (
+                httpx.get(f"{url}/api/v1/alarms", headers=headers, timeout=10).status_code == 200
+            ),
+            timeout=15,
+            what="the API answers again",
+        )
