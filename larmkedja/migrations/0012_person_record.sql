@@ -61,17 +61,6 @@ DROP FUNCTION write_person(text, text, text, text, text, text, text, text, text)
 DROP FUNCTION erase_person(text, text, text);
 ALTER TABLE persons DROP COLUMN device_id, DROP COLUMN plan_id;
 
--- Refuse a role that may not do `p_what` (insufficient_privilege, the API's 403); the one
--- check at the head of every person function below and of the later migrations'.
-CREATE FUNCTION larm_require_role(p_role text, p_allowed text[], p_what text) RETURNS void
-LANGUAGE plpgsql AS $$
-BEGIN
-    IF p_role IS NULL OR NOT p_role = ANY (p_allowed) THEN
-        RAISE EXCEPTION 'the % role may not %', p_role, p_what
-            USING ERRCODE = 'insufficient_privilege';
-    END IF;
-END $$;
-
 -- The person of a device (or of a plan; a plan's camera is the person's device too).
 CREATE FUNCTION larm_person_of(p_device_id text, p_plan_id text) RETURNS text
 LANGUAGE sql STABLE AS $$
@@ -125,27 +114,15 @@ CREATE FUNCTION read_person(p_person_ref text, p_actor text, p_role text)
 RETURNS SETOF person_record
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = public, pg_temp AS $$
 BEGIN
-    PERFORM larm_require_role(p_role, '{supervisor,admin}', 'read persons');
+    IF p_role NOT IN ('supervisor', 'admin') THEN
+        RAISE EXCEPTION 'the % role may not read persons', p_role
+            USING ERRCODE = 'insufficient_privilege';
+    END IF;
     INSERT INTO audit_log (actor, role, action, subject_type, subject_id, details)
     VALUES (p_actor, p_role, 'person.read', 'person', p_person_ref, jsonb_build_object(
         'found', EXISTS (SELECT 1 FROM persons WHERE person_ref = p_person_ref)));
     RETURN QUERY SELECT * FROM larm_person_record(p_person_ref);
 END $$;
-
--- The record of `p_ref` audited `person.read` with `p_details` (how it was reached), in the
--- same statement; nothing (and no audit row) when `p_ref` is null: not allowed, or nobody linked.
-CREATE FUNCTION larm_read_person_via(p_ref text, p_actor text, p_role text, p_details jsonb)
-RETURNS SETOF person_record
-LANGUAGE plpgsql SECURITY DEFINER SET search_path = public, pg_temp AS $$
-BEGIN
-    IF p_ref IS NULL THEN
-        RETURN;
-    END IF;
-    INSERT INTO audit_log (actor, role, action, subject_type, subject_id, details)
-    VALUES (p_actor, p_role, 'person.read', 'person', p_ref, p_details);
-    RETURN QUERY SELECT * FROM larm_person_record(p_ref);
-END $$;
-REVOKE ALL ON FUNCTION larm_read_person_via(text, text, text, jsonb) FROM PUBLIC;
 
 -- The person of an alarm, for whoever handles it: the operator and the supervisor while the
 -- alarm is open and for a day after it was resolved; the patrol while it has a live escalation
@@ -155,18 +132,30 @@ CREATE FUNCTION read_person_of_alarm(p_alarm_id uuid, p_actor text, p_role text)
 RETURNS SETOF person_record
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = public, pg_temp AS $$
 DECLARE
+    a alarms;
     ref text;
+    allowed boolean;
 BEGIN
-    SELECT larm_person_of(a.device_id, NULL) INTO ref FROM alarms a
-    WHERE a.alarm_id = p_alarm_id AND CASE
+    SELECT * INTO a FROM alarms WHERE alarm_id = p_alarm_id;
+    allowed := CASE
+        WHEN a.alarm_id IS NULL THEN false
         WHEN p_role IN ('operator', 'supervisor')
             THEN a.state <> 'resolved' OR a.resolved_at > now() - interval '24 hours'
         WHEN p_role = 'patrol'
             THEN EXISTS (SELECT 1 FROM escalations e WHERE e.alarm_id = p_alarm_id
                          AND e.state IN ('open', 'acknowledged', 'arrived'))
         ELSE false END;
-    RETURN QUERY SELECT * FROM larm_read_person_via(
-        ref, p_actor, p_role, jsonb_build_object('via', 'alarm', 'alarm_id', p_alarm_id));
+    IF NOT allowed THEN
+        RETURN;
+    END IF;
+    ref := larm_person_of(a.device_id, NULL);
+    IF ref IS NULL THEN
+        RETURN;
+    END IF;
+    INSERT INTO audit_log (actor, role, action, subject_type, subject_id, details)
+    VALUES (p_actor, p_role, 'person.read', 'person', ref,
+            jsonb_build_object('via', 'alarm', 'alarm_id', p_alarm_id));
+    RETURN QUERY SELECT * FROM larm_person_record(ref);
 END $$;
 
 -- The person of an escalation, for the patrol while the escalation is live (the supervisor at
@@ -175,16 +164,27 @@ CREATE FUNCTION read_person_of_escalation(p_escalation_id uuid, p_actor text, p_
 RETURNS SETOF person_record
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = public, pg_temp AS $$
 DECLARE
+    e escalations;
     ref text;
+    allowed boolean;
 BEGIN
-    SELECT larm_person_of(e.device_id, e.plan_id) INTO ref FROM escalations e
-    WHERE e.escalation_id = p_escalation_id AND CASE
+    SELECT * INTO e FROM escalations WHERE escalation_id = p_escalation_id;
+    allowed := CASE
+        WHEN e.escalation_id IS NULL THEN false
         WHEN p_role = 'supervisor' THEN true
         WHEN p_role = 'patrol' THEN e.state IN ('open', 'acknowledged', 'arrived')
         ELSE false END;
-    RETURN QUERY SELECT * FROM larm_read_person_via(
-        ref, p_actor, p_role,
-        jsonb_build_object('via', 'escalation', 'escalation_id', p_escalation_id));
+    IF NOT allowed THEN
+        RETURN;
+    END IF;
+    ref := larm_person_of(e.device_id, e.plan_id);
+    IF ref IS NULL THEN
+        RETURN;
+    END IF;
+    INSERT INTO audit_log (actor, role, action, subject_type, subject_id, details)
+    VALUES (p_actor, p_role, 'person.read', 'person', ref,
+            jsonb_build_object('via', 'escalation', 'escalation_id', p_escalation_id));
+    RETURN QUERY SELECT * FROM larm_person_record(ref);
 END $$;
 
 -- Create or replace a person's record (admin): `p_record` holds the fields of
@@ -194,7 +194,10 @@ CREATE FUNCTION write_person_record(p_person_ref text, p_record jsonb, p_actor t
 RETURNS SETOF person_record
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = public, pg_temp AS $$
 BEGIN
-    PERFORM larm_require_role(p_role, '{admin}', 'write persons');
+    IF p_role <> 'admin' THEN
+        RAISE EXCEPTION 'the % role may not write persons', p_role
+            USING ERRCODE = 'insufficient_privilege';
+    END IF;
     INSERT INTO persons (person_ref, site, name, address, area_type, language, phone, notes,
                          access_notes, home_care_provider, home_care_team, access, contacts,
                          updated_by)
@@ -249,7 +252,10 @@ CREATE FUNCTION write_absence(
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = public, pg_temp AS $$
 #variable_conflict use_column
 BEGIN
-    PERFORM larm_require_role(p_role, '{supervisor,admin}', 'write absences');
+    IF p_role NOT IN ('supervisor', 'admin') THEN
+        RAISE EXCEPTION 'the % role may not write absences', p_role
+            USING ERRCODE = 'insufficient_privilege';
+    END IF;
     PERFORM 1 FROM persons WHERE person_ref = p_person_ref FOR UPDATE;
     IF NOT FOUND THEN
         RETURN;
@@ -293,7 +299,10 @@ DECLARE
     n jsonb := '{}';
     c integer;
 BEGIN
-    PERFORM larm_require_role(p_role, '{admin}', 'erase persons');
+    IF p_role <> 'admin' THEN
+        RAISE EXCEPTION 'the % role may not erase persons', p_role
+            USING ERRCODE = 'insufficient_privilege';
+    END IF;
     SELECT coalesce(array_agg(plan_id), '{}') INTO v_plans
     FROM person_plans WHERE person_ref = p_person_ref;
     SELECT coalesce(array_agg(device_id), '{}') INTO v_devices FROM (

@@ -58,7 +58,10 @@ RETURNS TABLE (
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = public, pg_temp AS $$
 #variable_conflict use_column
 BEGIN
-    PERFORM larm_require_role(p_role, '{patrol,supervisor}', 'read hand-over notes');
+    IF p_role NOT IN ('patrol', 'supervisor') THEN
+        RAISE EXCEPTION 'the % role may not read hand-over notes', p_role
+            USING ERRCODE = 'insufficient_privilege';
+    END IF;
     RETURN QUERY
     WITH shown AS (
         SELECT n.note_id, n.person_ref, p.name, p.address, n.site, n.text, n.created_at,

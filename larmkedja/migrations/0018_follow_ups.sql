@@ -43,7 +43,10 @@ LANGUAGE plpgsql SECURITY DEFINER SET search_path = public, pg_temp AS $$
 DECLARE
     allowed boolean;
 BEGIN
-    PERFORM larm_require_role(p_role, '{operator,supervisor}', 'mark persons for follow-up');
+    IF p_role NOT IN ('operator', 'supervisor') THEN
+        RAISE EXCEPTION 'the % role may not mark persons for follow-up', p_role
+            USING ERRCODE = 'insufficient_privilege';
+    END IF;
     PERFORM 1 FROM persons WHERE person_ref = p_person_ref FOR UPDATE;
     allowed := FOUND AND (p_role = 'supervisor' OR larm_operator_sees_person(p_person_ref));
     INSERT INTO audit_log (actor, role, action, subject_type, subject_id, details)
@@ -71,7 +74,10 @@ LANGUAGE plpgsql SECURITY DEFINER SET search_path = public, pg_temp AS $$
 DECLARE
     gone person_follow_ups;
 BEGIN
-    PERFORM larm_require_role(p_role, '{operator,supervisor}', 'clear follow-ups');
+    IF p_role NOT IN ('operator', 'supervisor') THEN
+        RAISE EXCEPTION 'the % role may not clear follow-ups', p_role
+            USING ERRCODE = 'insufficient_privilege';
+    END IF;
     DELETE FROM person_follow_ups WHERE person_ref = p_person_ref RETURNING * INTO gone;
     INSERT INTO audit_log (actor, role, action, subject_type, subject_id, details)
     VALUES (p_actor, p_role, 'person.follow_up_cleared', 'person', p_person_ref,
@@ -90,7 +96,10 @@ RETURNS TABLE (
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = public, pg_temp AS $$
 #variable_conflict use_column
 BEGIN
-    PERFORM larm_require_role(p_role, '{operator,supervisor}', 'read follow-ups');
+    IF p_role NOT IN ('operator', 'supervisor') THEN
+        RAISE EXCEPTION 'the % role may not read follow-ups', p_role
+            USING ERRCODE = 'insufficient_privilege';
+    END IF;
     RETURN QUERY
     WITH shown AS (
         SELECT f.person_ref, p.name, p.site, f.reason, f.marked_at, f.marked_by, f.marked_role
