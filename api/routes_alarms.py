@@ -5,13 +5,14 @@ from __future__ import annotations
 import uuid
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Request
 
 from alarms.queue import queries_psycopg as q
 from alarms.queue.lifecycle import Action, TransitionError
 from api.auth import Permission, Principal, require
 from api.errors import counted_action, require_configured_outcome
 from api.models import EscalateIn, ResolveIn, problems
+from api.params import Limit, SiteFilter
 
 router = APIRouter(prefix="/api/v1", tags=["alarms"])
 Reader = Annotated[Principal, Depends(require(Permission.ALARMS_READ))]
@@ -25,8 +26,8 @@ async def list_alarms(
     request: Request,
     principal: Reader,
     state: StateFilter = "open",
-    site: Annotated[str | None, Query(pattern=r"^[a-z0-9-]{1,32}$")] = None,
-    limit: Annotated[int, Query(ge=1, le=5000)] = 500,
+    site: SiteFilter = None,
+    limit: Limit = 500,
 ) -> list[q.AlarmRow]:
     """Alarms in queue order: priority first (1 most urgent), then oldest first."""
     async with request.app.state.pool.connection() as conn:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import uuid
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Request
 
 from alarms.cases import CaseAction, CaseStep
 from alarms.cases import cases_psycopg as c
@@ -18,6 +18,7 @@ from alarms.queue import queries_psycopg as q
 from api.auth import Permission, Principal, require
 from api.errors import ApiError, counted_action
 from api.models import AlarmCaseOut, CallIn, NoteIn, problems
+from api.params import SiteFilter
 
 router = APIRouter(prefix="/api/v1", tags=["cases"])
 Reader = Annotated[Principal, Depends(require(Permission.CASE_READ))]
@@ -100,7 +101,7 @@ async def take_over(request: Request, principal: Actor, alarm_id: uuid.UUID) -> 
 async def get_handover(
     request: Request,
     principal: Queue,
-    site: Annotated[str | None, Query(pattern=r"^[a-z0-9-]{1,32}$")] = None,
+    site: SiteFilter = None,
 ) -> Handover:
     """What the next shift takes over: every open alarm and escalation not completed, every
     device fault older than a day, each with who has it now, and every person marked "follow

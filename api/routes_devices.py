@@ -12,6 +12,7 @@ from alarms.people import audit_psycopg
 from api.auth import Permission, Principal, require
 from api.errors import ApiError
 from api.models import problems
+from api.params import Limit, SiteFilter
 from larmkedja.events import DEVICE_ID_PATTERN
 from larmkedja.settings import Settings
 
@@ -54,8 +55,8 @@ async def list_devices(
     request: Request,
     principal: Reader,
     state: Literal["online", "offline", "on_battery", "below_spec", "link_lost"] | None = None,
-    site: Annotated[str | None, Query(pattern=r"^[a-z0-9-]{1,32}$")] = None,
-    limit: Annotated[int, Query(ge=1, le=5000)] = 500,
+    site: SiteFilter = None,
+    limit: Limit = 500,
     offset: Annotated[int, Query(ge=0)] = 0,
 ) -> list[q.DeviceRow]:
     """Devices, by site and id, optionally only those offline, on battery, below spec…"""

@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Request
 
 from alarms.cases import cases_psycopg as cases
 from alarms.patrol import escalations_psycopg as q
@@ -17,6 +17,7 @@ from api.auth import Permission, Principal, require
 from api.errors import ApiError, counted_action, require_configured_outcome
 from api.models import CancelIn, CompleteIn, problems
 from api.models_persons import Visit
+from api.params import Limit, SiteFilter
 
 router = APIRouter(prefix="/api/v1/escalations", tags=["escalations"])
 Reader = Annotated[Principal, Depends(require(Permission.ESCALATIONS_READ))]
@@ -30,8 +31,8 @@ async def list_escalations(
     request: Request,
     principal: Reader,
     state: Literal["open", "acknowledged", "arrived", "completed", "cancelled", "all"] = "open",
-    site: Annotated[str | None, Query(pattern=r"^[a-z0-9-]{1,32}$")] = None,
-    limit: Annotated[int, Query(ge=1, le=5000)] = 500,
+    site: SiteFilter = None,
+    limit: Limit = 500,
 ) -> list[q.EscalationRow]:
     """`open` means not ended: open, acknowledged or arrived. Oldest first."""
     async with request.app.state.pool.connection() as conn:

@@ -6,13 +6,14 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Request
 
 from alarms.people import notes_psycopg as notes
 from alarms.people.notes_psycopg import HandoverNote, PatrolNote
 from api.auth import Permission, Principal, require
 from api.errors import ApiError
 from api.models import problems
+from api.params import SiteFilter
 
 router = APIRouter(prefix="/api/v1/handover-notes", tags=["handover notes"])
 Patrol = Annotated[Principal, Depends(require(Permission.HANDOVER_WORK))]
@@ -23,7 +24,7 @@ ERRORS = problems(401, 403, 404, 409)
 async def list_notes(
     request: Request,
     principal: Patrol,
-    site: Annotated[str | None, Query(pattern=r"^[a-z0-9-]{1,32}$")] = None,
+    site: SiteFilter = None,
 ) -> list[PatrolNote]:
     """The notes of the current and coming night of `site` (all sites if absent) and every one
     not acknowledged yet, those first, with the person's name and address. Each person shown

@@ -6,12 +6,13 @@ from datetime import UTC, datetime, timedelta
 from typing import Annotated, Literal
 from zoneinfo import ZoneInfo
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Request
 
 from alarms.queue import queries_psycopg as q
 from alarms.queue.answer_time import by_bucket, summarize
 from api.auth import Permission, Principal, require
 from api.models import AnswerTimeBucket, AnswerTimeOut, IsoDateTime, Problem
+from api.params import SiteFilter
 
 router = APIRouter(prefix="/api/v1", tags=["kpi"])
 Reader = Annotated[Principal, Depends(require(Permission.KPI_READ))]
@@ -28,7 +29,7 @@ async def answer_time(
     principal: Reader,
     since: IsoDateTime | None = None,
     until: IsoDateTime | None = None,
-    site: Annotated[str | None, Query(pattern=r"^[a-z0-9-]{1,32}$")] = None,
+    site: SiteFilter = None,
     bucket: Literal["hour", "day"] | None = None,
 ) -> AnswerTimeOut:
     """Safety alarms answered in [since, until): count, mean, p50/p90/p95, max, share within

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
 
 from alarms.devices import tests_due_psycopg as td
@@ -13,11 +13,12 @@ from alarms.reports.rules import ServiceLevel, to_csv
 from alarms.reports.service_level_psycopg import service_level
 from api.auth import Permission, Principal, require
 from api.models import IsoDateTime, problems
+from api.params import SiteFilter
 from larmkedja.db_connect import longer_deadline
 
 router = APIRouter(prefix="/api/v1/reports", tags=["reports"])
 Reporter = Annotated[Principal, Depends(require(Permission.REPORTS_READ))]
-SiteQ = Annotated[str | None, Query(pattern=r"^[a-z0-9-]{1,32}$")]
+
 ERRORS = problems(401, 403)
 MAX_RANGE = timedelta(days=400)
 
@@ -33,7 +34,7 @@ def _period(since: datetime | None, until: datetime | None) -> tuple[datetime, d
 async def _report(
     request: Request,
     principal: Reporter,
-    site: SiteQ = None,
+    site: SiteFilter = None,
     since: IsoDateTime | None = None,
     until: IsoDateTime | None = None,
 ) -> ServiceLevel:
@@ -75,7 +76,7 @@ async def get_service_level_csv(report: Report) -> Response:
 
 @router.get("/tests-due", response_model=list[td.DueTest], responses=ERRORS)
 async def get_tests_due(
-    request: Request, principal: Reporter, site: SiteQ = None
+    request: Request, principal: Reporter, site: SiteFilter = None
 ) -> list[td.DueTest]:
     """Devices due a test call: no alarm and no test for LARM_TEST_DUE_DAYS."""
     async with request.app.state.pool.connection() as conn:

@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 from typing import Annotated
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from fastapi import APIRouter, Depends, Path, Query, Request
+from fastapi import APIRouter, Depends, Path, Request
 
 from alarms.night import plans_psycopg as q
 from alarms.night.rules import Plan, night_of, nights_around, parse_local_time
@@ -14,13 +14,14 @@ from alarms.people import audit_psycopg
 from api.auth import Permission, Principal, require
 from api.errors import ApiError, invalid
 from api.models import IsoDate, PlanIn, PlanOut, problems
+from api.params import SiteFilter
 
 router = APIRouter(prefix="/api/v1/supervision", tags=["supervision"])
 Writer = Annotated[Principal, Depends(require(Permission.PLANS_WRITE))]
 Reader = Annotated[Principal, Depends(require(Permission.SUPERVISION_READ))]
 Reporter = Annotated[Principal, Depends(require(Permission.REPORTS_READ))]
 PlanId = Annotated[str, Path(pattern=r"^[A-Za-z0-9_.-]{1,128}$")]
-SiteQ = Annotated[str | None, Query(pattern=r"^[a-z0-9-]{1,32}$")]
+
 ERRORS = problems(401, 403, 404)
 
 
@@ -72,7 +73,7 @@ async def get_plan(request: Request, principal: Reader, plan_id: PlanId) -> Plan
 
 @router.get("/checks", response_model=list[q.CheckView], responses=ERRORS)
 async def checks(
-    request: Request, principal: Reader, night: IsoDate | None = None, site: SiteQ = None
+    request: Request, principal: Reader, night: IsoDate | None = None, site: SiteFilter = None
 ) -> list[q.CheckView]:
     """Each expected check of a night (default: the current one) and its state."""
     tz = ZoneInfo(request.app.state.settings.timezone)
@@ -91,7 +92,7 @@ async def checks(
 
 @router.get("/report", response_model=q.NightReport, responses=ERRORS)
 async def report(
-    request: Request, principal: Reporter, night: IsoDate | None = None, site: SiteQ = None
+    request: Request, principal: Reporter, night: IsoDate | None = None, site: SiteFilter = None
 ) -> q.NightReport:
     """A night's checks planned, done on time, re-checked, missed and escalated, and the
     patrol's time from escalation to arrival (p50, p90, max)."""
