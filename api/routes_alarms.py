@@ -31,8 +31,7 @@ async def list_alarms(
 ) -> list[q.AlarmRow]:
     """Alarms in queue order: priority first (1 most urgent), then oldest first."""
     async with request.app.state.pool.connection() as conn:
-        rows = await q.list_alarms(conn, state=state, site=site, limit=limit)
-    return rows
+        return await q.list_alarms(conn, state=state, site=site, limit=limit)
 
 
 async def _act(

@@ -17,20 +17,15 @@ can write proves nothing anyway. Such an account has no protection but the netwo
 
 from __future__ import annotations
 
-import re
-
 from gateway import sia_dc09
 from gateway.errors import ProtocolError, RegistryUnavailable
 from gateway.model import Protocol, Refusal, Sender
+from gateway.redact import redactor
 from gateway.service import Gateway
 from gateway.sia_dc09 import Block
 
 P = Protocol.SIA_DC09
-_NAMES = re.compile(rb"\^[^^]*\^")  # user, zone and area names: not kept in dead letters
-
-
-def redact(frame: bytes) -> bytes:
-    return _NAMES.sub(b"^-^", frame)
+redact = redactor(rb"\^[^^]*\^", b"^-^")  # user, zone and area names: not kept in dead letters
 
 
 def refusal_of(sender: Sender | None, block: Block) -> tuple[Refusal, str] | None:

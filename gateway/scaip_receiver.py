@@ -22,19 +22,16 @@ from gateway import scaip, sip, sip_digest
 from gateway.credentials import ha1_of
 from gateway.errors import ProtocolError, RegistryUnavailable
 from gateway.model import Protocol, Refusal, Sender
+from gateway.redact import redactor
 from gateway.scaip import Mrq, Snu
 from gateway.service import Gateway
 from gateway.sip_digest import Credentials, Verdict
 
 P = Protocol.SCAIP
 ALLOW = (("Allow", "MESSAGE, OPTIONS"), ("Accept", scaip.CONTENT_TYPE))
-_CALLER = re.compile(rb"<crd>[^<]*</crd>")  # the caller's number
+redact = redactor(rb"<crd>[^<]*</crd>", b"<crd>***</crd>")  # the caller's number
 _CID = re.compile(rb"<cid>\s*([0-9]{1,16})\s*</cid>")
 _CID_TEXT = re.compile(r"[0-9]{1,16}")
-
-
-def redact(body: bytes) -> bytes:
-    return _CALLER.sub(b"<crd>***</crd>", body)
 
 
 class ScaipReceiver:

@@ -17,16 +17,15 @@ from gateway.credentials import password_matches
 from gateway.errors import ProtocolError, RegistryUnavailable
 from gateway.framing import cut
 from gateway.model import Protocol, Refusal, Sender
+from gateway.redact import redactor
 from gateway.service import Gateway
 from gateway.sos_access import Request, Status
 
 P = Protocol.SOS_ACCESS
-_SECRET = re.compile(rb"<authentication>[^<]*</authentication>")
+redact = redactor(
+    rb"<authentication>[^<]*</authentication>", b"<authentication>***</authentication>"
+)
 _CODE = re.compile(rb"<transmittercode>\s*([^<\s]{1,15})\s*</transmittercode>")
-
-
-def redact(raw: bytes) -> bytes:
-    return _SECRET.sub(b"<authentication>***</authentication>", raw)
 
 
 class SosAccessReceiver:

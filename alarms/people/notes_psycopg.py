@@ -109,6 +109,18 @@ class NoteNotFound(PersonError, LookupError):
     pass
 
 
+async def _moved_or_why(
+    conn: AsyncConn, sql: str, params: dict[str, Any], *, why: tuple[str, tuple[Any, ...]]
+) -> tuple[HandoverNote | None, tuple[Any, ...] | None]:
+    """The note `sql` wrote (audited in the same statement), or else the row of `why` that says
+    why it did not (None: no such person or note)."""
+    async with conn.transaction():
+        row = await (await conn.execute(sql, params)).fetchone()
+    if row is not None:
+        return from_row(HandoverNote, row), None
+    return None, await (await conn.execute(why[0], why[1])).fetchone()
+
+
 async def leave_note(
     conn: AsyncConn,
     person_ref: str,
@@ -128,11 +140,9 @@ async def leave_note(
         "role": by.role,
         "max": max_notes,
     }
-    async with conn.transaction():
-        row = await (await conn.execute(LEAVE, params)).fetchone()
-    if row is not None:
-        return from_row(HandoverNote, row)
-    has_site = await (await conn.execute(WHY_NOT, (person_ref,))).fetchone()
+    note, has_site = await _moved_or_why(conn, LEAVE, params, why=(WHY_NOT, (person_ref,)))
+    if note is not None:
+        return note
     if has_site is None:
         raise PersonNotFound(person_ref)
     if not has_site[0]:
@@ -143,11 +153,9 @@ async def leave_note(
 async def acknowledge(conn: AsyncConn, note_id: uuid.UUID, *, by: Actor) -> HandoverNote:
     """The patrol has read it (audited; ends its alert). 409 if it was acknowledged before."""
     params = {"note_id": note_id, "actor": by.name, "role": by.role}
-    async with conn.transaction():
-        row = await (await conn.execute(ACK, params)).fetchone()
-    if row is not None:
-        return from_row(HandoverNote, row)
-    before = await (await conn.execute(ACKNOWLEDGED_BY, (note_id,))).fetchone()
+    note, before = await _moved_or_why(conn, ACK, params, why=(ACKNOWLEDGED_BY, (note_id,)))
+    if note is not None:
+        return note
     if before is None:
         raise NoteNotFound(str(note_id))
     raise NoteRefused(f"acknowledged already by {before[0]}")
