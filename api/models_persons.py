@@ -26,6 +26,10 @@ def _unique(values: list[T]) -> list[T]:
     return values
 
 
+# A list whose items are all different (stated in the schema, checked on input).
+UniqueList = Annotated[
+    list[T], Field(json_schema_extra={"uniqueItems": True}), AfterValidator(_unique)
+]
 DeviceId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_-]{1,64}$")]
 PlanId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.-]{1,128}$")]
 Site = Annotated[str, StringConstraints(pattern=r"^[a-z0-9-]{1,32}$")]
@@ -80,19 +84,15 @@ class PersonIn(BaseModel):
     home_care: HomeCareIn | None = Field(
         default=None, description="the home-care provider and team responsible"
     )
-    devices: Annotated[
-        list[DeviceId],
-        Field(max_length=20, json_schema_extra={"uniqueItems": True}),
-        AfterValidator(_unique),
-    ] = Field(default_factory=list, description="the person's devices (one person per device)")
+    devices: Annotated[UniqueList[DeviceId], Field(max_length=20)] = Field(
+        default_factory=list, description="the person's devices (one person per device)"
+    )
     device_id: DeviceId | None = Field(
         default=None, description="one device, as before contract v1.1 (added to `devices`)"
     )
-    plans: Annotated[
-        list[PlanId],
-        Field(max_length=10, json_schema_extra={"uniqueItems": True}),
-        AfterValidator(_unique),
-    ] = Field(default_factory=list, description="the person's night-supervision plans")
+    plans: Annotated[UniqueList[PlanId], Field(max_length=10)] = Field(
+        default_factory=list, description="the person's night-supervision plans"
+    )
     plan_id: PlanId | None = Field(
         default=None, description="one plan, as before contract v1.1 (added to `plans`)"
     )
