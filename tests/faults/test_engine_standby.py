@@ -56,10 +56,19 @@ def assert_each_reminder_once(database_url: str) -> None:
         assert repeats == set(range(1, max(repeats) + 1)), f"{alarm}: {sorted(repeats)}"
 
 
-def start_pair(services: Services) -> tuple[subprocess.Popen[bytes], subprocess.Popen[bytes]]:
+def start_owner_and_standby(services: Services, *, lease_s: int) -> subprocess.Popen[bytes]:
+    """Ingest, then engine a (the owner of the deadlines) and engine b (standing by), with
+    reminders every 2 s and the lease `lease_s`; returns a."""
+    services.extra_env = {
+        "LARM_UNANSWERED_ALERT_S": "2",
+        "LARM_ENGINE_LEASE_S": str(lease_s),
+        "LARM_SERVICE_HEARTBEAT_S": "0.5",
+    }
+    services.ingest()
+    services.wait_ingest_connected()
     first = services.start("engine", LARM_ENGINE_INSTANCE="a")
     wait_until(lambda: leader(services.database_url) == "a", timeout=20, what="a leads")
-    second = services.start("engine", LARM_ENGINE_INSTANCE="b")
+    services.start("engine", LARM_ENGINE_INSTANCE="b")
     wait_until(
         lambda: (
             scalar(
@@ -72,21 +81,14 @@ def start_pair(services: Services) -> tuple[subprocess.Popen[bytes], subprocess.
         timeout=20,
         what="b stands by",
     )
-    return first, second
+    return first
 
 
 @pytest.mark.timeout(120)
 def test_a_hung_owner_is_replaced_and_fires_nothing_when_it_wakes(
     services: Services, broker: Broker, database_url: str
 ) -> None:
-    services.extra_env = {
-        "LARM_UNANSWERED_ALERT_S": "2",
-        "LARM_ENGINE_LEASE_S": "3",
-        "LARM_SERVICE_HEARTBEAT_S": "0.5",
-    }
-    services.ingest()
-    services.wait_ingest_connected()
-    first, _ = start_pair(services)
+    first = start_owner_and_standby(services, lease_s=3)
     press(broker, 5, "before")
     wait_until(
         lambda: scalar(database_url, "SELECT min(unanswered_alerts) FROM alarms") == 1,
@@ -119,14 +121,7 @@ def test_a_hung_owner_is_replaced_and_fires_nothing_when_it_wakes(
 def test_a_killed_owner_is_replaced_at_once(
     services: Services, broker: Broker, database_url: str
 ) -> None:
-    services.extra_env = {
-        "LARM_UNANSWERED_ALERT_S": "2",
-        "LARM_ENGINE_LEASE_S": "10",
-        "LARM_SERVICE_HEARTBEAT_S": "0.5",
-    }
-    services.ingest()
-    services.wait_ingest_connected()
-    first, _ = start_pair(services)
+    first = start_owner_and_standby(services, lease_s=10)
     press(broker, 5, "k")
     first.send_signal(signal.SIGKILL)
     first.wait(5)
