@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 from datetime import UTC, datetime
 
 import pytest
@@ -15,6 +14,7 @@ from sos_access.exceptions import (
     WrongContent,
 )
 
+from tests.gateway.attacks import sos_exchange
 from tests.gateway.conftest import GatewayStack
 from tests.helpers import wait_until
 
@@ -112,21 +112,10 @@ def test_malformed_requests_get_their_status(gw: GatewayStack) -> None:
         "<transmittertype>SV300</transmittertype><transmittercode>TX500</transmittercode>"
         "</alarmrequest>"
     )
-    assert b"<status>7</status>" in raw_request(gw, missing.encode())
-    assert b"<status>2</status>" in raw_request(gw, b'<?xml version="1.0"?><alarmrequest><x>')
-    assert b"<status>100</status>" in raw_request(gw, b"<pingrequest></pingrequest>")
+    assert b"<status>7</status>" in sos_exchange(gw, missing.encode())
+    assert b"<status>2</status>" in sos_exchange(gw, b'<?xml version="1.0"?><alarmrequest><x>')
+    assert b"<status>100</status>" in sos_exchange(gw, b"<pingrequest></pingrequest>")
     with pytest.raises(MandatoryDataMissing):
         client(gw, "TX500").send_alarm(event_code="")  # an empty code is a missing one
     assert gw.events("sos-5") == 0
     wait_until(lambda: gw.dead_letters("malformed") == 5, timeout=5, what="dead letters")
-
-
-def raw_request(gw: GatewayStack, payload: bytes) -> bytes:
-    """What a transmitter with a broken firmware sends, and the answer it gets."""
-    with socket.create_connection((gw.host, gw.port("sos-access")), timeout=5) as s:
-        s.sendall(payload)
-        s.shutdown(socket.SHUT_WR)
-        chunks = []
-        while chunk := s.recv(4096):
-            chunks.append(chunk)
-    return b"".join(chunks)
