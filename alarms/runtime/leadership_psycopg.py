@@ -24,6 +24,7 @@ one takes the lock, and its raise of the (replicated) epoch fences out the rest.
 from __future__ import annotations
 
 import logging
+import time
 
 import psycopg
 
@@ -55,6 +56,10 @@ class Leadership:
         self._conninfo = conninfo
         self._instance = instance
         self._lease_ms = max(1000, int(lease_s * 1000))
+        # A word on the lock session at most this often: enough to keep the lease, without a
+        # round trip before every one of a tick's transactions.
+        self._word_every_s = self._lease_ms / 4000
+        self._last_word = 0.0
         self._deadline_s = deadline_s
         self._session: Conn | None = None
         self._locked = False
@@ -86,7 +91,7 @@ class Leadership:
     def _hold(self) -> bool:
         session = self._connect()
         if self._locked:
-            session.execute(PING)
+            self._say_a_word(session)
         else:
             row = session.execute(TRY_LOCK, (LOCK_KEY,)).fetchone()
             self._locked = bool(row and row[0])
@@ -107,7 +112,8 @@ class Leadership:
 
     def fence(self, conn: Conn) -> None:
         """In the caller's transaction, before it changes anything: still the owner? And a
-        word on the lock session, so that the lease runs from this transaction on."""
+        word on the lock session unless one was said within a quarter of the lease, so that
+        the lease runs from about this transaction on."""
         self._renew()
         if self.epoch is None or conn.execute(FENCE, (self.epoch,)).fetchone() is None:
             raise Deposed(f"engine {self._instance} was deposed (epoch {self.epoch})")
@@ -119,10 +125,15 @@ class Leadership:
         try:
             if self._session is None or self._session.closed:
                 raise psycopg.OperationalError("closed")
-            self._session.execute(PING)
+            if time.monotonic() - self._last_word >= self._word_every_s:
+                self._say_a_word(self._session)
         except psycopg.Error as exc:
             self.release()
             raise Deposed(f"engine {self._instance} lost its lock session ({exc})") from exc
+
+    def _say_a_word(self, session: Conn) -> None:
+        session.execute(PING)
+        self._last_word = time.monotonic()
 
     def step_down(self) -> None:
         if self.epoch is not None:
