@@ -169,6 +169,10 @@ class PatroniNode:
                 "use_slots": True,
                 "parameters": {
                     "max_connections": 200,
+                    # Acknowledged once a replica has written the commit to its machine (not
+                    # flushed): still on two machines, so the loss of any one loses nothing,
+                    # and a replica's fsync is off the commit's path (docs/scaling.md).
+                    "synchronous_commit": "remote_write",
                     "wal_log_hints": "on",
                     "wal_keep_size": "256MB",
                     "max_wal_senders": 10,

@@ -29,6 +29,7 @@ from devstack.mosquitto import Mosquitto
 from devstack.procs import free_port
 from larmkedja import db
 from larmkedja.settings import Settings
+from simulators.bench.ha_commit import commit_costs
 from simulators.bench.infra import BenchInfra, larmkedja, rss_mb, stop, wait_for
 from simulators.bench.latency import Latency, press_and_watch, ready
 from simulators.bench.load import Fanout, background
@@ -75,8 +76,11 @@ def ha_latency(
     brokers = [
         Mosquitto(state_dir=root / f"mosquitto{i}", port=free_port()) for i in range(1, paths + 1)
     ]
+    commits: dict[str, Any] | None = None
     try:
         url = _start(ha, brokers)
+        if paths == 1:  # the cluster alone, once a run
+            commits = commit_costs(url)
         api_port = free_port()
         env = infra.env(
             url,
@@ -100,7 +104,7 @@ def ha_latency(
             broker.stop()
     for node in ha.nodes:  # hundreds of MB; the logs stay
         shutil.rmtree(node.data_dir, ignore_errors=True)
-    return run
+    return run if commits is None else run | {"commit_ms": commits}
 
 
 def _measured(
@@ -269,4 +273,10 @@ def ha_table(report: dict[str, Any]) -> str:
         f"{name} {report[key]['background_events']:,}" for name, key in RUNS if key in report
     )
     lines.append(f"  background sent (to each broker): {sent}")
+    commits = report.get("ha_db_latency", {}).get("commit_ms")
+    if commits:
+        levels = ", ".join(
+            f"{level} p50 {s['p50']:.2f} / p99 {s['p99']:.2f}" for level, s in commits.items()
+        )
+        lines.append(f"commit on the HA database (synchronous_commit, ms): {levels}")
     return "\n".join(lines)
