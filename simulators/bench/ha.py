@@ -29,6 +29,7 @@ from devstack.mosquitto import Mosquitto
 from devstack.procs import free_port
 from larmkedja import db
 from larmkedja.settings import Settings
+from simulators.bench.apart import set_apart
 from simulators.bench.ha_commit import commit_costs
 from simulators.bench.infra import BenchInfra, larmkedja, rss_mb, stop, wait_for
 from simulators.bench.latency import Latency, press_and_watch, ready
@@ -38,11 +39,13 @@ from simulators.bench.load import Fanout, background
 READ_AT = "SELECT device_id, extract(epoch FROM raised_at)::float8 FROM alarms"
 
 DATABASE = "bench_ha"
-# (report key, receiving paths, devices send to both): the HA runs of `bench --ha-latency`.
+# (report key, receiving paths, devices send to both, the other machines' work set apart):
+# the HA runs of `bench --ha-latency` (simulators/bench/apart.py).
 VARIANTS = (
-    ("ha_db_latency", 1, True),
-    ("ha_failover_latency", 2, False),
-    ("ha_latency", 2, True),
+    ("ha_db_latency", 1, True, False),
+    ("ha_db_apart_latency", 1, True, True),
+    ("ha_failover_latency", 2, False, False),
+    ("ha_latency", 2, True, False),
 )
 
 
@@ -66,12 +69,16 @@ def ha_latency(
     background: float,
     paths: int = 2,
     send_to_both: bool = True,
+    apart: bool = False,
 ) -> dict[str, Any]:
     """`paths` 2: the whole HA topology, devices sending every event to both brokers
     (`send_to_both`) or to the first only (devices that fail over: the second path idle until
     the first fails); 1: the HA database behind one broker and one ingest (what the database's
-    replication costs, without the second path's)."""
-    root = infra.root / f"ha-{paths}-{'both' if send_to_both else 'first'}"
+    replication costs, without the second path's). `apart`: the work of the machines off the
+    alarm's path at the lowest CPU priority (simulators/bench/apart.py)."""
+    root = (
+        infra.root / f"ha-{paths}-{'both' if send_to_both else 'first'}{'-apart' if apart else ''}"
+    )
     ha = HaDatabase(state_dir=root / "db", ports={n: free_port() for n in ha_port_names()})
     brokers = [
         Mosquitto(state_dir=root / f"mosquitto{i}", port=free_port()) for i in range(1, paths + 1)
@@ -79,8 +86,10 @@ def ha_latency(
     commits: dict[str, Any] | None = None
     try:
         url = _start(ha, brokers)
-        if paths == 1:  # the cluster alone, once a run
+        if paths == 1 and not apart:  # the cluster alone, once a run
             commits = commit_costs(url)
+        if apart:
+            set_apart(ha)
         api_port = free_port()
         env = infra.env(
             url,
@@ -232,6 +241,7 @@ def _start(ha: HaDatabase, brokers: list[Mosquitto]) -> str:
 RUNS = (
     ("single machine", "single_latency"),
     ("HA database, 1 broker", "ha_db_latency"),
+    ("HA db, others apart", "ha_db_apart_latency"),
     ("HA, 2 paths, fail over", "ha_failover_latency"),
     ("HA, 2 paths, send both", "ha_latency"),
 )
