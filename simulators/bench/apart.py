@@ -7,14 +7,17 @@ and PostgreSQL). The replicas and the other etcd members have machines of their 
 them only a replica's WAL receiver is on the path (a commit waits until a replica has written
 it). Here all share two cores, so their work (WAL replay, checkpoints, Patroni's loop, etcd's
 heartbeats) takes the CPU from the path's processes as it never would on their own machines.
-This run gives that work the lowest CPU priority (nice 19): it still runs, in the path's idle
-time; the WAL receivers keep the normal priority, so what a commit waits for is unchanged.
+The same holds for the second service machine (the second path's broker and ingest, the second
+engine): a dual-path device's alarm is taken from whichever path is first. This run gives that
+work the lowest CPU priority (nice 19): it still runs, in the path's idle time; the WAL
+receivers keep the normal priority, so what a commit waits for is unchanged.
 The run without it is printed beside it.
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from pathlib import Path
 
 from devstack.ha_database import HaDatabase
@@ -46,11 +49,12 @@ def _title(pid: int) -> bytes:
         return b""
 
 
-def set_apart(ha: HaDatabase) -> list[int]:
-    """Lower every process of the replicas' machines but their WAL receivers, and the etcd
-    members but the first (the one beside the services); returns the pids lowered."""
+def set_apart(ha: HaDatabase, *, also: Sequence[int | None] = ()) -> list[int]:
+    """Lower every process of the replicas' machines but their WAL receivers, the etcd members
+    but the first (the one beside the services) and `also` (the second service machine's
+    processes); returns the pids lowered."""
     primary = ha.primary()
-    pids = [read_pid(member.pid_file) for member in ha.etcd[1:]]
+    pids = [read_pid(member.pid_file) for member in ha.etcd[1:]] + list(also)
     for node in ha.nodes:
         if primary is not None and node.name == primary.name:
             continue

@@ -26,7 +26,7 @@ import psycopg
 from api import create_token
 from devstack.ha_database import HaDatabase, ha_port_names
 from devstack.mosquitto import Mosquitto
-from devstack.procs import free_port
+from devstack.procs import free_port, read_pid
 from larmkedja import db
 from larmkedja.settings import Settings
 from simulators.bench.apart import set_apart
@@ -44,12 +44,17 @@ DATABASE = "bench_ha"
 VARIANTS = (
     ("ha_db_latency", 1, True, False),
     ("ha_db_apart_latency", 1, True, True),
-    ("ha_failover_latency", 2, False, False),
+    ("ha_failover_apart_latency", 2, False, True),
     ("ha_latency", 2, True, False),
+    ("ha_apart_latency", 2, True, True),
 )
 
 
-def _processes(root: Path, env: dict[str, str], brokers: list[Mosquitto]) -> list[Any]:
+def _processes(
+    root: Path, env: dict[str, str], brokers: list[Mosquitto]
+) -> tuple[list[Any], list[int | None]]:
+    """The services (ingest first), and the pids of what runs on the second service machine
+    in the field: the second path's broker and ingest, the second engine."""
     procs = []
     for i, broker in enumerate(brokers, start=1):
         own = {**env, "LARM_MQTT_PORT": str(broker.port), "LARM_INGEST_INSTANCE": f"ha-{i}"}
@@ -58,7 +63,9 @@ def _processes(root: Path, env: dict[str, str], brokers: list[Mosquitto]) -> lis
         own = {**env, "LARM_ENGINE_INSTANCE": name}
         procs.append(larmkedja(["engine"], own, root / f"ha-engine-{name}.log"))
     procs.append(larmkedja(["api"], env, root / "ha-api.log"))
-    return procs
+    second = [read_pid(b.pid_file) for b in brokers[1:]]
+    second += [p.pid for p in procs[1 : len(brokers)]] + [procs[len(brokers) + 1].pid]
+    return procs, second
 
 
 def ha_latency(
@@ -88,16 +95,17 @@ def ha_latency(
         url = _start(ha, brokers)
         if paths == 1 and not apart:  # the cluster alone, once a run
             commits = commit_costs(url)
-        if apart:
-            set_apart(ha)
         api_port = free_port()
         env = infra.env(
             url,
             LARM_API_PORT=str(api_port),
             LARM_MQTT_PATHS=json.dumps([f"127.0.0.1:{b.port}" for b in brokers]),
         )
+        procs, second_machine = _processes(root, env, brokers)
+        if apart:
+            set_apart(ha, also=second_machine)
         run = _measured(
-            _processes(root, env, brokers),
+            procs,
             f"http://127.0.0.1:{api_port}",
             url,
             [b.port for b in brokers] if send_to_both else [brokers[0].port],
@@ -242,8 +250,9 @@ RUNS = (
     ("single machine", "single_latency"),
     ("HA database, 1 broker", "ha_db_latency"),
     ("HA db, others apart", "ha_db_apart_latency"),
-    ("HA, 2 paths, fail over", "ha_failover_latency"),
+    ("2 paths, fail over, apart", "ha_failover_apart_latency"),
     ("HA, 2 paths, send both", "ha_latency"),
+    ("2 paths, both, apart", "ha_apart_latency"),
 )
 
 
@@ -271,7 +280,7 @@ def ha_table(report: dict[str, Any]) -> str:
                 else ""
             )
             lines.append(
-                f"  {label:<9} {name:<22} "
+                f"  {label:<9} {name:<25} "
                 + (
                     "n/a"
                     if s["p50"] is None
