@@ -1,5 +1,6 @@
 """The high-availability database on this machine: three etcd members and three Patroni nodes
-(PostgreSQL 15 + TimescaleDB, the build installed here), all on loopback under one state dir.
+(PostgreSQL 15 + TimescaleDB, the build installed here), all on loopback under one state dir;
+for the partition test (make test-ha) on `host` and a node `apart` in a network namespace.
 
 Every client reaches it with one multi-host URL and `target_session_attrs=read-write`: libpq
 tries the hosts in turn and keeps the one that is the primary now (`url`). The interface is the
@@ -30,6 +31,14 @@ NODES = 3
 SYNCHRONOUS_ROLES = ("sync_standby", "quorum_standby")
 
 
+@dataclass(frozen=True, kw_only=True)
+class Apart:
+    """A node on a machine of its own: it runs in network namespace `netns`, at `host` there."""
+
+    netns: str
+    host: str
+
+
 def ha_port_names() -> list[str]:
     """The ports the HA database needs, by name (kept with the stack's other ports)."""
     names = []
@@ -46,6 +55,10 @@ class HaDatabase:
     durable: bool = True
     timing: Timing = field(default_factory=Timing)
     host: str = "127.0.0.1"
+    # Nodes by name that run apart (the others and etcd are on `host`), and the network every
+    # node lets its clients and peers in from then (pg_hba; `host` alone by default).
+    apart: dict[str, Apart] = field(default_factory=dict)
+    clients: str = ""
 
     def __post_init__(self) -> None:
         self.state_dir = self.state_dir.resolve()  # Patroni runs with its own user and cwd
@@ -56,25 +69,29 @@ class HaDatabase:
                 name=f"etcd{i}",
                 client_port=self.ports[f"etcd{i}_client"],
                 peer_port=self.ports[f"etcd{i}_peer"],
+                host=self.host,
             )
             for i in range(1, NODES + 1)
         ]
-        hosts = [f"{self.host}:{m.client_port}" for m in self.etcd]
-        self.nodes = [
-            PatroniNode(
-                state_dir=self.state_dir / f"pg{i}",
-                name=f"pg{i}",
-                pg_port=self.ports[f"pg{i}"],
-                api_port=self.ports[f"patroni{i}"],
-                etcd_hosts=hosts,
-                superuser=self.superuser,
-                superuser_password=self._secret("superuser"),
-                replication_password=self._secret("replication"),
-                durable=self.durable,
-                timing=self.timing,
-            )
-            for i in range(1, NODES + 1)
-        ]
+        self.nodes = [self._node(i) for i in range(1, NODES + 1)]
+
+    def _node(self, i: int) -> PatroniNode:
+        apart = self.apart.get(f"pg{i}")
+        return PatroniNode(
+            state_dir=self.state_dir / f"pg{i}",
+            name=f"pg{i}",
+            host=apart.host if apart else self.host,
+            netns=apart.netns if apart else None,
+            clients=self.clients,
+            pg_port=self.ports[f"pg{i}"],
+            api_port=self.ports[f"patroni{i}"],
+            etcd_hosts=[f"{self.host}:{m.client_port}" for m in self.etcd],
+            superuser=self.superuser,
+            superuser_password=self._secret("superuser"),
+            replication_password=self._secret("replication"),
+            durable=self.durable,
+            timing=self.timing,
+        )
 
     def _secret(self, name: str) -> str:
         path = self.state_dir / f"{name}.password"
@@ -86,7 +103,7 @@ class HaDatabase:
         return self._secret("superuser")
 
     def hosts(self) -> str:
-        return ",".join(f"{self.host}:{n.pg_port}" for n in self.nodes)
+        return ",".join(f"{n.host}:{n.pg_port}" for n in self.nodes)
 
     def url(self, dbname: str = "larmkedja", *, user: str | None = None, password: str = "") -> str:
         """The multi-host URL of a role (the superuser by default): the primary, whichever
@@ -163,6 +180,17 @@ class HaDatabase:
             names = {m.get("name") for m in members if m.get("role") in SYNCHRONOUS_ROLES}
             return [n for n in self.nodes if n.name in names]
         return []
+
+    def switchover(self, to: PatroniNode, *, timeout: float = 60.0) -> None:
+        """A planned switchover: the primary hands over to replica `to`, which leads after."""
+        primary = self.wait_primary(timeout=timeout)
+        if primary is not to:
+            primary.switchover(to.name)
+        deadline = time.monotonic() + timeout
+        while not (to.is_primary() and self._writable()):
+            if time.monotonic() > deadline:
+                raise StackError(f"{to.name} did not take over within {timeout:.0f} s")
+            time.sleep(0.2)
 
     def primary(self) -> PatroniNode | None:
         for node in self.nodes:

@@ -105,14 +105,11 @@ class Mosquitto:
         (self.state_dir / "data").mkdir(parents=True, exist_ok=True)
         self.config_file.write_text(self.config_text())
         binary = installed("mosquitto", how="deploy/local/install.sh", also_in="/usr/sbin:/sbin")
-        inside = []
-        if self.netns:
-            ip = installed("ip", how="deploy/local/install.sh", also_in="/usr/sbin:/sbin")
-            inside = [ip, "netns", "exec", self.netns]
         spawn(
-            [*inside, binary, "-c", str(self.config_file)],
+            [binary, "-c", str(self.config_file)],
             log_file=self.log_file,
             pid_file=self.pid_file,
+            netns=self.netns,
         )
         wait_for_port(self.host, self.port, timeout=timeout, what="mosquitto")
         return True

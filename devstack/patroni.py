@@ -89,6 +89,11 @@ class PatroniNode:
     replication_password: str
     superuser: str = "larmkedja"
     host: str = "127.0.0.1"
+    # Where its clients and peers connect from (pg_hba): `host` alone, or a network when the
+    # nodes are on several addresses.
+    clients: str = ""
+    # The network namespace it runs in (a machine of its own for the partition test), if any.
+    netns: str | None = None
     durable: bool = True
     timing: Timing = Timing()
     os_user: str | None = field(default_factory=postgres_os_user)
@@ -118,6 +123,7 @@ class PatroniNode:
         }
         if not self.durable:  # tests: a killed process loses nothing, only a machine crash would
             local_parameters["fsync"] = "off"
+        clients = self.clients or f"{self.host}/32"
         return {
             "scope": SCOPE,
             "namespace": f"/{SCOPE}/",
@@ -148,8 +154,8 @@ class PatroniNode:
                 "parameters": local_parameters,
                 "pg_hba": [
                     "local all all peer",
-                    f"host all all {self.host}/32 scram-sha-256",
-                    f"host replication {REPLICATION_USER} {self.host}/32 scram-sha-256",
+                    f"host all all {clients} scram-sha-256",
+                    f"host replication {REPLICATION_USER} {clients} scram-sha-256",
                 ],
             },
         }
@@ -202,6 +208,7 @@ class PatroniNode:
             pid_file=self.pid_file,
             env=env,
             user=self.os_user,
+            netns=self.netns,
         )
         return True
 
@@ -237,6 +244,18 @@ class PatroniNode:
                 return exc.code, json.loads(body or b"{}")
             except ValueError:
                 return exc.code, {}
+
+    def switchover(self, candidate: str) -> None:
+        """Hand the primary's role over to `candidate` now (POST /switchover to this primary)."""
+        body = json.dumps({"leader": self.name, "candidate": candidate}).encode()
+        request = urllib.request.Request(  # noqa: S310 - our own node's URL
+            f"{self.api_url}/switchover", data=body, method="POST"
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=30) as resp:  # noqa: S310
+                resp.read()
+        except urllib.error.HTTPError as exc:
+            raise StackError(f"switchover to {candidate}: {exc.code} {exc.read()!r}") from exc
 
     def is_primary(self) -> bool:
         """This node runs the primary and holds the leader key (GET /primary is 200)."""

@@ -116,11 +116,17 @@ def spawn(
     env: dict[str, str] | None = None,
     cwd: Path | None = None,
     user: str | None = None,
+    netns: str | None = None,
 ) -> int:
     """Start a detached background process; its pid goes to `pid_file`. As root, `user` runs it
-    as that user (the process itself, not a `runuser` in front of it, so the pid is its own)."""
+    as that user (the process itself, not a `runuser` in front of it, so the pid is its own).
+    `netns`: in that network namespace (`ip netns exec`, then `setpriv` drops to `user`; each
+    execs the next, so the pid is still the process's own)."""
     log_file.parent.mkdir(parents=True, exist_ok=True)
     as_other = user is not None and os.geteuid() == 0
+    if netns is not None:
+        argv = [*in_netns(netns, user if as_other else None), *argv]
+        as_other = False
     with log_file.open("ab") as log:
         proc = subprocess.Popen(  # noqa: S603 - argv is built by the stack, never from input
             list(argv),
@@ -137,6 +143,22 @@ def spawn(
     _CHILDREN[proc.pid] = proc
     pid_file.write_text(f"{proc.pid}\n")
     return proc.pid
+
+
+def in_netns(netns: str, user: str | None) -> list[str]:
+    """The command prefix that runs a program in network namespace `netns` (as `user`)."""
+    ip = installed("ip", how="deploy/local/install.sh", also_in="/usr/sbin:/sbin")
+    prefix = [ip, "netns", "exec", netns]
+    if user is not None:
+        pw = pwd.getpwnam(user)
+        prefix += [
+            "setpriv",
+            f"--reuid={pw.pw_uid}",
+            f"--regid={pw.pw_gid}",
+            "--clear-groups",
+            "--",
+        ]
+    return prefix
 
 
 def descendants(pid: int) -> list[int]:
