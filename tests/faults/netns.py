@@ -43,6 +43,11 @@ class Node:
     outer_ip: str
     inner_ip: str
 
+    @property
+    def network(self) -> str:
+        """The link's /30: both ends' addresses."""
+        return str(ipaddress.IPv4Interface(f"{self.outer_ip}/30").network)
+
     def inside(self, *argv: str) -> list[str]:
         """`argv` run in the node's namespace."""
         return [IP, "netns", "exec", self.name, *argv]

@@ -12,6 +12,7 @@ per fault."""
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 import statistics
 import time
@@ -24,7 +25,10 @@ from pathlib import Path
 import pytest
 
 from api.tokens_admin import create
+from devstack.patroni import PatroniNode
 from tests.conftest import ROOT
+from tests.faults.netns import NetnsUnavailable, Node
+from tests.faults.netns import node as netns_node
 from tests.ha.load import SITE, DualPathDevices, QueueWatch
 from tests.ha.topology import Topology
 from tests.helpers import psycopg_rows, scalar, wait_until
@@ -33,6 +37,7 @@ pytestmark = pytest.mark.ha
 
 HUNG_S = 30.0
 SLOW_S = 30.0
+PARTITION_S = 30.0
 SLOW_DISK_DELAY_S = 1.0  # every fsync/fdatasync of the slowed node waits this long first
 INGESTS = (
     "SELECT count(*) FROM service_heartbeats WHERE service = 'ingest'"
@@ -55,12 +60,19 @@ class Fault:
 
 @pytest.fixture
 def topology() -> Iterator[Topology]:
-    t = Topology(root=ROOT / ".state" / f"test-ha-{uuid.uuid4().hex[:8]}")
-    try:
-        t.start()
-        yield t
-    finally:
-        t.stop()
+    """The topology, its third database machine in a network namespace of its own when this
+    machine allows one (removed afterwards with whatever runs in it, also after a failure)."""
+    with contextlib.ExitStack() as stack:
+        try:
+            machine: Node | None = stack.enter_context(netns_node())
+        except NetnsUnavailable:
+            machine = None
+        t = Topology(root=ROOT / ".state" / f"test-ha-{uuid.uuid4().hex[:8]}", netns=machine)
+        try:
+            t.start()
+            yield t
+        finally:
+            t.stop()
     if (t.root / "outage.txt").exists():  # passed: the logs of a failed run stay
         shutil.rmtree(t.root, ignore_errors=True)
 
@@ -107,6 +119,9 @@ class FaultRun:
     devices: DualPathDevices
     watch: QueueWatch
     faults: list[Fault] = field(default_factory=list)
+    # The events the primary cut off held from a little before the cut: each must be in the
+    # cluster at the end.
+    stranded: list[str] = field(default_factory=list)
 
     def begin(self, name: str, detail: str) -> Fault:
         fault = Fault(name, time.monotonic(), detail=detail)
@@ -185,6 +200,50 @@ def _slow_disks(run: FaultRun) -> None:
         time.sleep(3)
 
 
+HELD = "SELECT event_id FROM event_ids WHERE received_at > {since}"
+KEPT = "SELECT event_id::text FROM event_ids WHERE event_id = ANY(%s::uuid[])"
+
+
+def _partition(run: FaultRun) -> None:
+    """7. The primary's machine cut off from etcd, the other nodes and the services, silently
+    (every packet dropped both ways), for 30 s; then healed. The machine apart
+    (tests/ha/topology.py) is made the primary first, by a planned switchover."""
+    t, node = run.t, run.t.apart
+    if node is None or t.netns is None:
+        print("\nno network namespace here: the partition is not tested")
+        return
+    if t.ha.primary() is not node:
+        fault = run.begin(f"switchover to {node.name}", "planned, so the machine apart leads")
+        t.ha.switchover(node)
+        run.recovered(fault)
+        t.wait_healthy(timeout=60)
+    fault = run.begin(f"partition primary {PARTITION_S:.0f} s", f"{node.name} cut off")
+    rewinds = _rewinds(node)
+    cut = time.time()
+    t.netns.cut()
+    try:
+        wait_until(lambda: t.ask_apart("SELECT pg_is_in_recovery()") != "f", timeout=PARTITION_S)
+        fault.detail += f"; it took no writes after {time.monotonic() - fault.at:.1f} s"
+        run.recovered(fault)
+        new = t.ha.primary()
+        fault.detail += f"; {getattr(new, 'name', None)} promoted"
+        time.sleep(max(0.0, fault.at + PARTITION_S - time.monotonic()))
+        held = t.ask_apart(HELD.format(since=f"to_timestamp({cut - 5})"))
+    finally:
+        t.netns.heal()
+    healed = time.monotonic()
+    assert held is not None, f"{node.name}, cut off, did not answer on its own machine"
+    run.stranded = held.split()
+    t.wait_healthy(timeout=120)
+    fault.detail += f"; a replica again {time.monotonic() - healed:.1f} s after the heal"
+    fault.detail += " (pg_rewind)" * (_rewinds(node) > rewinds)
+
+
+def _rewinds(node: PatroniNode) -> int:
+    """How many times Patroni rewound the node (its log says so)."""
+    return node.log_file.read_text(errors="replace").count("running pg_rewind")
+
+
 def _delays(fault: Fault, devices: DualPathDevices, watch: QueueWatch) -> list[float]:
     """Publish → in the queue of the alarms that count for the fault: those sent in its
     window, or else those that reached the queue in its time (one sent just before the next
@@ -256,6 +315,15 @@ def _assert_exact(t: Topology, devices: DualPathDevices) -> dict[str, int]:
     return {"alarms": len(sent), "reminders": len(reminders)}
 
 
+def _assert_stranded(t: Topology, held: list[str]) -> None:
+    """Every event the primary cut off held is in the cluster: what it committed alone (its
+    commit waiting for a replica when the link was cut) was never acknowledged to ingest, so
+    ingest stored it again on the new primary; had it been, pg_rewind would have lost it."""
+    rows = psycopg_rows(t.url(), KEPT, (held,))
+    missing = sorted(set(held) - {event for (event,) in rows})
+    assert not missing, f"{len(missing)} events the primary cut off held are gone: {missing[:5]}"
+
+
 @pytest.mark.timeout(600)
 def test_losing_any_one_machine_loses_no_alarm(topology: Topology) -> None:
     t = topology
@@ -272,6 +340,7 @@ def test_losing_any_one_machine_loses_no_alarm(topology: Topology) -> None:
         run = FaultRun(t, devices, watch)
         _run_faults(run)
         _slow_disks(run)
+        _partition(run)
         faults = run.end()
     finally:
         devices.stop()
@@ -281,11 +350,17 @@ def test_losing_any_one_machine_loses_no_alarm(topology: Topology) -> None:
     watch.stop()
     devices.close()
     counts = _assert_exact(t, devices)
+    _assert_stranded(t, run.stranded)
     lines = _report(faults, devices, watch)
     lines.append(
         f"{counts['alarms']} alarms sent on two paths (each acknowledged by a broker), all in the"
         f" queue once; {counts['reminders']} unanswered-alarm deadlines fired, each once"
     )
+    if run.stranded:
+        lines.append(
+            f"the primary cut off held {len(run.stranded)} events received from 5 s before the"
+            " cut: each in the cluster (none acknowledged and then rewound away)"
+        )
     print("\n".join(lines))
     for fault in faults:
         outage = watch.unreadable_s(fault.at, fault.until)

@@ -2,7 +2,13 @@
 (a Patroni node with PostgreSQL + TimescaleDB each), three etcd members placed apart from them
 (docs/scaling.md: Debian 12's etcd lets a hung etcd leader revoke the new primary's lease when
 it wakes), two brokers (two receiving paths), one ingest process per broker, two engines, two
-APIs; every service on the multi-host URL, each with its own database role (migration 0007)."""
+APIs; every service on the multi-host URL, each with its own database role (migration 0007).
+
+With `netns` (a network namespace joined by a veth, tests/faults/netns.py) the third
+database machine runs in it, at the veth's inner address, so that a link can be cut between it
+and everything else; etcd and the other two database machines then listen on the veth's outer
+address (an address of this namespace: reached through loopback from here, through the veth
+from the namespace) instead of 127.0.0.1. The brokers and APIs stay on 127.0.0.1."""
 
 from __future__ import annotations
 
@@ -15,13 +21,15 @@ import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from devstack.ha_database import HaDatabase, ha_port_names
+from devstack.ha_database import Apart, HaDatabase, ha_port_names
 from devstack.mosquitto import Mosquitto
 from devstack.patroni import PatroniNode, Timing
+from devstack.postgres import pg_bin_dir
 from devstack.procs import free_port
 from larmkedja import db
 from larmkedja.settings import Settings
 from tests.faults.conftest import die_with_parent
+from tests.faults.netns import Node
 from tests.ha.slow_disk import SlowDisk
 from tests.helpers import ROLE_PASSWORDS, wait_until
 
@@ -40,9 +48,13 @@ SERVICE_ENV = {
 }
 
 
+APART = "pg3"  # the database machine that runs in `netns`, if there is one
+
+
 @dataclass
 class Topology:
     root: Path
+    netns: Node | None = None  # where the third database machine runs, apart
     ha: HaDatabase = field(init=False)
     brokers: list[Mosquitto] = field(init=False)
     api_ports: list[int] = field(init=False)
@@ -52,9 +64,15 @@ class Topology:
     def __post_init__(self) -> None:
         self.root.mkdir(parents=True, exist_ok=True)
         ports = {name: free_port() for name in ha_port_names()}
+        apart = {}
+        if self.netns is not None:
+            apart = {APART: Apart(netns=self.netns.name, host=self.netns.inner_ip)}
         self.ha = HaDatabase(
             state_dir=self.root / "db",
             ports=ports,
+            host=self.netns.outer_ip if self.netns else "127.0.0.1",
+            apart=apart,
+            clients=self.netns.network if self.netns else "",
             # fsync on: a killed process would lose nothing without it, but the slow disk
             # (tests/ha/slow_disk.py) slows the flushes, and without fsync there are none.
             durable=True,
@@ -143,6 +161,28 @@ class Topology:
         disk = SlowDisk(node=node, delay_s=delay_s, log=self.root / f"strace-{node.name}.log")
         self.slow_disks.append(disk)
         return disk
+
+    @property
+    def apart(self) -> PatroniNode | None:
+        """The database machine in a network namespace of its own (None without one)."""
+        return next((n for n in self.ha.nodes if n.netns is not None), None)
+
+    def ask_apart(self, sql: str) -> str | None:
+        """`sql` asked of the machine apart from inside its namespace, where a cut link does not
+        reach (the first column of each row); None when its PostgreSQL does not answer."""
+        node = self.apart
+        assert node is not None and self.netns is not None
+        conninfo = (
+            f"host={node.host} port={node.pg_port} dbname={DATABASE} user={self.ha.superuser}"
+            " connect_timeout=2"
+        )
+        argv = self.netns.inside(str(pg_bin_dir() / "psql"), "-XAtq", "-d", conninfo, "-c", sql)
+        env = {**os.environ, "PGPASSWORD": self.ha.password()}
+        try:
+            proc = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=10)
+        except subprocess.TimeoutExpired:
+            return None
+        return proc.stdout.strip() if proc.returncode == 0 else None
 
     def kill_service(self, name: str) -> None:
         proc = self.procs[name]
