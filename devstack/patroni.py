@@ -64,6 +64,7 @@ def patroni_binary() -> str:
 
 
 REPLICATION_USER = "replicator"
+PRIMARY_STOP_TIMEOUT_S = 10
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -170,6 +171,11 @@ class PatroniNode:
             "maximum_lag_on_failover": 16 * 1024 * 1024,
             "synchronous_mode": "quorum",
             "synchronous_node_count": 1,
+            # A primary cut off from its replicas and demoted (it lost etcd) would never stop:
+            # a backend ended by the shutdown drops its temporary tables on the way out, in a
+            # transaction whose commit waits for a replica (ingest's staging tables; make
+            # test-ha). After this long Patroni kills the postmaster (those backends go with it).
+            "primary_stop_timeout": PRIMARY_STOP_TIMEOUT_S,
             "postgresql": {
                 "use_pg_rewind": True,
                 "use_slots": True,

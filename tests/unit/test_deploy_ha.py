@@ -60,7 +60,7 @@ def test_patroni_is_configured_as_the_local_topology() -> None:
         superuser_password="x",
         replication_password="y",
     ).cluster_config()
-    for key in ("synchronous_mode", "ttl", "maximum_lag_on_failover"):
+    for key in ("synchronous_mode", "ttl", "maximum_lag_on_failover", "primary_stop_timeout"):
         assert dcs[key] == local[key], key
     assert dcs["ttl"] >= 20
     assert dcs["loop_wait"] + 2 * dcs["retry_timeout"] <= dcs["ttl"]
