@@ -4,11 +4,14 @@ The HA topology on loopback (tests/ha/topology.py) under a steady load of alarms
 sent on both receiving paths. One fault after another, each healed before the next:
 kill -9 of one broker, of the database primary's machine, of the engine that owns the
 deadlines, the new primary's machine hung (SIGSTOP) for 30 s, and a slow disk (every flush a
-second late, tests/ha/slow_disk.py) for 30 s on a synchronous standby, then on the primary.
+second late, tests/ha/slow_disk.py) for 30 s on a synchronous standby, then on the primary,
+and the primary's machine cut off from every other (etcd, the other nodes, the services) for
+30 s, silently (the third database machine runs in a network namespace for it).
 Then: no alarm lost, none doubled in the queue, every deadline that fell due fired exactly
-once, the queue readable again within 30 s of each fault, and a slow standby delaying no alarm
-(the primary waits for any one of its two replicas). Prints the outage and the alarms' delay
-per fault."""
+once, the queue readable again within 30 s of each fault, a slow standby delaying no alarm
+(the primary waits for any one of its two replicas), and the primary cut off demoted, back
+as a replica after the heal, with nothing it held lost. Prints the outage and the alarms'
+delay per fault."""
 
 from __future__ import annotations
 
@@ -226,9 +229,10 @@ def _partition(run: FaultRun) -> None:
         fault.detail += f"; it took no writes after {time.monotonic() - fault.at:.1f} s"
         run.recovered(fault)
         new = t.ha.primary()
-        fault.detail += f"; {getattr(new, 'name', None)} promoted"
+        assert new is not None and new is not node, f"{node.name}, cut off, is still the primary"
+        fault.detail += f"; {new.name} promoted"
         time.sleep(max(0.0, fault.at + PARTITION_S - time.monotonic()))
-        held = t.ask_apart(HELD.format(since=f"to_timestamp({cut - 5})"))
+        held = _ask_until_answered(t, HELD.format(since=f"to_timestamp({cut - 5})"))
     finally:
         t.netns.heal()
     healed = time.monotonic()
@@ -237,6 +241,15 @@ def _partition(run: FaultRun) -> None:
     t.wait_healthy(timeout=120)
     fault.detail += f"; a replica again {time.monotonic() - healed:.1f} s after the heal"
     fault.detail += " (pg_rewind)" * (_rewinds(node) > rewinds)
+
+
+def _ask_until_answered(t: Topology, sql: str, *, timeout: float = 30.0) -> str | None:
+    """The machine apart's answer, once its PostgreSQL takes questions again (it restarts,
+    read-only, after its demotion)."""
+    deadline = time.monotonic() + timeout
+    while (answer := t.ask_apart(sql)) is None and time.monotonic() < deadline:
+        time.sleep(0.5)
+    return answer
 
 
 def _rewinds(node: PatroniNode) -> int:
