@@ -15,7 +15,7 @@ help:
 	@echo "make test   lint, types and every test layer against real Mosquitto + TimescaleDB"
 	@echo "make bench  the benchmark: a table beside the limits of this machine (BENCH_ARGS=...)"
 	@echo "make up-ha  the high-availability topology on loopback (docs/scaling.md); down-ha stops it"
-	@echo "make test-ha  the HA fault test: a broker, the primary, the engine leader, a hung primary, slow disks"
+	@echo "make test-ha  the HA fault test: a broker, the primary, the engine leader, a hung primary, slow disks, a cut-off primary"
 
 $(VENV)/.installed: requirements.lock pyproject.toml
 	@test -x $(BIN)/python || $(PY) -m venv $(VENV)
