@@ -20,7 +20,7 @@ import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from devstack.procs import pid_alive
+from devstack.procs import in_netns, pid_alive
 
 # iproute2 (deploy/local/install.sh); a missing tool fails the test, it does not skip it.
 IP = shutil.which("ip", path="/usr/sbin:/sbin:/usr/bin:/bin") or "ip"
@@ -50,7 +50,7 @@ class Node:
 
     def inside(self, *argv: str) -> list[str]:
         """`argv` run in the node's namespace."""
-        return [IP, "netns", "exec", self.name, *argv]
+        return [*in_netns(self.name, None), *argv]
 
     def cut(self) -> None:
         """Drop every packet on the link, both ways, silently."""
