@@ -29,24 +29,24 @@ from devstack.mosquitto import Mosquitto
 from devstack.procs import free_port, read_pid
 from larmkedja import db
 from larmkedja.settings import Settings
-from simulators.bench.apart import set_apart
 from simulators.bench.ha_commit import commit_costs
 from simulators.bench.infra import BenchInfra, larmkedja, rss_mb, stop, wait_for
 from simulators.bench.latency import Latency, press_and_watch, ready
 from simulators.bench.load import Fanout, background
+from simulators.bench.offpath import lower_off_path
 
 # The time each timed alarm was read by ingest (the HA nodes keep no commit timestamps).
 READ_AT = "SELECT device_id, extract(epoch FROM raised_at)::float8 FROM alarms"
 
 DATABASE = "bench_ha"
-# (report key, receiving paths, devices send to both, the other machines' work set apart):
-# the HA runs of `bench --ha-latency` (simulators/bench/apart.py).
+# (report key, receiving paths, devices send to both, the work of the machines off the alarm's
+# path niced): the HA runs of `bench --ha-latency` (simulators/bench/offpath.py).
 VARIANTS = (
     ("ha_db_latency", 1, True, False),
-    ("ha_db_apart_latency", 1, True, True),
-    ("ha_failover_apart_latency", 2, False, True),
+    ("ha_db_offpath_latency", 1, True, True),
+    ("ha_failover_offpath_latency", 2, False, True),
     ("ha_latency", 2, True, False),
-    ("ha_apart_latency", 2, True, True),
+    ("ha_offpath_latency", 2, True, True),
 )
 
 
@@ -76,16 +76,15 @@ def ha_latency(
     background: float,
     paths: int = 2,
     send_to_both: bool = True,
-    apart: bool = False,
+    off_path_niced: bool = False,
 ) -> dict[str, Any]:
     """`paths` 2: the whole HA topology, devices sending every event to both brokers
     (`send_to_both`) or to the first only (devices that fail over: the second path idle until
     the first fails); 1: the HA database behind one broker and one ingest (what the database's
-    replication costs, without the second path's). `apart`: the work of the machines off the
-    alarm's path at the lowest CPU priority (simulators/bench/apart.py)."""
-    root = (
-        infra.root / f"ha-{paths}-{'both' if send_to_both else 'first'}{'-apart' if apart else ''}"
-    )
+    replication costs, without the second path's). `off_path_niced`: the work of the machines
+    off the alarm's path at the lowest CPU priority (simulators/bench/offpath.py)."""
+    sending = "both" if send_to_both else "first"
+    root = infra.root / (f"ha-{paths}-{sending}" + ("-niced" if off_path_niced else ""))
     ha = HaDatabase(state_dir=root / "db", ports={n: free_port() for n in ha_port_names()})
     brokers = [
         Mosquitto(state_dir=root / f"mosquitto{i}", port=free_port()) for i in range(1, paths + 1)
@@ -93,7 +92,7 @@ def ha_latency(
     commits: dict[str, Any] | None = None
     try:
         url = _start(ha, brokers)
-        if paths == 1 and not apart:  # the cluster alone, once a run
+        if paths == 1 and not off_path_niced:  # the cluster alone, once a run
             commits = commit_costs(url)
         api_port = free_port()
         env = infra.env(
@@ -102,8 +101,8 @@ def ha_latency(
             LARM_MQTT_PATHS=json.dumps([f"127.0.0.1:{b.port}" for b in brokers]),
         )
         procs, second_machine = _processes(root, env, brokers)
-        if apart:
-            set_apart(ha, also=second_machine)
+        if off_path_niced:
+            lower_off_path(ha, also=second_machine)
         run = _measured(
             procs,
             f"http://127.0.0.1:{api_port}",
@@ -249,10 +248,10 @@ def _start(ha: HaDatabase, brokers: list[Mosquitto]) -> str:
 RUNS = (
     ("single machine", "single_latency"),
     ("HA database, 1 broker", "ha_db_latency"),
-    ("HA db, others apart", "ha_db_apart_latency"),
-    ("2 paths, fail over, apart", "ha_failover_apart_latency"),
+    ("HA db, off-path niced", "ha_db_offpath_latency"),
+    ("2 paths, fail over, niced", "ha_failover_offpath_latency"),
     ("HA, 2 paths, send both", "ha_latency"),
-    ("2 paths, both, apart", "ha_apart_latency"),
+    ("2 paths, both, niced", "ha_offpath_latency"),
 )
 
 

@@ -126,7 +126,7 @@ def _ha_latency(infra: BenchInfra, options: Options) -> dict[str, Any]:
             background_rate=options.background,
         )
     }
-    for key, paths, both, apart in ha.VARIANTS:
+    for key, paths, both, niced in ha.VARIANTS:
         runs[key] = ha.ha_latency(
             infra,
             alarms=options.alarms,
@@ -134,7 +134,7 @@ def _ha_latency(infra: BenchInfra, options: Options) -> dict[str, Any]:
             background=options.background,
             paths=paths,
             send_to_both=both,
-            apart=apart,
+            off_path_niced=niced,
         )
     return runs
 

@@ -1,5 +1,5 @@
 """The HA topology's other machines, as far as one machine can show them (`bench --ha-latency`,
-its "others apart" run).
+its "off-path niced" runs).
 
 In the field (docs/scaling.md, "a cell on 5 small VMs") the alarm's path runs on two machines:
 the services' (broker, ingest, engine, API, one etcd member) and the primary database's (Patroni
@@ -49,7 +49,7 @@ def _title(pid: int) -> bytes:
         return b""
 
 
-def set_apart(ha: HaDatabase, *, also: Sequence[int | None] = ()) -> list[int]:
+def lower_off_path(ha: HaDatabase, *, also: Sequence[int | None] = ()) -> list[int]:
     """Lower every process of the replicas' machines but their WAL receivers, the etcd members
     but the first (the one beside the services) and `also` (the second service machine's
     processes); returns the pids lowered."""
