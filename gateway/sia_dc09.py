@@ -12,11 +12,13 @@ timestamp `_HH:MM:SS,MM-DD-YYYY` (UTC), which the receiver checks against its cl
 
 from __future__ import annotations
 
+import functools
 import re
 import secrets
 import string
-from dataclasses import dataclass
+import struct
 from datetime import UTC, datetime
+from typing import NamedTuple
 
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
@@ -48,8 +50,9 @@ _WRONG_KEY = "does not decrypt with this account's key"
 _PAD_CHARS = "".join(c for c in string.printable[:94] if c not in "[]|")
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Block:
+class Block(NamedTuple):
+    """A block's header and its data (a tuple: made for every block, so cheap to make)."""
+
     mtype: str  # the ID token: SIA-DCS, ADM-CID or NULL
     encrypted: bool
     seq: str
@@ -59,8 +62,7 @@ class Block:
     data: str  # everything after the `[`: plain data, or the encrypted part in hex
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Opened:
+class Opened(NamedTuple):
     """The readable content of a block: the data up to `]`, extras, the device's time."""
 
     body: str
@@ -78,13 +80,23 @@ def _crc_table() -> tuple[int, ...]:
 
 
 _CRC_TABLE = _crc_table()
+# Two bytes a step: the register is 16 bits, so after XOR with a little-endian pair of bytes
+# all of it is shifted out, and what comes back in depends on those 16 bits alone. Half the
+# steps of the byte table, and no shift or mask in the loop (2.6 times as fast on a block).
+_CRC_TABLE2 = tuple(
+    _CRC_TABLE[(_CRC_TABLE[x & 0xFF] ^ (x >> 8)) & 0xFF] ^ ((_CRC_TABLE[x & 0xFF] ^ (x >> 8)) >> 8)
+    for x in range(1 << 16)
+)
 
 
 def crc16(data: bytes) -> int:
-    """CRC-16/ARC, as DC-07 specifies for DC-09 blocks (table-driven)."""
+    """CRC-16/ARC, as DC-07 specifies for DC-09 blocks (table-driven, two bytes a step)."""
     crc = 0
-    for byte in data:
-        crc = (crc >> 8) ^ _CRC_TABLE[(crc ^ byte) & 0xFF]
+    table = _CRC_TABLE2
+    for pair in struct.unpack_from(f"<{len(data) >> 1}H", data):
+        crc = table[crc ^ pair]
+    if len(data) & 1:
+        crc = (crc >> 8) ^ _CRC_TABLE[(crc ^ data[-1]) & 0xFF]
     return crc
 
 
@@ -254,7 +266,7 @@ def _sia_events(payload: str) -> list[Event]:
     events: list[Event] = []
     area = ""
     for segment in payload[1:].split("/"):
-        text = _NAME.sub("", segment).split("|", 1)[0]
+        text = (_NAME.sub("", segment) if "^" in segment else segment).split("|", 1)[0]
         while (modifier := _MODIFIER.match(text)) is not None:
             if modifier.group().startswith("ri"):
                 area = modifier.group()[2:]
@@ -286,7 +298,15 @@ def _with_alarm_details(
 
 
 def _stamp(now: datetime) -> str:
-    return now.astimezone(UTC).strftime("_%H:%M:%S,%m-%d-%Y")
+    if now.tzinfo is not UTC:
+        now = now.astimezone(UTC)
+    return _stamp_of(now.hour, now.minute, now.second, now.month, now.day, now.year)
+
+
+@functools.lru_cache(maxsize=4)
+def _stamp_of(hh: int, mi: int, ss: int, mo: int, dd: int, yyyy: int) -> str:
+    """Formatted once a second, not once an answer (formatting was most of an ACK's cost)."""
+    return f"_{hh:02}:{mi:02}:{ss:02},{mo:02}-{dd:02}-{yyyy}"
 
 
 def _frame(content: str) -> bytes:

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+import uuid
+from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from gateway import codes, scaip, sia_dc09, sip, sos_access
+from gateway import codes, model, scaip, sia_dc09, sip, sos_access
 from gateway.errors import ProtocolError
 from gateway.model import Protocol, Sender, Translated, event_id_for, to_event
 from larmkedja.events import Kind
@@ -27,6 +28,39 @@ def frame(content: str) -> bytes:
 
 def test_crc16_matches_the_standard_check_value() -> None:
     assert sia_dc09.crc16(b"123456789") == 0xBB3D  # CRC-16/ARC, what DC-07 specifies
+
+
+def crc16_arc_bitwise(data: bytes) -> int:
+    """CRC-16/ARC as its definition reads (poly 0x8005 reflected = 0xA001, init 0, no final
+    XOR), a bit at a time: the reference the table-driven one is held to."""
+    crc = 0
+    for byte in data:
+        crc ^= byte
+        for _ in range(8):
+            crc = (crc >> 1) ^ 0xA001 if crc & 1 else crc >> 1
+    return crc
+
+
+@settings(max_examples=500)
+@given(st.binary(max_size=1100))
+@example(b"")
+@example(b"\xff")
+def test_crc16_is_the_bitwise_crc_of_any_bytes(data: bytes) -> None:
+    assert sia_dc09.crc16(data) == crc16_arc_bitwise(data)
+
+
+@given(
+    st.datetimes(
+        min_value=datetime(2, 1, 1),
+        max_value=datetime(9998, 1, 1),
+        timezones=st.sampled_from([UTC, timezone(timedelta(hours=-5))]),
+    )
+)
+def test_a_timestamp_is_written_as_strftime_writes_it(when: datetime) -> None:
+    """The answers' `_HH:MM:SS,MM-DD-YYYY` (UTC) is formatted once a second and cached."""
+    expected = when.astimezone(UTC).strftime("_%H:%M:%S,%m-%d-%Y")
+    assert sia_dc09._stamp(when) == expected
+    assert sia_dc09._stamp(when) == expected  # from the cache
 
 
 def test_a_plain_sia_block_with_two_events_and_a_timestamp() -> None:
@@ -322,3 +356,9 @@ def test_a_device_clock_a_day_off_is_not_the_event_time() -> None:
         protocol=Protocol.SOS_ACCESS, sender_id="t", site="s", device_id="d", heartbeat_s=180
     )
     assert to_event(hb, message, received_at=NOW).data == {"interval_s": 180}
+
+
+@given(st.text())
+@example("sia-dc09\x1f1234\x1f0042\x1fSIA-DCS\x1f#1234|NMA01\x1f2026-11-23 21:30:05+00:00\x1f0")
+def test_event_ids_are_the_standard_uuid5_of_their_name(name: str) -> None:
+    assert model.uuid5(name) == uuid.uuid5(model.EVENT_NAMESPACE, name)
