@@ -75,10 +75,10 @@ class Gateway:
             )
         if not all(results):
             return None
-        protocol = sender.protocol.value
-        self.metrics.publish_seconds.labels(protocol).observe(time.monotonic() - started)
+        protocol, metrics = sender.protocol.value, self.metrics
+        metrics.of(metrics.publish_seconds, protocol).observe(time.monotonic() - started)
         for event in events:
-            self.metrics.events.labels(protocol, event.kind.value).inc()
+            metrics.of(metrics.events, protocol, event.kind.value).inc()
             self._remember(event.event_id)
         return events
 
@@ -98,8 +98,9 @@ class Gateway:
         return await self.registry.event_stored(event_id)
 
     def count(self, protocol: Protocol, result: str) -> None:
-        self.metrics.messages.labels(protocol.value, result).inc()
-        self.metrics.last_message.labels(protocol.value).set(time.time())
+        metrics = self.metrics
+        metrics.of(metrics.messages, protocol.value, result).inc()
+        metrics.of(metrics.last_message, protocol.value).set(time.time())
 
     def malformed(
         self,
