@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
-from larmkedja.events import DeviceEvent, Kind, event_json_schema
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from larmkedja.events import DATA_MODELS, DeviceEvent, Kind, _plainly_valid, event_json_schema
 from tests.helpers import make_event
 
 SCHEMA_FILE = Path(__file__).resolve().parents[2] / "docs" / "event-v1.schema.json"
@@ -30,3 +34,41 @@ def test_wire_form_round_trips() -> None:
 def test_every_alarm_kind_but_cancel_is_an_alarm() -> None:
     alarms = {k for k in Kind if k.is_alarm}
     assert alarms == {k for k in Kind if k.value.startswith("alarm.")} - {Kind.ALARM_CANCEL}
+
+
+# The keys the data models name, and values of every JSON type around their limits.
+VALUES = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(-10, 10**7),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.text(max_size=140),
+    st.sampled_from([k.value for k in Kind] + ["", "x" * 128, "x" * 129, "alarm.nope"]),
+    st.lists(st.integers(), max_size=2),
+    st.dictionaries(st.text(max_size=3), st.integers(), max_size=2),
+)
+KEYS = st.sampled_from(
+    ["interval_s", "component", "alarm_kind", "percent", "on_mains", "plan_id", "outcome",
+     "protocol", "code", "zone", "area", "x"]
+)  # fmt: skip
+
+
+@settings(max_examples=2000)
+@given(st.sampled_from(list(Kind)), st.dictionaries(KEYS, VALUES, max_size=4))
+def test_data_taken_as_plainly_valid_is_valid_for_its_model(
+    kind: Kind, data: dict[str, Any]
+) -> None:
+    """The shortcut that skips a kind's data model (the gateway's and ingest's hot path) says
+    yes only where the model says yes."""
+    if _plainly_valid(kind, data):
+        model = DATA_MODELS.get(kind)
+        if model is not None:
+            model.model_validate(data, strict=False)  # raises if the shortcut was wrong
+
+
+def test_the_gateways_events_skip_the_data_model() -> None:
+    assert _plainly_valid(Kind.HEARTBEAT, {"protocol": "sia-dc09", "code": "RP", "zone": "1"})
+    assert _plainly_valid(Kind.ALARM_FALL, {"protocol": "scaip", "component": "zone 1"})
+    assert _plainly_valid(Kind.ALARM_CANCEL, {"code": "OR", "alarm_kind": "alarm.button"})
+    assert not _plainly_valid(Kind.ALARM_FALL, {"component": "x" * 129})
+    assert not _plainly_valid(Kind.HEARTBEAT, {"interval_s": 0})
