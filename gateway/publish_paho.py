@@ -80,8 +80,10 @@ class Deadlines:
         self._timer: asyncio.TimerHandle | None = None
 
     def add(self, loop: asyncio.AbstractEventLoop, future: asyncio.Future[bool]) -> None:
-        due = loop.time() + self.timeout_s
-        self._queue.append((due, future))
+        due, queue = loop.time() + self.timeout_s, self._queue
+        while queue and queue[0][1].done():  # settled: forgotten now, not at their deadline
+            queue.popleft()
+        queue.append((due, future))
         if self._timer is None:
             self._timer = loop.call_at(due, self._expire, loop)
 
