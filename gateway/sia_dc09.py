@@ -16,10 +16,11 @@ import functools
 import re
 import secrets
 import string
-import struct
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import NamedTuple
 
+import crcmod
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
 from gateway.codes import SIA_RESTORES, cid_alarm_kind, cid_kind, sia_kind
@@ -69,35 +70,10 @@ class Opened(NamedTuple):
     timestamp: datetime | None
 
 
-def _crc_table() -> tuple[int, ...]:
-    table = []
-    for byte in range(256):
-        crc = byte
-        for _ in range(8):
-            crc = (crc >> 1) ^ 0xA001 if crc & 1 else crc >> 1
-        table.append(crc)
-    return tuple(table)
-
-
-_CRC_TABLE = _crc_table()
-# Two bytes a step: the register is 16 bits, so after XOR with a little-endian pair of bytes
-# all of it is shifted out, and what comes back in depends on those 16 bits alone. Half the
-# steps of the byte table, and no shift or mask in the loop (2.6 times as fast on a block).
-_CRC_TABLE2 = tuple(
-    _CRC_TABLE[(_CRC_TABLE[x & 0xFF] ^ (x >> 8)) & 0xFF] ^ ((_CRC_TABLE[x & 0xFF] ^ (x >> 8)) >> 8)
-    for x in range(1 << 16)
-)
-
-
-def crc16(data: bytes) -> int:
-    """CRC-16/ARC, as DC-07 specifies for DC-09 blocks (table-driven, two bytes a step)."""
-    crc = 0
-    table = _CRC_TABLE2
-    for pair in struct.unpack_from(f"<{len(data) >> 1}H", data):
-        crc = table[crc ^ pair]
-    if len(data) & 1:
-        crc = (crc >> 8) ^ _CRC_TABLE[(crc ^ data[-1]) & 0xFF]
-    return crc
+# CRC-16/ARC (poly 0x8005 reflected, init 0, no final XOR), as DC-07 specifies for DC-09
+# blocks: crcmod's C extension, two per block (the pure-Python table took ~8% of the
+# gateway's CPU in the profile of the bench's gateway part).
+crc16: Callable[[bytes], int] = crcmod.mkCrcFun(0x18005, initCrc=0, rev=True, xorOut=0)
 
 
 def take_frame(buffer: bytearray) -> bytes | None:

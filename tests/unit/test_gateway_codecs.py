@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, datetime, timedelta, timezone
 
+import crcmod.crcmod
 import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
@@ -28,6 +29,12 @@ def frame(content: str) -> bytes:
 
 def test_crc16_matches_the_standard_check_value() -> None:
     assert sia_dc09.crc16(b"123456789") == 0xBB3D  # CRC-16/ARC, what DC-07 specifies
+
+
+def test_the_crc_is_computed_in_c() -> None:
+    """crcmod falls back to pure Python where it has no compiled extension, several times
+    slower than the gateway's own table was: it must not do so unnoticed."""
+    assert crcmod.crcmod._usingExtension
 
 
 def crc16_arc_bitwise(data: bytes) -> int:
