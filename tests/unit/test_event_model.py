@@ -3,13 +3,22 @@
 from __future__ import annotations
 
 import json
+import uuid
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from larmkedja.events import DATA_MODELS, DeviceEvent, Kind, _plainly_valid, event_json_schema
+from larmkedja.events import (
+    DATA_MODELS,
+    DeviceEvent,
+    Kind,
+    _plainly_valid,
+    event_json_schema,
+    json_bytes,
+)
 from tests.helpers import make_event
 
 SCHEMA_FILE = Path(__file__).resolve().parents[2] / "docs" / "event-v1.schema.json"
@@ -72,3 +81,29 @@ def test_the_gateways_events_skip_the_data_model() -> None:
     assert _plainly_valid(Kind.ALARM_CANCEL, {"code": "OR", "alarm_kind": "alarm.button"})
     assert not _plainly_valid(Kind.ALARM_FALL, {"component": "x" * 129})
     assert not _plainly_valid(Kind.HEARTBEAT, {"interval_s": 0})
+
+
+JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(), inner, max_size=3),
+    max_leaves=8,
+)
+
+
+@settings(max_examples=500)
+@given(
+    st.sampled_from(list(Kind)),
+    st.dictionaries(st.text(max_size=8), JSON, max_size=4),
+    st.datetimes(
+        min_value=datetime(1900, 1, 2),
+        max_value=datetime(2200, 1, 1),
+        timezones=st.just(UTC) | st.timezones(),
+    ),
+)
+def test_the_wire_form_is_pydantics_dump_byte_for_byte(
+    kind: Kind, data: dict[str, Any], ts: datetime
+) -> None:
+    event = DeviceEvent.model_construct(
+        v=1, event_id=uuid.uuid4(), device_id="d-1", ts=ts, kind=kind, data=data
+    )
+    assert event.to_json() == json_bytes(event.model_dump(mode="json"))
