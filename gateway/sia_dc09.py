@@ -64,10 +64,13 @@ class Block(NamedTuple):
 
 
 class Opened(NamedTuple):
-    """The readable content of a block: the data up to `]`, extras, the device's time."""
+    """The readable content of a block: the data up to `]`, extras, the device's time (and
+    that time as `str(timestamp)` writes it, part of the event's identity: made from the
+    block's own digits, not formatted again)."""
 
     body: str
     timestamp: datetime | None
+    stamp_text: str | None = None
 
 
 # CRC-16/ARC (poly 0x8005 reflected, init 0, no final XOR), as DC-07 specifies for DC-09
@@ -145,20 +148,21 @@ def open_block(block: Block, *, key: bytes | None) -> Opened:
     else:
         text = block.data
     stamp = _TIMESTAMP.search(text)
-    timestamp = None
+    timestamp = stamp_text = None
     if stamp is not None:
-        hh, mi, ss, mo, dd, yyyy = (int(g) for g in stamp.groups())
+        hh, mi, ss, mo, dd, yyyy = stamp.groups()
         try:
-            timestamp = datetime(yyyy, mo, dd, hh, mi, ss, tzinfo=UTC)
+            timestamp = datetime(int(yyyy), int(mo), int(dd), int(hh), int(mi), int(ss), 0, UTC)
         except ValueError:
             raise ProtocolError("timestamp is not a time", code="format") from None
+        stamp_text = f"{yyyy}-{mo}-{dd} {hh}:{mi}:{ss}+00:00"
         text = text[: stamp.start()]
     elif block.encrypted:
         raise ProtocolError(_WRONG_KEY, code="key")  # see _after_padding
     close = text.find("]")
     if close < 0:
         raise ProtocolError("data has no closing ]", code="format")
-    return Opened(body=text[:close], timestamp=timestamp)
+    return Opened(body=text[:close], timestamp=timestamp, stamp_text=stamp_text)
 
 
 def _after_padding(plain: bytes) -> str:
@@ -192,7 +196,7 @@ def translate(block: Block, opened: Opened) -> list[Translated]:
     base = f"{block.seq}\x1f{block.mtype}\x1f{opened.body}"
     exact = opened.timestamp is not None
     if exact:
-        base += f"\x1f{opened.timestamp}"
+        base += f"\x1f{opened.stamp_text or opened.timestamp}"
     if block.mtype == "NULL":
         return [
             Translated(

@@ -70,6 +70,18 @@ def test_a_timestamp_is_written_as_strftime_writes_it(when: datetime) -> None:
     assert sia_dc09._stamp(when) == expected  # from the cache
 
 
+@given(st.datetimes(min_value=datetime(1000, 1, 1), timezones=st.just(UTC)))
+def test_a_blocks_time_in_the_event_identity_is_str_of_its_timestamp(when: datetime) -> None:
+    """The identity (so the event id) takes the block's time as `str(timestamp)` wrote it
+    before it was made from the block's digits: the ids of a retry across an upgrade match."""
+    block = sia_dc09.parse_block(
+        sia_dc09.sender_block(account="1234", seq=7, data="#1234|NMA1", now=when)
+    )
+    opened = sia_dc09.open_block(block, key=None)
+    assert opened.timestamp == when.replace(microsecond=0)
+    assert opened.stamp_text == str(opened.timestamp)
+
+
 def test_a_plain_sia_block_with_two_events_and_a_timestamp() -> None:
     block = sia_dc09.parse_block(
         frame('"SIA-DCS"0042R1L2#1234[#1234|Nri3/MA01/FA02]_21:30:05,11-23-2026')
@@ -369,3 +381,24 @@ def test_a_device_clock_a_day_off_is_not_the_event_time() -> None:
 @example("sia-dc09\x1f1234\x1f0042\x1fSIA-DCS\x1f#1234|NMA01\x1f2026-11-23 21:30:05+00:00\x1f0")
 def test_event_ids_are_the_standard_uuid5_of_their_name(name: str) -> None:
     assert model.uuid5(name) == uuid.uuid5(model.EVENT_NAMESPACE, name)
+
+
+def test_a_blocks_event_ids_and_wire_form_are_what_they_were() -> None:
+    """Pinned from the gateway before its per-block work was cut down (issue 21): the same
+    block gives the same event ids and JSON, so a panel's retry across an upgrade is stored
+    once."""
+    now = datetime(2026, 11, 23, 21, 30, 5, tzinfo=UTC)
+    block = sia_dc09.parse_block(
+        sia_dc09.sender_block(account="1234", seq=42, data="#1234|Nri3/MA01/FA02", now=now)
+    )
+    messages = sia_dc09.translate(block, sia_dc09.open_block(block, key=None))
+    events = [to_event(SENDER, m, received_at=now) for m in messages]
+    assert [str(e.event_id) for e in events] == [
+        "e2fb9a6a-def7-505f-9242-83a6141ba3d9",
+        "7566ce1a-924b-5af5-9c94-a68bae8aa4bd",
+    ]
+    assert events[1].to_json() == (
+        b'{"v":1,"event_id":"7566ce1a-924b-5af5-9c94-a68bae8aa4bd","device_id":"d-1",'
+        b'"ts":"2026-11-23T21:30:05Z","kind":"alarm.smoke","data":{"protocol":"sia-dc09",'
+        b'"code":"FA","area":"3","zone":"02","component":"zone 02"}}'
+    )
