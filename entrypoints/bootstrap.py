@@ -90,9 +90,11 @@ def _metrics_registry(port: int, host: str) -> CollectorRegistry:
     return registry
 
 
-def _tune_gc() -> None:
+def tune_gc() -> None:
     """Ingest allocates many short-lived objects per message; the default collector thresholds
-    spend ~40 % of parse time collecting. Freeze what start-up made and collect less often."""
+    spend ~40 % of parse time collecting. Freeze what start-up made and collect less often.
+    The gateway too: without it a full collection went through everything its imports made,
+    up to 95 ms while every panel waited (4 of them in the bench's 20,000 blocks)."""
     gc.collect()
     gc.freeze()
     gc.set_threshold(50_000, 20, 100)
@@ -120,7 +122,7 @@ def ingest(settings: Settings) -> Ingest:
         ),
         metrics=IngestMetrics(registry=registry),
     )
-    _tune_gc()
+    tune_gc()
     _tune_threads()
     return service
 

@@ -53,6 +53,7 @@ def cmd_api(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_gateway(args: argparse.Namespace, settings: Settings) -> int:
     db.prepare(settings)
+    bootstrap.tune_gc()
     asyncio.run(serve(settings))
     return 0
 

@@ -16,14 +16,13 @@ from gateway.dc09_receiver import Dc09Receiver
 from gateway.errors import ConfigurationError
 from gateway.limits import Slots, TokenBuckets
 from gateway.metrics import GatewayMetrics
-from gateway.publish_paho import EventPublisher, Paths, Publisher
+from gateway.publish_paho import EventPublisher, Paths, Publisher, publisher_client
 from gateway.registry_psycopg import Registry
 from gateway.scaip_receiver import ScaipReceiver
 from gateway.servers import DatagramServer, Receiver, StreamServer, Timeouts
 from gateway.service import Gateway
 from gateway.sos_receiver import SosAccessReceiver
 from larmkedja.db_connect import async_pool
-from larmkedja.mqtt_paho import make_client
 from larmkedja.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -104,10 +103,9 @@ def event_publisher(settings: Settings) -> EventPublisher:
     """One broker, or every receiving path of LARM_MQTT_PATHS (each event to each)."""
     started = []
     for host, port in settings.broker_paths():
+        client_id = f"larmkedja-gateway-{settings.gateway_instance}"
         publisher = Publisher(
-            client=make_client(
-                settings=settings, client_id=f"larmkedja-gateway-{settings.gateway_instance}"
-            ),
+            client=publisher_client(settings=settings, client_id=client_id),
             timeout_s=settings.gateway_publish_timeout_s,
         )
         publisher.start(host=host, port=port, keepalive_s=settings.mqtt_keepalive_s)

@@ -17,6 +17,8 @@ can write proves nothing anyway. Such an account has no protection but the netwo
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from gateway import sia_dc09
 from gateway.errors import ProtocolError, RegistryUnavailable
 from gateway.model import Protocol, Refusal, Sender
@@ -73,11 +75,12 @@ class Dc09Receiver:
             refusal, detail = refused or (Refusal.UNKNOWN_SENDER, "")
             self._refuse(refusal, detail, block, frame, source, sender)
             return sia_dc09.duh(block)
-        return await self._open(sender, block, frame, source)
+        return await self._open(sender, block, frame, source, received_at)
 
-    async def _open(self, sender: Sender, block: Block, frame: bytes, source: str) -> bytes | None:
+    async def _open(
+        self, sender: Sender, block: Block, frame: bytes, source: str, received_at: datetime
+    ) -> bytes | None:
         gw = self.gateway
-        received_at = gw.now()
         key = sender.aes_key()
         try:
             opened = sia_dc09.open_block(block, key=key)

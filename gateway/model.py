@@ -7,6 +7,7 @@ messages; `to_event` turns one into the contract's `DeviceEvent` for the sender'
 from __future__ import annotations
 
 import enum
+import hashlib
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -81,6 +82,19 @@ class Translated:
 # once (ingest keeps the first of an event id).
 EVENT_NAMESPACE = uuid.UUID("7d3f2a52-6b0e-4b7c-9a51-2f4f0f6c9a11")
 IDENTITY_BUCKET_S = 600
+_NAMESPACE_SHA1 = hashlib.sha1(EVENT_NAMESPACE.bytes, usedforsecurity=False)
+_VARIANT_MASK, _RFC_4122 = 0xC000 << 48, 0x8000 << 48
+_VERSION_MASK, _VERSION_5 = 0xF000 << 64, 5 << 76
+
+
+def uuid5(name: str) -> uuid.UUID:
+    """`uuid.uuid5(EVENT_NAMESPACE, name)`, with the namespace hashed once, not per event, and
+    the UUID made from its integer (less than half the time; the same ids)."""
+    sha1 = _NAMESPACE_SHA1.copy()
+    sha1.update(name.encode())
+    value = int.from_bytes(sha1.digest()[:16], "big")
+    value = (value & ~_VARIANT_MASK) | _RFC_4122
+    return uuid.UUID(int=(value & ~_VERSION_MASK) | _VERSION_5)
 
 
 def event_id_for(sender: Sender, message: Translated, *, received_at: datetime) -> uuid.UUID | None:
@@ -94,7 +108,7 @@ def event_id_for(sender: Sender, message: Translated, *, received_at: datetime) 
     name = f"{sender.protocol.value}\x1f{sender.sender_id}\x1f{message.identity}"
     if not message.exact:
         name += f"\x1f{int(received_at.timestamp()) // IDENTITY_BUCKET_S}"
-    return uuid.uuid5(EVENT_NAMESPACE, name)
+    return uuid5(name)
 
 
 def to_event(sender: Sender, message: Translated, *, received_at: datetime) -> DeviceEvent:

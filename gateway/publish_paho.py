@@ -12,6 +12,12 @@ fought over the GIL: the gateway acknowledged a third of what a bare publisher s
 (docs/bench.md). Connecting, which blocks, runs in the loop's executor; everything else runs
 on the loop.
 
+The client is `larmkedja.mqtt_publish_paho.FastPublisher`: the publishes of one pass of the
+loop (every device message that arrived together) go out in one write at the end of the pass,
+and a PUBACK settles its future as it is read. A publish is given up after `timeout_s`: one
+timer for all of them, at the oldest deadline still waiting (`Deadlines`), not one per
+publish; it may be late by up to `TICK_S`.
+
 With two receiving paths (two brokers that share nothing, docs/scaling.md) `Paths` publishes
 every event to each: the device is acknowledged as soon as one broker has it, the other copy
 goes on in the background, and ingest stores the event once whichever copy comes first.
@@ -23,21 +29,26 @@ import asyncio
 import contextlib
 import logging
 import threading
+from collections import deque
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
 from paho.mqtt.client import Client, ConnectFlags, DisconnectFlags
-from paho.mqtt.enums import MQTTErrorCode
 from paho.mqtt.reasoncodes import ReasonCode
 
-from larmkedja.mqtt_paho import on_connect
+from larmkedja.mqtt_paho import make_client, on_connect
+from larmkedja.mqtt_publish_paho import FastPublisher
+from larmkedja.mqtt_wire import WireError
+from larmkedja.settings import Settings
 
 if TYPE_CHECKING:
     from paho.mqtt.client import SocketLike
 
 log = logging.getLogger(__name__)
 NO_MATCHING_SUBSCRIBERS = 0x10
+FAILURE = 0x80  # MQTT v5: a reason code from here on is a failure
 MISC_S = 1.0  # paho's keepalive bookkeeping, and a reconnect when the connection is gone
+TICK_S = 0.05  # how late a publish's timeout may be noticed
 
 
 class EventPublisher(Protocol):
@@ -51,24 +62,57 @@ class EventPublisher(Protocol):
     def stop(self) -> None: ...
 
 
+def publisher_client(*, settings: Settings, client_id: str) -> FastPublisher:
+    """The gateway's client: a `FastPublisher` with the settings' credentials and TLS."""
+    client = make_client(settings=settings, client_id=client_id, cls=FastPublisher)
+    if not isinstance(client, FastPublisher):  # pragma: no cover - make_client builds `cls`
+        raise TypeError("make_client did not build a FastPublisher")
+    return client
+
+
+class Deadlines:
+    """When each waiting publish is given up, oldest first (they all wait as long), with one
+    timer at the oldest still waiting: a publish costs an append, not a timer of its own."""
+
+    def __init__(self, *, timeout_s: float) -> None:
+        self.timeout_s = timeout_s
+        self._queue: deque[tuple[float, asyncio.Future[bool]]] = deque()
+        self._timer: asyncio.TimerHandle | None = None
+
+    def add(self, loop: asyncio.AbstractEventLoop, future: asyncio.Future[bool]) -> None:
+        due, queue = loop.time() + self.timeout_s, self._queue
+        while queue and queue[0][1].done():  # settled: forgotten now, not at their deadline
+            queue.popleft()
+        queue.append((due, future))
+        if self._timer is None:
+            self._timer = loop.call_at(due, self._expire, loop)
+
+    def _expire(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._timer = None
+        now, queue = loop.time(), self._queue
+        while queue and (queue[0][1].done() or queue[0][0] <= now):
+            _, future = queue.popleft()
+            if not future.done():
+                future.set_result(False)  # not acknowledged in time: the device retries
+        if queue:
+            self._timer = loop.call_at(max(queue[0][0], now + TICK_S), self._expire, loop)
+
+
 class Publisher:
-    def __init__(self, *, client: Client, timeout_s: float) -> None:
+    def __init__(self, *, client: FastPublisher, timeout_s: float) -> None:
         self._client = client
-        self._timeout_s = timeout_s
+        self._deadlines = Deadlines(timeout_s=timeout_s)
         self._waiting: dict[int, asyncio.Future[bool]] = {}
-        # PUBACKs that arrived before their publisher registered: mid -> success. (Cannot
-        # happen with paho in the loop, where the PUBACK is read after `publish` returns;
-        # kept so that a change of paho's order is harmless.)
-        self._early: dict[int, bool] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
         self._loop_thread = 0
+        self._flush: asyncio.Handle | None = None
         self._misc: asyncio.Task[None] | None = None
         self._connecting: asyncio.Future[Any] | None = None
         self._open = False  # paho has a socket (set and cleared by its callbacks)
         self._unreachable = False  # said once per outage, not every second
         self._host, self._port, self._keepalive_s = "", 0, 30
         self.connected = False
-        client.on_publish = self._on_publish
+        client.on_puback = self._on_puback
         client.on_connect = on_connect(who="gateway", connected=self._on_connect)
         client.on_disconnect = self._on_disconnect
         client.on_socket_open = self._on_socket_open
@@ -86,6 +130,7 @@ class Publisher:
     def stop(self) -> None:
         if self._misc is not None:
             self._misc.cancel()
+        self._client.flush()
         with contextlib.suppress(Exception):
             self._client.disconnect()
         self._client.loop_write()  # the DISCONNECT, if there is a socket to write it to
@@ -94,23 +139,28 @@ class Publisher:
         """True once the broker has acknowledged; False if it did not within the timeout
         (the device is then told to retry; a late PUBACK only makes that retry a repeat
         of the same event id, which ingest stores once)."""
-        if not self.connected or self._loop is None:
+        loop = self._loop
+        if not self.connected or loop is None:
             return False
-        info = self._client.publish(topic, payload, qos=1)
-        if info.rc != MQTTErrorCode.MQTT_ERR_SUCCESS:
-            return False
-        early = self._early.pop(info.mid, None)
-        if early is not None:
-            return early
-        future: asyncio.Future[bool] = self._loop.create_future()
-        self._waiting[info.mid] = future
         try:
-            async with asyncio.timeout(self._timeout_s):
-                return await future
-        except TimeoutError:
+            mid = self._client.queue_publish(topic.encode(), payload)
+        except WireError as exc:
+            log.error("gateway: cannot publish to %r: %s", topic, exc)
             return False
+        if self._flush is None:  # every publish of this pass of the loop in one write
+            self._flush = loop.call_soon(self._write)
+        future: asyncio.Future[bool] = loop.create_future()
+        self._waiting[mid] = future
+        self._deadlines.add(loop, future)
+        try:
+            return await future
         finally:
-            self._waiting.pop(info.mid, None)
+            if self._waiting.get(mid) is future:
+                del self._waiting[mid]
+
+    def _write(self) -> None:
+        self._flush = None
+        self._client.flush()
 
     # --- in the loop ----------------------------------------------------------------------
 
@@ -134,19 +184,12 @@ class Publisher:
             log.warning("gateway: cannot reach the broker: %s", done.exception())
         self._unreachable = failed
 
-    def _on_publish(
-        self, client: Client, userdata: Any, mid: int, rc: ReasonCode, props: Any
-    ) -> None:
+    def _on_puback(self, mid: int, reason: int) -> None:
         # 0x10 "no matching subscribers": the broker took it but nobody will store it (after
         # a broker restart, before ingest subscribes again): not delivered, the device retries.
-        ok = not rc.is_failure and rc.value != NO_MATCHING_SUBSCRIBERS
         future = self._waiting.pop(mid, None)
-        if future is None:
-            if len(self._early) > 10_000:  # never: every publish is awaited
-                self._early.clear()
-            self._early[mid] = ok
-        elif not future.done():
-            future.set_result(ok)
+        if future is not None and not future.done():
+            future.set_result(reason < FAILURE and reason != NO_MATCHING_SUBSCRIBERS)
 
     def _on_connect(self, client: Client, flags: ConnectFlags) -> None:
         self.connected = True

@@ -11,13 +11,18 @@ and counted. A message must be whole within `Timeouts.message_s` of its first by
 that trickles it in a byte at a time is cut off, however often it sends); a connection that
 brings no whole message for `idle_s`, or has been open `lifetime_s`, is closed between
 messages. A one-shot receiver's (SOS Access) request must be whole within `message_s` of the
-connection opening.
+connection opening. A client that does not read its answers is cut off as slow once they are
+more than the transport's high-water mark for `message_s`.
+
+TCP is an `asyncio.Protocol` (`_Connection`), not a StreamReader/StreamWriter pair: a block
+that arrives whole is handed over from `data_received` to a task, without a stream's future per
+read and a timeout context per read (the deadlines are one timer per connection); docs/bench.md
+says what that gave.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from dataclasses import dataclass
 from typing import Protocol as Interface
@@ -29,7 +34,7 @@ from gateway.metrics import GatewayMetrics
 from gateway.model import Protocol
 
 log = logging.getLogger(__name__)
-READ_BYTES = 4096
+MAX_BUFFER = 128 * 1024  # a connection's unanswered bytes; more, and it is not read meanwhile
 
 
 class Receiver(Interface):
@@ -91,88 +96,174 @@ class StreamServer:
         self.slots = slots
 
     async def start(self, host: str, port: int) -> asyncio.Server:
-        return await asyncio.start_server(self._connection, host, port, reuse_address=True)
+        loop = asyncio.get_running_loop()
+        return await loop.create_server(lambda: _Connection(self), host, port, reuse_address=True)
 
-    async def _connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        protocol = self.receiver.protocol.value
-        source = _peer(writer.get_extra_info("peername"))
-        refused = self.slots.acquire(source)
+
+class _Connection(asyncio.Protocol):
+    """One TCP connection: bytes in `data_received`, a task that answers the whole messages in
+    the buffer one after the other while there are any (none between them), and one timer for
+    the connection's deadlines, moved only when it fires (or when a message starts arriving),
+    not on every message. Nothing is read while the buffer holds more than `MAX_BUFFER`."""
+
+    def __init__(self, server: StreamServer) -> None:
+        self.server = server
+        self.receiver = server.receiver
+        self.protocol = server.receiver.protocol.value
+        self.loop = asyncio.get_running_loop()
+        self.buffer = bytearray()
+        self.transport: asyncio.Transport | None = None
+        self.source = "-"
+        self._task: asyncio.Task[None] | None = None
+        self._timer: asyncio.TimerHandle | None = None
+        self._writable: asyncio.Future[None] | None = None  # while writing is paused
+        self._eof = self._closed = self._finished = False
+        now = self.loop.time()
+        started = now if self.receiver.one_shot else None
+        self.clock = _Clock(opened=now, last_whole=now, started=started)
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = cast(asyncio.Transport, transport)
+        self.source = _peer(transport.get_extra_info("peername"))
+        refused = self.server.slots.acquire(self.source)
         if refused is not None:
-            self.metrics.refused.labels(protocol, "tcp", refused).inc()
-            writer.transport.abort()
+            self.server.metrics.refused.labels(self.protocol, "tcp", refused).inc()
+            self._closed = self._finished = True
+            self.transport.abort()
             return
-        gauge = self.metrics.connections.labels(protocol)
-        gauge.inc()
+        self.server.metrics.connections.labels(self.protocol).inc()
+        wait, _ = self.clock.next_read(self.server.timeouts, self.clock.opened)
+        self._arm(self.clock.opened + wait)
+
+    def data_received(self, data: bytes) -> None:
+        self.buffer += data
+        if self._task is None and not self._closed:
+            self._task = self.loop.create_task(self._answer())
+        elif len(self.buffer) > MAX_BUFFER and self.transport is not None:
+            self.transport.pause_reading()  # resumed when the task has taken what it can
+
+    def eof_received(self) -> bool:
+        self._eof = True
+        if self._task is None and not self._closed:
+            self._task = self.loop.create_task(self._answer())
+        return True  # the task closes it, after the last answer
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._closed = True
+        if self._writable is not None and not self._writable.done():
+            self._writable.set_result(None)
+        if self._task is None:
+            self._finish()
+
+    def pause_writing(self) -> None:
+        self._writable = self.loop.create_future()
+
+    def resume_writing(self) -> None:
+        if self._writable is not None and not self._writable.done():
+            self._writable.set_result(None)
+        self._writable = None
+
+    async def _answer(self) -> None:
         try:
-            await self._serve(reader, writer, source)
+            await self._messages()
         except _Cut as cut:
-            self.metrics.cut.labels(protocol, cut.reason).inc()
-        except (ConnectionError, asyncio.IncompleteReadError):
-            pass
+            self.server.metrics.cut.labels(self.protocol, cut.reason).inc()
+            self._close(abort=True)
+        except ConnectionError:
+            self._close(abort=True)
         except Exception:
-            log.exception("gateway %s: connection failed", protocol)
+            log.exception("gateway %s: connection failed", self.protocol)
+            self._close(abort=True)
         finally:
-            self.slots.release(source)
-            gauge.dec()
-            writer.close()
-            with contextlib.suppress(ConnectionError, OSError):
-                await writer.wait_closed()
+            self._task = None
+            if self._closed:
+                self._finish()
 
-    async def _read(self, reader: asyncio.StreamReader, clock: _Clock) -> bytes:
-        now = asyncio.get_running_loop().time()
-        wait, reason = clock.next_read(self.timeouts, now)
-        if wait <= 0:
-            raise _Cut(reason)
-        try:
-            async with asyncio.timeout(wait):
-                return await reader.read(READ_BYTES)
-        except TimeoutError:
-            raise _Cut(reason) from None
-
-    async def _send(self, writer: asyncio.StreamWriter, reply: bytes | None) -> None:
-        if not reply:
+    async def _messages(self) -> None:
+        """Answer every whole message in the buffer (what `StreamServer` did after a read)."""
+        receiver, buffer, clock = self.receiver, self.buffer, self.clock
+        while not self._closed:
+            try:
+                message = receiver.take(buffer)
+            except ProtocolError as exc:
+                await self._send(receiver.framing_error(exc, self.source))
+                continue
+            if message is None and self._eof and buffer:
+                message = bytes(buffer)  # the device closed after a partial message
+                buffer.clear()
+            if message is None:
+                break
+            await self._send(await receiver.handle(message, self.source))
+            if receiver.one_shot:
+                self._close()
+                return
+            clock.last_whole, clock.started = self.loop.time(), None
+        if self._eof:
+            self._close()
             return
-        writer.write(reply)
-        if writer.transport.get_write_buffer_size() == 0:
-            return  # all sent at once: nothing to wait for (the usual case)
+        if not buffer:
+            clock.started = clock.opened if receiver.one_shot else None
+        elif clock.started is None:
+            clock.started = self.loop.time()
+            self._arm(clock.started + self.server.timeouts.message_s)
+        if self.transport is not None and not self._closed:
+            self.transport.resume_reading()
+
+    async def _send(self, reply: bytes | None) -> None:
+        if not reply or self.transport is None or self.transport.is_closing():
+            return
+        self.transport.write(reply)
+        if self._writable is None:
+            return  # taken at once, or under the high-water mark: nothing to wait for
         try:  # a client that does not read its answers is a slow one too
-            async with asyncio.timeout(self.timeouts.message_s):
-                await writer.drain()
+            async with asyncio.timeout(self.server.timeouts.message_s):
+                await self._writable
         except TimeoutError:
             raise _Cut("slow") from None
 
-    async def _serve(
-        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, source: str
-    ) -> None:
-        loop = asyncio.get_running_loop()
-        opened = loop.time()
-        one_shot = self.receiver.one_shot
-        clock = _Clock(opened=opened, last_whole=opened, started=opened if one_shot else None)
-        buffer = bytearray()
-        while True:
-            chunk = await self._read(reader, clock)
-            buffer += chunk
-            while True:
-                try:
-                    message = self.receiver.take(buffer)
-                except ProtocolError as exc:
-                    await self._send(writer, self.receiver.framing_error(exc, source))
-                    continue
-                if message is None and not chunk and buffer:
-                    message = bytes(buffer)  # the device closed after a partial message
-                    buffer.clear()
-                if message is None:
-                    break
-                await self._send(writer, await self.receiver.handle(message, source))
-                if one_shot:
-                    return
-                clock.last_whole, clock.started = loop.time(), None
-            if not chunk:
+    def _arm(self, when: float) -> None:
+        """The deadline timer at `when`, unless it is set to go off before that already."""
+        if self._timer is not None:
+            if self._timer.when() <= when:
                 return
-            if not buffer:
-                clock.started = opened if one_shot else None
-            elif clock.started is None:
-                clock.started = loop.time()
+            self._timer.cancel()
+        self._timer = self.loop.call_at(when, self._deadline)
+
+    def _deadline(self) -> None:
+        self._timer = None
+        if self._closed:
+            return
+        now = self.loop.time()
+        if self._task is not None:  # answering: no deadline runs (as none did while handling)
+            self._arm(now + self.server.timeouts.message_s)
+            return
+        wait, reason = self.clock.next_read(self.server.timeouts, now)
+        if wait > 0:
+            self._arm(now + wait)
+            return
+        self.server.metrics.cut.labels(self.protocol, reason).inc()
+        self._close(abort=True)
+        self._finish()
+
+    def _close(self, *, abort: bool = False) -> None:
+        """Close (after the answers already written), or at once for a client cut off."""
+        self._closed = True
+        if self.transport is not None:
+            if abort:
+                self.transport.abort()
+            else:
+                self.transport.close()
+
+    def _finish(self) -> None:
+        """Once: the slot and the gauge back, the timer off."""
+        if self._finished:
+            return
+        self._finished = True
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        self.server.slots.release(self.source)
+        self.server.metrics.connections.labels(self.protocol).dec()
 
 
 class DatagramServer(asyncio.DatagramProtocol):

@@ -1,4 +1,5 @@
-"""The receive path of a consumer (ingest): paho with its read replaced.
+"""The receive path of a consumer (ingest): paho with its read replaced (`FastReader`, which
+the gateway's publisher reads its PUBACKs with too: `mqtt_publish_paho`).
 
 paho stays in charge of the connection (CONNECT, keepalive, reconnect, SUBSCRIBE, TLS) and of
 every packet but one. What changes (docs/bench.md says why and what it measured):
@@ -67,36 +68,27 @@ def _idle_packet() -> Any:
     }
 
 
-class FastConsumer(TunedClient):
-    """A `TunedClient` whose QoS 1 publishes arrive in lists at `on_publishes`."""
+class FastReader(TunedClient):
+    """paho's reader replaced: one `recv` per readable socket, every whole packet in it handled
+    in that pass; `_fast` takes the packets a subclass decodes itself, paho's own handler the
+    rest, in order."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._rbuf = bytearray()
-        self.on_publishes: OnPublishes | None = None
-        # Back-pressure: while `full()` says so, the socket is not read (TCP holds the broker,
-        # which queues); `room` is set when the consumer has made room again.
-        self.full: Callable[[], bool] = lambda: False
-        self.room = threading.Event()
 
     def reconnect(self) -> MQTTErrorCode:
         self._rbuf = bytearray()  # what the old connection left is not this one's
         return super().reconnect()
 
-    def ack_many(self, mids: Sequence[int]) -> None:
-        """PUBACK for each packet id (QoS 1), all in one write."""
-        if mids:
-            packet = b"".join([_PUBACK.pack(_PUBACK_HEADER, 2, mid) for mid in mids])
-            self._packet_queue(_PUBACK_HEADER, packet, 0, 0)
+    def _fast(self, buf: bytearray, frame: Frame) -> bool:
+        """Take this packet inline (True), or leave it to paho (False)."""
+        raise NotImplementedError
 
-    def _packet_read(self) -> MQTTErrorCode:
-        if self.on_publishes is None:
-            return super()._packet_read()
-        if self.full():
-            self.room.clear()
-            if self.full():  # not read now; paho's loop calls again at once, so wait a little
-                self.room.wait(PAUSE_S)
-                return MQTTErrorCode.MQTT_ERR_AGAIN
+    def _pass_done(self) -> None:
+        """Before a packet goes to paho, and at the end of a pass: hand over what `_fast` took."""
+
+    def _read_frames(self) -> MQTTErrorCode:
         try:
             data = self._sock_recv(READ_SIZE)
         except BlockingIOError:
@@ -111,33 +103,24 @@ class FastConsumer(TunedClient):
         buf = self._rbuf
         buf += data
         try:
-            rc, used = self._handle_frames(buf, self.on_publishes)
+            rc, used = self._handle_frames(buf)
         except WireError as err:
             self._easy_log(MQTT_LOG_ERR, "malformed packet from the broker: %s", err)
             return MQTTErrorCode.MQTT_ERR_PROTOCOL
         del buf[:used]
         return rc
 
-    def _handle_frames(self, buf: bytearray, deliver: OnPublishes) -> tuple[MQTTErrorCode, int]:
-        v5 = self._protocol == MQTTProtocolVersion.MQTTv5
-        batch: list[Publish] = []
+    def _handle_frames(self, buf: bytearray) -> tuple[MQTTErrorCode, int]:
         pos = 0
         while (frame := next_frame(buf, pos)) is not None:
-            if frame.header & 0xF0 == PUBLISH:
-                publish = decode_publish(buf, frame, v5=v5)
-                if publish is not None:
-                    batch.append(publish)
-                    pos = frame.end
-                    continue
-            if batch:  # in order: a CONNACK or DISCONNECT after them sees them delivered
-                deliver(batch)
-                batch = []
             pos = frame.end
+            if self._fast(buf, frame):
+                continue
+            self._pass_done()  # in order: a CONNACK or DISCONNECT after them sees them handled
             rc = self._paho_handles(buf, frame)
             if rc != _OK:
                 return rc, pos
-        if batch:
-            deliver(batch)
+        self._pass_done()
         return _OK, pos
 
     def _paho_handles(self, buf: bytearray, frame: Frame) -> MQTTErrorCode:
@@ -157,6 +140,50 @@ class FastConsumer(TunedClient):
             rc = MQTTErrorCode.MQTT_ERR_PROTOCOL
         self._in_packet = _idle_packet()
         return rc
+
+
+class FastConsumer(FastReader):
+    """A `TunedClient` whose QoS 1 publishes arrive in lists at `on_publishes`."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.on_publishes: OnPublishes | None = None
+        self._batch: list[Publish] = []
+        # Back-pressure: while `full()` says so, the socket is not read (TCP holds the broker,
+        # which queues); `room` is set when the consumer has made room again.
+        self.full: Callable[[], bool] = lambda: False
+        self.room = threading.Event()
+
+    def ack_many(self, mids: Sequence[int]) -> None:
+        """PUBACK for each packet id (QoS 1), all in one write."""
+        if mids:
+            packet = b"".join([_PUBACK.pack(_PUBACK_HEADER, 2, mid) for mid in mids])
+            self._packet_queue(_PUBACK_HEADER, packet, 0, 0)
+
+    def _packet_read(self) -> MQTTErrorCode:
+        if self.on_publishes is None:
+            return super()._packet_read()
+        if self.full():
+            self.room.clear()
+            if self.full():  # not read now; paho's loop calls again at once, so wait a little
+                self.room.wait(PAUSE_S)
+                return MQTTErrorCode.MQTT_ERR_AGAIN
+        self._batch = []
+        return self._read_frames()
+
+    def _fast(self, buf: bytearray, frame: Frame) -> bool:
+        if frame.header & 0xF0 != PUBLISH:
+            return False
+        publish = decode_publish(buf, frame, v5=self._protocol == MQTTProtocolVersion.MQTTv5)
+        if publish is None:
+            return False
+        self._batch.append(publish)
+        return True
+
+    def _pass_done(self) -> None:
+        if self._batch and self.on_publishes is not None:
+            batch, self._batch = self._batch, []
+            self.on_publishes(batch)
 
     def _sock_close(self) -> None:
         sock = self._sock

@@ -1,5 +1,5 @@
-"""MQTT packets off the wire, for the receive path of a pure consumer (pure: bytes in, tuples
-out; no socket, no paho).
+"""MQTT packets off and onto the wire, for the receive path of a pure consumer and the QoS 1
+publishes of the gateway (pure: bytes in, tuples out; no socket, no paho).
 
 Why our own decoder and not paho's: stock paho reads a packet with three or four `recv` calls,
 handles one packet per `select`, and builds an `MQTTMessage` and, in MQTT v5, a `Properties`
@@ -9,6 +9,11 @@ PUBLISH into the four things a consumer needs, skipping its v5 properties. Every
 (CONNACK, SUBACK, PINGRESP, DISCONNECT, QoS 0 and 2, a PUBLISH with a topic alias) goes to
 paho's own handlers unchanged. `tests/unit/test_mqtt_wire.py` compares it with paho's decoder
 on generated, split, concatenated and malformed packets.
+
+A publisher's side (the gateway, `FastPublisher` in `mqtt_fast_paho`): `encode_publish` makes
+the QoS 1 PUBLISH paho would send (no properties), so that many go out in one write, and
+`decode_puback` reads a PUBACK's packet id and reason code without paho's `ReasonCode` and
+`Properties` objects; the same test compares both with paho's.
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ from __future__ import annotations
 from typing import NamedTuple
 
 PUBLISH = 0x30
+PUBACK = 0x40
 MAX_REMAINING_BYTES = 4  # MQTT: the remaining length is at most four bytes
 
 
@@ -144,3 +150,45 @@ def _len16(buf: bytes | bytearray | memoryview, i: int, end: int) -> int:
     if i + 2 > end:
         raise WireError("property length runs past the packet")
     return 2 + ((buf[i] << 8) | buf[i + 1])
+
+
+def _remaining(n: int) -> bytes:
+    if n < 0x80:
+        return bytes((n,))
+    out = bytearray()
+    while True:
+        byte, n = n & 0x7F, n >> 7
+        out.append(byte | 0x80 if n else byte)
+        if not n:
+            return bytes(out)
+
+
+MAX_PACKET = 268_435_455  # the largest remaining length MQTT can say
+
+
+def encode_publish(topic: bytes, payload: bytes, mid: int, *, v5: bool) -> bytes:
+    """A whole QoS 1 PUBLISH (not retained, not a duplicate; in v5 without properties)."""
+    if not topic or len(topic) > 0xFFFF:
+        raise WireError("a topic is 1 to 65,535 bytes")
+    if b"+" in topic or b"#" in topic:
+        raise WireError("a topic to publish to has no wildcards")
+    if not 0 < mid <= 0xFFFF:
+        raise WireError("a packet id is 1 to 65,535")
+    length = len(topic) + len(payload) + (5 if v5 else 4)
+    if length > MAX_PACKET:
+        raise WireError("payload too large for MQTT")
+    head = b"\x32" + _remaining(length) + len(topic).to_bytes(2, "big")
+    return b"".join((head, topic, mid.to_bytes(2, "big"), b"\x00" if v5 else b"", payload))
+
+
+def decode_puback(
+    buf: bytes | bytearray | memoryview, frame: Frame, *, v5: bool
+) -> tuple[int, int]:
+    """A PUBACK's packet id and reason code (0, success, when it has none: MQTT 3.1.1, or v5's
+    short form); v5 properties after the reason code are skipped unread."""
+    _, start, end = frame
+    size = end - start
+    if size < 2 or (size != 2 and not v5):
+        raise WireError("PUBACK of the wrong size")
+    mid = (buf[start] << 8) | buf[start + 1]
+    return mid, buf[start + 2] if size > 2 else 0

@@ -6,6 +6,7 @@ device is still acknowledged while the attack goes on."""
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import time
 from collections.abc import Iterator
@@ -36,12 +37,17 @@ from tests.helpers import scalar, wait_until
 pytestmark = pytest.mark.integration
 DEADLINE_S = 1.0
 IDLE_S = 3.0
+LIFETIME_S = 5.0
 
 
 @pytest.fixture
 def tight(database_url: str, broker: Broker) -> Iterator[GatewayStack]:
     """A gateway with short deadlines."""
-    deadlines = {"gateway_message_deadline_s": DEADLINE_S, "gateway_idle_s": IDLE_S}
+    deadlines = {
+        "gateway_message_deadline_s": DEADLINE_S,
+        "gateway_idle_s": IDLE_S,
+        "gateway_connection_lifetime_s": LIFETIME_S,
+    }
     with gateway_stack(database_url, broker, **deadlines) as stack:
         yield stack
 
@@ -113,6 +119,58 @@ def test_a_connection_that_never_brings_a_whole_message_is_closed_when_idle(
     assert IDLE_S - 0.5 < cut_after < IDLE_S + 2
     labels = {"protocol": "sia-dc09", "reason": "idle"}
     assert tight.metric("larm_gateway_connections_cut_total", **labels) == 1
+
+
+def test_a_connection_busy_with_whole_messages_is_closed_at_its_lifetime(
+    tight: GatewayStack, tmp_path: Path
+) -> None:
+    """Every block acknowledged, none ever late, and still closed between two blocks once
+    the connection has been open its lifetime (a connection is no place to stay for ever)."""
+    legit = Legit(tight, tmp_path)
+    acks = 0
+    with connect(tight, "sia-dc09", source="127.0.0.1") as panel:
+        started = time.monotonic()
+        for seq in range(1, 100):
+            try:
+                panel.sendall(dc09_alarm("9100", legit.dc09_key, 1000 + seq))
+                answer = panel.recv(4096)  # one answer block: small, and it arrives whole
+            except OSError:
+                break
+            if not answer:  # closed
+                break
+            assert dc09_answer(answer) == "ACK"
+            acks += 1
+            time.sleep(0.5)
+        lived = time.monotonic() - started
+    assert acks >= LIFETIME_S / 0.6
+    assert LIFETIME_S - 0.5 < lived < LIFETIME_S + 1.5
+    labels = {"protocol": "sia-dc09", "reason": "lifetime"}
+    assert tight.metric("larm_gateway_connections_cut_total", **labels) == 1
+
+
+def test_a_client_that_never_reads_its_answers_is_cut_off(
+    tight: GatewayStack, tmp_path: Path
+) -> None:
+    """Thousands of damaged blocks, each answered with a NAK, and not one answer read: the
+    answers pile up in the gateway only to its write buffer's limit, then the connection is cut
+    as slow within the message deadline, and a legitimate panel is acknowledged meanwhile."""
+    legit = Legit(tight, tmp_path)
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # before connecting: a small window
+    with closing(s):
+        s.bind((ATTACKER, 0))
+        s.connect((tight.host, tight.port("sia-dc09")))
+        started = time.monotonic()
+        with contextlib.suppress(OSError):  # the cut may come while we still send
+            s.sendall(b"\nXXXXXXXX" * 100_000)  # a bad length each: 100,000 NAKs, ~5 MB
+        assert legit.round("sia-dc09")
+        labels = {"protocol": "sia-dc09", "reason": "slow"}
+        wait_until(
+            lambda: tight.metric("larm_gateway_connections_cut_total", **labels) == 1,
+            timeout=DEADLINE_S + 5, what="the reader that never reads cut off",
+        )  # fmt: skip
+    assert time.monotonic() - started < DEADLINE_S + 5
+    assert legit.round("sia-dc09")
 
 
 def test_connections_over_the_caps_are_closed_at_once_and_counted(

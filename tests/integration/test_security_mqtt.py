@@ -3,6 +3,7 @@ anonymous access is off; revoking works without a restart."""
 
 from __future__ import annotations
 
+import asyncio
 import secrets
 import threading
 import time
@@ -20,9 +21,12 @@ from paho.mqtt.subscribeoptions import SubscribeOptions
 from alarms.devices.credentials_mosquitto import BrokerAuth
 from devstack.mosquitto import Mosquitto
 from devstack.procs import free_port
+from devstack.tls import local_ca
+from gateway.publish_paho import Publisher, publisher_client
 from larmkedja.events import Kind
-from larmkedja.mqtt_paho import connect_properties
-from tests.helpers import make_event, wait_until
+from larmkedja.mqtt_paho import connect_properties, make_client
+from larmkedja.settings import Settings
+from tests.helpers import make_event, wait_until, wait_until_async
 
 pytestmark = pytest.mark.integration
 
@@ -187,13 +191,20 @@ def test_revoking_a_device_works_without_restarting_the_broker(
         again.close()
 
 
-def test_a_tls_listener_with_a_local_ca_is_one_setting_away(state_dir: Path) -> None:
-    from devstack.tls import local_ca
-    from larmkedja.mqtt_paho import make_client
-    from larmkedja.settings import Settings
+@dataclass
+class TlsBroker:
+    settings: Settings  # a device's: its account, the TLS port, the local CA
+    topic: str  # what the ACL lets it publish to
+    plain: SecureBroker  # the same broker's plain listener, with ingest's account
 
+
+@pytest.fixture
+def tls_broker(state_dir: Path) -> Iterator[TlsBroker]:
+    """A broker with a TLS listener signed by a local CA, and one device's account on it."""
     root = state_dir / f"mq-tls-{uuid.uuid4().hex[:6]}"
     auth = BrokerAuth(directory=root / "auth", pid_file=root / "mosquitto.pid")
+    services = {"svc-ingest-1": secrets.token_urlsafe(12)}
+    auth.ensure_services(services)
     creds = auth.provision(site="solna", device_id="d-tls")
     tls = local_ca(root / "tls")
     server = Mosquitto(
@@ -214,16 +225,44 @@ def test_a_tls_listener_with_a_local_ca_is_one_setting_away(state_dir: Path) -> 
             mqtt_username=creds.username,
             mqtt_password=creds.password,
         )
-        client = make_client(settings=settings, client_id="tls-device")
-        client.connect("127.0.0.1", server.tls_port)
-        client.loop_start()
-        info = client.publish(creds.topic, make_event("d-tls", Kind.HEARTBEAT).to_json(), qos=1)
-        info.wait_for_publish(timeout=5)
-        assert info.is_published()
-        client.disconnect()
-        client.loop_stop()
+        yield TlsBroker(settings, creds.topic, SecureBroker(server, auth, services))
     finally:
         server.stop()
+
+
+def test_a_tls_listener_with_a_local_ca_is_one_setting_away(tls_broker: TlsBroker) -> None:
+    settings = tls_broker.settings
+    client = make_client(settings=settings, client_id="tls-device")
+    client.connect("127.0.0.1", settings.mqtt_port)
+    client.loop_start()
+    info = client.publish(tls_broker.topic, make_event("d-tls", Kind.HEARTBEAT).to_json(), qos=1)
+    info.wait_for_publish(timeout=5)
+    assert info.is_published()
+    client.disconnect()
+    client.loop_stop()
+
+
+async def test_the_gateways_publish_path_over_tls(tls_broker: TlsBroker) -> None:
+    """The gateway's publisher writes a pass's PUBLISHes straight to the socket and reads the
+    PUBACKs itself (`FastPublisher`): over TLS too, 300 at once, each acknowledged and each
+    delivered (a subscriber, as ingest: the broker says "no matching subscribers" otherwise)."""
+    settings = tls_broker.settings
+    reader = Peer(tls_broker.plain, "svc-ingest-1", tls_broker.plain.services["svc-ingest-1"])
+    assert not reader.subscribe("larm/v1/+/+/events").is_failure
+    publisher = Publisher(
+        client=publisher_client(settings=settings, client_id="tls-device"), timeout_s=5.0
+    )
+    publisher.start(host="127.0.0.1", port=settings.mqtt_port, keepalive_s=5)
+    try:
+        await wait_until_async(lambda: publisher.connected, within=5, what="connected over TLS")
+        events = [make_event("d-tls", Kind.HEARTBEAT).to_json() for _ in range(300)]
+        results = await asyncio.gather(*(publisher.publish(tls_broker.topic, e) for e in events))
+        assert all(results)
+        await wait_until_async(lambda: len(reader.messages) == 300, within=5, what="all read")
+        assert sorted(m.payload for m in reader.messages) == sorted(events)
+    finally:
+        publisher.stop()
+        reader.close()
 
 
 @pytest.mark.parametrize("service_id", ["larmkedja-ingest-1", "svc-ingest-1", "larmkedja-engine-1"])

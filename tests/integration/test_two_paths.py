@@ -19,9 +19,8 @@ from psycopg.types.json import Jsonb
 from alarms.devices.credentials_mosquitto import BrokerAuth
 from devstack.mosquitto import Mosquitto
 from devstack.procs import free_port
-from gateway.publish_paho import Paths, Publisher
+from gateway.publish_paho import Paths, Publisher, publisher_client
 from larmkedja.events import Kind
-from larmkedja.mqtt_paho import make_client
 from larmkedja.settings import Settings
 from tests.helpers import make_event, wait_until, wait_until_async
 from tests.integration.test_security_mqtt import Peer, SecureBroker
@@ -92,7 +91,7 @@ def test_a_device_is_only_itself_on_either_path(two_paths: TwoPaths) -> None:
 def _publisher(port: int, password: str) -> Publisher:
     settings = Settings(mqtt_username="svc-gateway-1", mqtt_password=password)
     publisher = Publisher(
-        client=make_client(settings=settings, client_id="svc-gateway-1"), timeout_s=3.0
+        client=publisher_client(settings=settings, client_id="svc-gateway-1"), timeout_s=3.0
     )
     publisher.start(host="127.0.0.1", port=port, keepalive_s=5)
     return publisher

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+import uuid
+from datetime import UTC, datetime, timedelta, timezone
 
+import crcmod.crcmod
 import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from gateway import codes, scaip, sia_dc09, sip, sos_access
+from gateway import codes, model, scaip, sia_dc09, sip, sos_access
 from gateway.errors import ProtocolError
 from gateway.model import Protocol, Sender, Translated, event_id_for, to_event
 from larmkedja.events import Kind
@@ -27,6 +29,57 @@ def frame(content: str) -> bytes:
 
 def test_crc16_matches_the_standard_check_value() -> None:
     assert sia_dc09.crc16(b"123456789") == 0xBB3D  # CRC-16/ARC, what DC-07 specifies
+
+
+def test_the_crc_is_computed_in_c() -> None:
+    """crcmod falls back to pure Python where it has no compiled extension, several times
+    slower than the gateway's own table was: it must not do so unnoticed."""
+    assert crcmod.crcmod._usingExtension
+
+
+def crc16_arc_bitwise(data: bytes) -> int:
+    """CRC-16/ARC as its definition reads (poly 0x8005 reflected = 0xA001, init 0, no final
+    XOR), a bit at a time: the reference the table-driven one is held to."""
+    crc = 0
+    for byte in data:
+        crc ^= byte
+        for _ in range(8):
+            crc = (crc >> 1) ^ 0xA001 if crc & 1 else crc >> 1
+    return crc
+
+
+@settings(max_examples=500)
+@given(st.binary(max_size=1100))
+@example(b"")
+@example(b"\xff")
+def test_crc16_is_the_bitwise_crc_of_any_bytes(data: bytes) -> None:
+    assert sia_dc09.crc16(data) == crc16_arc_bitwise(data)
+
+
+@given(
+    st.datetimes(
+        min_value=datetime(2, 1, 1),
+        max_value=datetime(9998, 1, 1),
+        timezones=st.sampled_from([UTC, timezone(timedelta(hours=-5))]),
+    )
+)
+def test_a_timestamp_is_written_as_strftime_writes_it(when: datetime) -> None:
+    """The answers' `_HH:MM:SS,MM-DD-YYYY` (UTC) is formatted once a second and cached."""
+    expected = when.astimezone(UTC).strftime("_%H:%M:%S,%m-%d-%Y")
+    assert sia_dc09._stamp(when) == expected
+    assert sia_dc09._stamp(when) == expected  # from the cache
+
+
+@given(st.datetimes(min_value=datetime(1000, 1, 1), timezones=st.just(UTC)))
+def test_a_blocks_time_in_the_event_identity_is_str_of_its_timestamp(when: datetime) -> None:
+    """The identity (so the event id) takes the block's time as `str(timestamp)` wrote it
+    before it was made from the block's digits: the ids of a retry across an upgrade match."""
+    block = sia_dc09.parse_block(
+        sia_dc09.sender_block(account="1234", seq=7, data="#1234|NMA1", now=when)
+    )
+    opened = sia_dc09.open_block(block, key=None)
+    assert opened.timestamp == when.replace(microsecond=0)
+    assert opened.stamp_text == str(opened.timestamp)
 
 
 def test_a_plain_sia_block_with_two_events_and_a_timestamp() -> None:
@@ -322,3 +375,30 @@ def test_a_device_clock_a_day_off_is_not_the_event_time() -> None:
         protocol=Protocol.SOS_ACCESS, sender_id="t", site="s", device_id="d", heartbeat_s=180
     )
     assert to_event(hb, message, received_at=NOW).data == {"interval_s": 180}
+
+
+@given(st.text())
+@example("sia-dc09\x1f1234\x1f0042\x1fSIA-DCS\x1f#1234|NMA01\x1f2026-11-23 21:30:05+00:00\x1f0")
+def test_event_ids_are_the_standard_uuid5_of_their_name(name: str) -> None:
+    assert model.uuid5(name) == uuid.uuid5(model.EVENT_NAMESPACE, name)
+
+
+def test_a_blocks_event_ids_and_wire_form_are_what_they_were() -> None:
+    """Pinned from the gateway before its per-block work was cut down (issue 21): the same
+    block gives the same event ids and JSON, so a panel's retry across an upgrade is stored
+    once."""
+    now = datetime(2026, 11, 23, 21, 30, 5, tzinfo=UTC)
+    block = sia_dc09.parse_block(
+        sia_dc09.sender_block(account="1234", seq=42, data="#1234|Nri3/MA01/FA02", now=now)
+    )
+    messages = sia_dc09.translate(block, sia_dc09.open_block(block, key=None))
+    events = [to_event(SENDER, m, received_at=now) for m in messages]
+    assert [str(e.event_id) for e in events] == [
+        "e2fb9a6a-def7-505f-9242-83a6141ba3d9",
+        "7566ce1a-924b-5af5-9c94-a68bae8aa4bd",
+    ]
+    assert events[1].to_json() == (
+        b'{"v":1,"event_id":"7566ce1a-924b-5af5-9c94-a68bae8aa4bd","device_id":"d-1",'
+        b'"ts":"2026-11-23T21:30:05Z","kind":"alarm.smoke","data":{"protocol":"sia-dc09",'
+        b'"code":"FA","area":"3","zone":"02","component":"zone 02"}}'
+    )

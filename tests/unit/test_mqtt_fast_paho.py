@@ -16,6 +16,7 @@ from paho.mqtt.enums import MQTTErrorCode, _ConnectionState
 from larmkedja.mqtt_fast_paho import FastConsumer, _idle_packet
 from larmkedja.mqtt_paho import bare_client
 from larmkedja.mqtt_wire import Publish
+from tests.unit.paho_loopback import connected
 
 PINGRESP = b"\xd0\x00"
 
@@ -29,19 +30,10 @@ def publish(topic: bytes, payload: bytes, mid: int) -> bytes:
 @pytest.fixture
 def pair() -> Iterator[tuple[FastConsumer, socket.socket]]:
     """A v5 consumer 'connected' to `peer` over loopback TCP."""
-    listener = socket.create_server(("127.0.0.1", 0))
-    ours = socket.create_connection(listener.getsockname())
-    peer, _ = listener.accept()
-    listener.close()
-    ours.setblocking(False)
     client = bare_client(client_id="t", manual_ack=True, cls=FastConsumer)
     assert isinstance(client, FastConsumer)
-    client._sock = ours
-    client._state = _ConnectionState.MQTT_CS_CONNECTED
-    yield client, peer
-    peer.close()
-    if client._sock is not None:
-        client._sock.close()
+    with connected(client) as pair:
+        yield pair
 
 
 def read_all(client: FastConsumer) -> None:

@@ -1,6 +1,7 @@
 """The receive path's decoder against paho's own: generated PUBLISH packets, split and
 concatenated at random, and malformed ones. Where paho refuses a packet, so do we, except for
-the text inside v5 properties, which we skip unread."""
+the text inside v5 properties, which we skip unread. The publisher's side likewise: the PUBLISH
+we encode is the one paho sends, the PUBACK we decode says what paho reads in it."""
 
 from __future__ import annotations
 
@@ -10,11 +11,20 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from paho.mqtt import _packet
-from paho.mqtt.enums import MQTTProtocolVersion
+from paho.mqtt.client import Client
+from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
-from larmkedja.mqtt_wire import Frame, Publish, WireError, decode_publish, next_frame
+from larmkedja.mqtt_wire import (
+    Frame,
+    Publish,
+    WireError,
+    decode_puback,
+    decode_publish,
+    encode_publish,
+    next_frame,
+)
 
 V5, V311 = MQTTProtocolVersion.MQTTv5, MQTTProtocolVersion.MQTTv311
 
@@ -139,3 +149,58 @@ def test_qos_0_2_and_topic_aliases_are_left_to_paho() -> None:
     assert decode_publish(body, Frame(0x30, 0, len(body)), v5=False) is None
     alias = struct.pack("!H", 0) + struct.pack("!H", 7) + b"\x03\x23\x00\x01" + b"x"
     assert decode_publish(alias, Frame(0x32, 0, len(alias)), v5=True) is None
+
+
+def paho_publish(topic: bytes, payload: bytes, mid: int, *, v5: bool) -> bytes:
+    """The QoS 1 PUBLISH stock paho queues for these (its `_send_publish`)."""
+    client = Client(CallbackAPIVersion.VERSION2, protocol=V5 if v5 else V311)
+    client._sock = object()  # type: ignore[assignment]  # only checked for None
+    client._on_socket_register_write = lambda *_: None  # keeps paho from writing it
+    client._send_publish(mid, topic, payload, qos=1)
+    client._sock = None
+    return bytes(client._out_packet.popleft()["packet"])
+
+
+@settings(max_examples=300)
+@given(
+    st.booleans(),
+    st.binary(min_size=1, max_size=300).filter(lambda t: b"+" not in t and b"#" not in t),
+    st.one_of(st.binary(max_size=100), st.integers(100, 20_000).map(lambda n: b"p" * n)),
+    st.integers(1, 65535),
+)
+def test_a_publish_is_encoded_as_paho_encodes_it(
+    v5: bool, topic: bytes, payload: bytes, mid: int
+) -> None:
+    ours = encode_publish(topic, payload, mid, v5=v5)
+    assert ours == paho_publish(topic, payload, mid, v5=v5)
+    frame = next_frame(ours, 0)
+    assert frame is not None and frame.end == len(ours)
+    assert decode_publish(ours, frame, v5=v5) == Publish(topic, payload, mid, 1)
+
+
+@pytest.mark.parametrize(
+    ("topic", "mid"), [(b"", 1), (b"a/+", 1), (b"a/#", 1), (b"t" * 65536, 1), (b"t", 0)]
+)
+def test_what_cannot_be_published_is_refused(topic: bytes, mid: int) -> None:
+    with pytest.raises(WireError):
+        encode_publish(topic, b"x", mid, v5=True)
+
+
+@settings(max_examples=500)
+@given(st.booleans(), st.binary(max_size=12))
+def test_a_puback_decodes_as_paho_decodes_it(v5: bool, body: bytes) -> None:
+    """paho checks a v5 reason code and properties; we read the code and skip the rest (the
+    publisher treats any code from 0x80 as a failure, so an unknown one fails safe)."""
+    try:
+        theirs = _packet.decode_puback(0x40, body, V5 if v5 else V311)
+    except Exception:
+        theirs = None
+    try:
+        ours = decode_puback(body, Frame(0x40, 0, len(body)), v5=v5)
+    except WireError:
+        assert theirs is None, f"paho decodes what we refuse: {theirs}"
+        return
+    if theirs is None:
+        assert v5 and len(body) > 2, "we decode what paho refuses, other than a v5 code"
+        return
+    assert ours == (theirs.mid, theirs.reason.value)
