@@ -53,6 +53,7 @@ class HaDatabase:
     ports: dict[str, int]
     superuser: str = "larmkedja"
     durable: bool = True
+    parameters: dict[str, str] = field(default_factory=dict)  # more settings of every node
     timing: Timing = field(default_factory=Timing)
     host: str = "127.0.0.1"
     # Nodes by name that run apart (the others and etcd are on `host`), and the network every
@@ -90,6 +91,7 @@ class HaDatabase:
             superuser_password=self._secret("superuser"),
             replication_password=self._secret("replication"),
             durable=self.durable,
+            parameters=self.parameters,
             timing=self.timing,
         )
 

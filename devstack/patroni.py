@@ -96,6 +96,9 @@ class PatroniNode:
     # The network namespace it runs in (a machine of its own for the partition test), if any.
     netns: str | None = None
     durable: bool = True
+    # More server settings, the cluster's (written to etcd at its bootstrap: Patroni keeps some,
+    # `track_commit_timestamp` among them, equal on every node); the bench times commits.
+    parameters: dict[str, str] = field(default_factory=dict)
     timing: Timing = Timing()
     os_user: str | None = field(default_factory=postgres_os_user)
 
@@ -189,7 +192,8 @@ class PatroniNode:
                     "wal_keep_size": "256MB",
                     "max_wal_senders": 10,
                     "max_replication_slots": 10,
-                },
+                }
+                | self.parameters,
             },
         }
 

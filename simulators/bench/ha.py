@@ -21,8 +21,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-import psycopg
-
 from api import create_token
 from devstack.ha_database import HaDatabase, ha_port_names
 from devstack.mosquitto import Mosquitto
@@ -31,12 +29,9 @@ from larmkedja import db
 from larmkedja.settings import Settings
 from simulators.bench.ha_commit import commit_costs
 from simulators.bench.infra import BenchInfra, larmkedja, rss_mb, stop, wait_for
-from simulators.bench.latency import Latency, press_and_watch, ready
+from simulators.bench.latency import Latency, press_and_watch, ready, split
 from simulators.bench.load import Fanout, background
 from simulators.bench.offpath import lower_off_path
-
-# The time each timed alarm was read by ingest (the HA nodes keep no commit timestamps).
-READ_AT = "SELECT device_id, extract(epoch FROM raised_at)::float8 FROM alarms"
 
 DATABASE = "bench_ha"
 # (report key, receiving paths, devices send to both, the work of the machines off the alarm's
@@ -44,9 +39,8 @@ DATABASE = "bench_ha"
 VARIANTS = (
     ("ha_db_latency", 1, True, False),
     ("ha_db_offpath_latency", 1, True, True),
-    ("ha_failover_offpath_latency", 2, False, True),
+    ("ha_failover_latency", 2, False, False),
     ("ha_latency", 2, True, False),
-    ("ha_offpath_latency", 2, True, True),
 )
 
 
@@ -85,7 +79,11 @@ def ha_latency(
     off the alarm's path at the lowest CPU priority (simulators/bench/offpath.py)."""
     sending = "both" if send_to_both else "first"
     root = infra.root / (f"ha-{paths}-{sending}" + ("-niced" if off_path_niced else ""))
-    ha = HaDatabase(state_dir=root / "db", ports={n: free_port() for n in ha_port_names()})
+    ha = HaDatabase(
+        state_dir=root / "db",
+        ports={n: free_port() for n in ha_port_names()},
+        parameters={"track_commit_timestamp": "on"},  # the split, as the single machine's
+    )
     brokers = [
         Mosquitto(state_dir=root / f"mosquitto{i}", port=free_port()) for i in range(1, paths + 1)
     ]
@@ -163,6 +161,8 @@ def figures(result: Latency) -> dict[str, Any]:
         "websocket_ms": result.summary(result.ws_ms),
         "queue_api_ms": result.summary(result.api_ms),
         "publish_to_ingest_ms": result.summary(result.to_ingest_ms),
+        "ingest_to_commit_ms": result.summary(result.to_commit_ms),
+        "commit_to_websocket_ms": result.summary(result.to_ws_ms),
         "background_events": result.background_sent,
     }
 
@@ -196,9 +196,7 @@ def measure_latency(
             rate=rate,
             into=into,
         )
-        with psycopg.connect(database_url) as conn:
-            rows = conn.execute(READ_AT).fetchall()
-        into.to_ingest_ms = [(t - wall[d][0]) * 1000 for d, t in rows if d in wall]
+        split(database_url, wall, into=into)
         into.rss_end_mb = rss_mb(ingest_pid)
         out, _ = load.communicate(timeout=duration + 60)
         into.background_sent = int(out.strip() or 0)
@@ -249,9 +247,8 @@ RUNS = (
     ("single machine", "single_latency"),
     ("HA database, 1 broker", "ha_db_latency"),
     ("HA db, off-path niced", "ha_db_offpath_latency"),
-    ("2 paths, fail over, niced", "ha_failover_offpath_latency"),
+    ("HA, 2 paths, fail over", "ha_failover_latency"),
     ("HA, 2 paths, send both", "ha_latency"),
-    ("2 paths, both, niced", "ha_offpath_latency"),
 )
 
 
@@ -267,6 +264,8 @@ def ha_table(report: dict[str, Any]) -> str:
         ("WebSocket", "websocket_ms"),
         ("queue API", "queue_api_ms"),
         ("ingest", "publish_to_ingest_ms"),
+        ("→ commit", "ingest_to_commit_ms"),
+        ("→ WS", "commit_to_websocket_ms"),
     ):
         for name, run_key in RUNS:
             if run_key not in report:
