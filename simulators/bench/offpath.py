@@ -21,25 +21,10 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from devstack.ha_database import HaDatabase
-from devstack.procs import read_pid
+from devstack.procs import descendants, read_pid
 
 NICE = 19
 ON_THE_PATH = b"walreceiver"  # a replica's process a commit waits for
-
-
-def children(parent: int) -> list[int]:
-    """The live processes whose parent is `parent` (PostgreSQL's postmaster forks every one)."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-        except OSError:
-            continue
-        if int(stat.rsplit(")", 1)[1].split()[1]) == parent:
-            found.append(int(entry.name))
-    return found
 
 
 def _title(pid: int) -> bytes:
@@ -62,7 +47,7 @@ def lower_off_path(ha: HaDatabase, *, also: Sequence[int | None] = ()) -> list[i
         postmaster = node.postmaster_pid()
         if postmaster is not None:
             pids.append(postmaster)
-            pids += [pid for pid in children(postmaster) if ON_THE_PATH not in _title(pid)]
+            pids += [pid for pid in descendants(postmaster) if ON_THE_PATH not in _title(pid)]
     lowered = []
     for pid in pids:
         if pid is None:
