@@ -38,10 +38,17 @@ from typing import Any
 
 from paho.mqtt.client import MQTT_LOG_ERR
 from paho.mqtt.enums import MQTTErrorCode, MQTTProtocolVersion, _ConnectionState
-from paho.mqtt.packettypes import PacketTypes
 
 from larmkedja.mqtt_paho import TunedClient
-from larmkedja.mqtt_wire import PUBLISH, Frame, Publish, WireError, decode_publish, next_frame
+from larmkedja.mqtt_wire import (
+    PUBACK,
+    PUBLISH,
+    Frame,
+    Publish,
+    WireError,
+    decode_publish,
+    next_frame,
+)
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +56,6 @@ READ_SIZE = 256 * 1024
 PAUSE_S = 0.01  # while the consumer is full, how long one pass of paho's loop waits for room
 DRAIN_S = 2.0  # at most this long reading after DISCONNECT before the socket is closed
 _PUBACK = struct.Struct("!BBH")
-_PUBACK_HEADER = PacketTypes.PUBACK << 4
 _OK = MQTTErrorCode.MQTT_ERR_SUCCESS
 
 OnPublishes = Callable[[list[Publish]], None]
@@ -76,6 +82,7 @@ class FastReader(TunedClient):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._rbuf = bytearray()
+        self._v5 = self._protocol == MQTTProtocolVersion.MQTTv5  # how its packets are decoded
 
     def reconnect(self) -> MQTTErrorCode:
         self._rbuf = bytearray()  # what the old connection left is not this one's
@@ -157,8 +164,8 @@ class FastConsumer(FastReader):
     def ack_many(self, mids: Sequence[int]) -> None:
         """PUBACK for each packet id (QoS 1), all in one write."""
         if mids:
-            packet = b"".join([_PUBACK.pack(_PUBACK_HEADER, 2, mid) for mid in mids])
-            self._packet_queue(_PUBACK_HEADER, packet, 0, 0)
+            packet = b"".join([_PUBACK.pack(PUBACK, 2, mid) for mid in mids])
+            self._packet_queue(PUBACK, packet, 0, 0)
 
     def _packet_read(self) -> MQTTErrorCode:
         if self.on_publishes is None:
@@ -174,7 +181,7 @@ class FastConsumer(FastReader):
     def _fast(self, buf: bytearray, frame: Frame) -> bool:
         if frame.header & 0xF0 != PUBLISH:
             return False
-        publish = decode_publish(buf, frame, v5=self._protocol == MQTTProtocolVersion.MQTTv5)
+        publish = decode_publish(buf, frame, v5=self._v5)
         if publish is None:
             return False
         self._batch.append(publish)

@@ -32,14 +32,13 @@ from collections.abc import Callable
 from typing import Any
 
 from paho.mqtt import _packet
-from paho.mqtt.enums import MQTTErrorCode, MQTTProtocolVersion
+from paho.mqtt.enums import MQTTErrorCode
 
 from larmkedja.mqtt_fast_paho import FastReader
-from larmkedja.mqtt_wire import PUBACK, Frame, decode_puback, encode_publish
+from larmkedja.mqtt_wire import PUBACK, PUBLISH_QOS1, Frame, decode_puback, encode_publish
 
 OnPuback = Callable[[int, int], None]  # (packet id, reason code)
 NO_LIMIT = 65_535  # MQTT v5: a CONNACK without Receive Maximum allows this many
-_PUBLISH_QOS1 = 0x32
 _OK = MQTTErrorCode.MQTT_ERR_SUCCESS
 
 
@@ -51,7 +50,6 @@ class FastPublisher(FastReader):
         super().__init__(*args, **kwargs)
         self.on_puback: OnPuback | None = None
         self.window = NO_LIMIT  # the broker's Receive Maximum
-        self._v5 = self._protocol == MQTTProtocolVersion.MQTTv5
         self._pending: list[bytes] = []  # encoded, in flight, not yet written
         self._held: deque[bytes] = deque()  # encoded, beyond the window
         self._inflight = 0
@@ -88,7 +86,7 @@ class FastPublisher(FastReader):
                 with self._msgtime_mutex:
                     self._last_msg_out = time.monotonic()
         if sent < len(data):
-            self._packet_queue(_PUBLISH_QOS1, data[sent:], 0, 1)
+            self._packet_queue(PUBLISH_QOS1, data[sent:], 0, 1)
 
     def _packet_read(self) -> MQTTErrorCode:
         return self._read_frames()

@@ -21,6 +21,7 @@ from __future__ import annotations
 from typing import NamedTuple
 
 PUBLISH = 0x30
+PUBLISH_QOS1 = PUBLISH | 0x02  # the fixed header of a QoS 1 PUBLISH (not retained, not a dup)
 PUBACK = 0x40
 MAX_REMAINING_BYTES = 4  # MQTT: the remaining length is at most four bytes
 
@@ -177,7 +178,7 @@ def encode_publish(topic: bytes, payload: bytes, mid: int, *, v5: bool) -> bytes
     length = len(topic) + len(payload) + (5 if v5 else 4)
     if length > MAX_PACKET:
         raise WireError("payload too large for MQTT")
-    head = b"\x32" + _remaining(length) + len(topic).to_bytes(2, "big")
+    head = bytes((PUBLISH_QOS1,)) + _remaining(length) + len(topic).to_bytes(2, "big")
     return b"".join((head, topic, mid.to_bytes(2, "big"), b"\x00" if v5 else b"", payload))
 
 
