@@ -9,14 +9,13 @@ import struct
 import threading
 from collections.abc import Iterator
 
-import paho.mqtt
 import pytest
 from paho.mqtt.enums import MQTTErrorCode, _ConnectionState
 
 from larmkedja.mqtt_fast_paho import FastConsumer, _idle_packet
 from larmkedja.mqtt_paho import bare_client
 from larmkedja.mqtt_wire import Publish
-from tests.unit.paho_loopback import connected
+from tests.unit.paho_loopback import assert_paho_has, connected
 
 PINGRESP = b"\xd0\x00"
 
@@ -44,12 +43,10 @@ def read_all(client: FastConsumer) -> None:
 
 def test_paho_still_has_what_the_read_path_replaces() -> None:
     """paho is pinned; if an upgrade moves these, this fails before anything else does."""
-    assert paho.mqtt.__version__ == "2.2.0"
-    client = bare_client(client_id="t")
-    for name in ("_packet_read", "_packet_handle", "_packet_queue", "_sock_recv", "_sock_close"):
-        assert callable(getattr(client, name)), name
-    for name in ("_in_packet", "_msgtime_mutex", "_last_bytes_received", "_protocol", "_state"):
-        assert hasattr(client, name), name
+    client = assert_paho_has(
+        methods=("_packet_read", "_packet_handle", "_packet_queue", "_sock_recv", "_sock_close"),
+        attributes=("_in_packet", "_msgtime_mutex", "_last_bytes_received", "_protocol", "_state"),
+    )
     assert set(client._in_packet) == set(_idle_packet())
 
 
