@@ -60,7 +60,10 @@ class EtcdMember:
             # A leader that misses heartbeats for a second is replaced (the defaults).
             "--heartbeat-interval=100",
             "--election-timeout=1000",
-            "--log-level=warn",
+            # info, not warn: elections are logged ("elected leader … at term N"). A new etcd
+            # leader restarts every lease's full TTL, Patroni's leader key's too, so an
+            # election during a fault makes that failover late; a failed HA run keeps the logs.
+            "--log-level=info",
             "--logger=zap",
         ]
 
