@@ -192,7 +192,7 @@ def measure_latency(
             url,
             headers,
             [f"alarm-{i:05d}" for i in range(alarms)],
-            lambda i, device, line: pub.send(f"larm/v1/bench/{device}/events", line.strip()),
+            lambda i, device, payload: pub.send(f"larm/v1/bench/{device}/events", payload),
             rate=rate,
             into=into,
         )

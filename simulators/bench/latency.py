@@ -4,7 +4,7 @@ A broker of its own with authentication and the ACL (as `make up` runs it), inge
 API as processes with their own accounts, `devices` heartbeat devices each on its own
 connection (`simulators/bench/field.py`) sending `background` heartbeats/s in all, and
 `alarms` alarm devices, each its own connection too, pressing once each at `rate_per_s`.
-Each alarm is timed from the moment its line goes to its device's client to its arrival on
+Each alarm is timed from the moment its PUBLISH is written to its device's socket to its arrival on
 the WebSocket and in `GET /api/v1/alarms`, and split at two stamps the database keeps: when
 ingest read it (`raised_at`) and when its transaction committed (`track_commit_timestamp`).
 """
@@ -186,7 +186,7 @@ def ready(url: str) -> bool:
     return bool(checks) and all(v for k, v in checks.items() if k != "not_silent")
 
 
-Press = Callable[[int, str, bytes], None]  # (index, device id, the event's line) → sent
+Press = Callable[[int, str, bytes], None]  # (index, device id, the event's payload) → sent
 
 
 def press_and_watch(
@@ -222,14 +222,14 @@ def press_and_watch(
             target=_read_ws, args=(ws, len(devices), published, wall, into), daemon=True
         )
         reader.start()
-        time.sleep(1.0)  # every alarm device connected
+        time.sleep(1.0)  # the stream and the poller reading
         try:
             for i, device in enumerate(devices):
-                line = _press(device)
+                payload = _press(device)
                 now = time.perf_counter()
                 published[device] = sent_at[device] = now
                 wall[device] = (time.time(), 0.0)
-                press(i, device, line)
+                press(i, device, payload)
                 time.sleep(1 / rate)
             reader.join(30)
             time.sleep(0.5)
@@ -252,7 +252,7 @@ def _measure(
             url,
             headers,
             presses.ids,
-            lambda i, device, line: presses.send(i, line),
+            lambda i, device, payload: presses.send(i, [payload]),
             rate=rate,
             into=into,
         )
@@ -291,4 +291,4 @@ def _press(device_id: str) -> bytes:
         "kind": "alarm.button",
         "data": {},
     }
-    return orjson.dumps(body) + b"\n"
+    return orjson.dumps(body)

@@ -27,34 +27,9 @@ from larmkedja.events import Kind
 from larmkedja.mqtt_paho import connect_properties, make_client
 from larmkedja.settings import Settings
 from tests.helpers import make_event, wait_until, wait_until_async
+from tests.integration.conftest import SecureBroker
 
 pytestmark = pytest.mark.integration
-
-
-@dataclass
-class SecureBroker:
-    server: Mosquitto
-    auth: BrokerAuth
-    services: dict[str, str]
-
-
-@pytest.fixture
-def secure_broker(state_dir: Path) -> Iterator[SecureBroker]:
-    root = state_dir / f"mq-auth-{uuid.uuid4().hex[:6]}"
-    auth = BrokerAuth(directory=root / "auth", pid_file=root / "mosquitto.pid")
-    services = {
-        "svc-ingest-1": secrets.token_urlsafe(12),
-        "svc-engine-1": secrets.token_urlsafe(12),
-    }
-    auth.ensure_services(services)
-    server = Mosquitto(
-        state_dir=root, port=free_port(), password_file=auth.password_file, acl_file=auth.acl_file
-    )
-    server.start()
-    try:
-        yield SecureBroker(server, auth, services)
-    finally:
-        server.stop()
 
 
 class Peer:

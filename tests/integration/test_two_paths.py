@@ -23,7 +23,8 @@ from gateway.publish_paho import Paths, Publisher, publisher_client
 from larmkedja.events import Kind
 from larmkedja.settings import Settings
 from tests.helpers import make_event, wait_until, wait_until_async
-from tests.integration.test_security_mqtt import Peer, SecureBroker
+from tests.integration.conftest import SecureBroker
+from tests.integration.test_security_mqtt import Peer
 
 pytestmark = pytest.mark.integration
 

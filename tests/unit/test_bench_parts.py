@@ -18,9 +18,8 @@ SPLIT = {"p50": 1.0, "p99": 2.0, "max": 3.0, "n": 10}
 
 
 def test_a_field_heartbeat_is_a_contract_event() -> None:
-    line = heartbeat("f-000001", random.Random(1), NOW.isoformat())
-    assert line.endswith(b"\n")
-    item = parse(topic="larm/v1/bench/f-000001/events", payload=line[:-1], received_at=NOW)
+    payload = heartbeat("f-000001", random.Random(1), NOW.isoformat())
+    item = parse(topic="larm/v1/bench/f-000001/events", payload=payload, received_at=NOW)
     assert isinstance(item, ReceivedEvent) and item.event.kind is Kind.HEARTBEAT
 
 
