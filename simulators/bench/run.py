@@ -21,11 +21,12 @@ from simulators.bench.infra import BenchInfra, bench_infra
 from simulators.bench.load import heartbeats, publish_all
 from simulators.bench.report import month_report
 from simulators.bench.soak import soak
+from simulators.bench.store import store_profile
 from simulators.bench.table import table
 
 TOPIC_ALL = "larm/v1/+/+/events"
+PARTS = ("latency", "devices", "report", "gateway", "ingest", "store")
 # (name, MQTT protocol of ingest, processes)
-PARTS = ("latency", "devices", "report", "gateway", "ingest")
 INGEST_RUNS = (("v5-1", "5", 1), ("v5-2", "5", 2), ("v311-1", "3.1.1", 1), ("v311-2", "3.1.1", 2))
 
 
@@ -80,6 +81,10 @@ def run(options: Options) -> dict[str, Any]:
                 report["preload"] = _preload(infra, options)
                 report["limits"] = _limits(infra, options)
                 report["ingest"] = _ingest(infra, options, report["limits"])
+            if "store" in parts:
+                report["store"] = store_profile(infra.database("bench_store"))
+                if "limits" in report:
+                    report["store"]["copy_row_us"] = 1e6 / report["limits"]["copy_rows_s"]
     for data in ("pg", "mosquitto"):  # hundreds of MB; the logs stay
         shutil.rmtree(root / data / "data", ignore_errors=True)
     out = options.state_dir / f"bench-{stamp}.json"

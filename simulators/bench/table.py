@@ -9,7 +9,7 @@ from simulators.bench.ha import ha_table
 
 Row = tuple[str, str, str]  # the part's label (on its first row), what, the figure
 Line = tuple[str, str]  # what, the figure
-PART_KEYS = {"limits", "latency", "devices", "report", "gateway"}
+PART_KEYS = {"limits", "latency", "devices", "report", "gateway", "store"}
 
 TARGETS = (
     "targets (issue 21): one v5 ingest process ≥ 0.15 of the C client and ≥ 0.15 of COPY at"
@@ -176,6 +176,22 @@ def _ms(s: dict[str, Any]) -> str:
     return f"p50 {s['p50']:.1f} / p99 {s['p99']:.1f} / max {s['max']:.1f} ms (n={s['n']})"
 
 
+def _store_lines(st: dict[str, Any]) -> list[Line]:
+    lines: list[Line] = []
+    for key, what in (("first_seen", "devices first seen"), ("known", "devices known")):
+        p = st[key]
+        lines.append(
+            (
+                f"µs per event in one writer, {st['batch']:,}-event batches, {what}",
+                f"{p['total_us']:.1f}: COPY + insert {p['copy_and_insert_us']:.1f},"
+                f" processors {p['processors_us']:.1f}, commit {p['commit_us']:.1f}",
+            )
+        )
+    if st.get("copy_row_us"):
+        lines.append(("raw COPY per row, the same run (part 1)", f"{st['copy_row_us']:.1f}"))
+    return lines
+
+
 # The parts of the main table in their order: the report's key, the part's label and its lines.
 SECTIONS: tuple[tuple[str, str, Callable[[dict[str, Any]], list[Line]]], ...] = (
     ("limits", "1. limits", _limit_lines),
@@ -185,4 +201,5 @@ SECTIONS: tuple[tuple[str, str, Callable[[dict[str, Any]], list[Line]]], ...] = 
     ("devices", "5. devices", _device_lines),
     ("report", "7. report", _report_lines),
     ("gateway", "6. gateway", _gateway_lines),
+    ("store", "8. store", _store_lines),
 )

@@ -68,6 +68,22 @@ def test_a_report_only_run_prints_its_row() -> None:
     assert "all sites 500 ms, one site 100 ms" in table(report)
 
 
+def test_a_store_profile_prints_each_step_beside_copy() -> None:
+    steps = {"copy_and_insert_us": 14.0, "processors_us": 12.0, "commit_us": 2.0}
+    store = {
+        "batch": 2000,
+        "events": 50_000,
+        "first_seen": {**steps, "total_us": 28.0},
+        "known": {**steps, "total_us": 28.0},
+        "copy_row_us": 4.0,
+    }
+    text = table({"started_at": "x", "machine": {"cpus": 2}, "options": {}, "store": store})
+    assert "devices first seen" in text and "devices known" in text
+    assert "28.0: COPY + insert 14.0, processors 12.0, commit 2.0" in text
+    copy_line = next(line for line in text.splitlines() if "raw COPY per row" in line)
+    assert copy_line.endswith(" 4.0")
+
+
 def test_the_ha_bench_reports_each_run_as_its_table_reads_it() -> None:
     """Both sides of `bench --ha-latency` (the single machine and each HA setup) report their
     figures alike, and the table reads them."""

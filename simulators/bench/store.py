@@ -1,0 +1,85 @@
+"""Part 8 of the benchmark: where a stored event's database time goes.
+
+One writer stores batches of 2,000 heartbeats (as ingest's writers do, `ingest.store_psycopg`
+with the processors ingest runs) with no broker and no parsing in the clock: first from
+devices seen for the first time (the drain's backlog: 250,000 devices, each event a new one),
+then from the same devices again (the field's steady state: every device known). The write is
+split at two marks taken by processors placed first and last: COPY into staging + the insert
+of the new events (`event_ids`, `events`, `ingest_new`), then the processors (device liveness
+for heartbeats), then the commit. Beside it the same run's raw COPY costs per row
+(part 1), so the gap to "≥ 0.15 of COPY" reads in microseconds.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from entrypoints.bootstrap import processors
+from ingest.parse import parse
+from ingest.store_psycopg import EventStore
+from larmkedja.db import Cursor
+from larmkedja.events import ReceivedEvent
+from larmkedja.settings import Settings
+
+BATCH = 2000  # ingest's default LARM_INGEST_BATCH_MAX
+BATCHES = 25
+
+
+class _Mark:
+    """A processor that only notes when the store reached it."""
+
+    def __init__(self) -> None:
+        self.at = 0.0
+
+    def process(self, cur: Cursor, notable: Sequence[ReceivedEvent]) -> None:
+        self.at = time.perf_counter()
+
+
+def _batch(first: int) -> list[ReceivedEvent]:
+    now = datetime.now(UTC)
+    ts = now.isoformat(timespec="milliseconds")
+    out: list[ReceivedEvent] = []
+    for i in range(first, first + BATCH):
+        device = f"s-{i:06d}"
+        payload = (
+            f'{{"v":1,"event_id":"{uuid.uuid4()}","device_id":"{device}","ts":"{ts}",'
+            f'"kind":"heartbeat","data":{{"interval_s":60}}}}'
+        ).encode()
+        item = parse(topic=f"larm/v1/bench/{device}/events", payload=payload, received_at=now)
+        if not isinstance(item, ReceivedEvent):  # pragma: no cover - the payload is valid
+            raise TypeError(f"not an event: {item}")
+        out.append(item)
+    return out
+
+
+def _timed(store: EventStore, start: _Mark, end: _Mark, batches: int) -> dict[str, float]:
+    parts = {"copy_and_insert_us": 0.0, "processors_us": 0.0, "commit_us": 0.0}
+    for k in range(batches):
+        batch = _batch(k * BATCH)  # built outside the clock
+        begun = time.perf_counter()
+        store.write(batch, [])
+        done = time.perf_counter()
+        parts["copy_and_insert_us"] += start.at - begun
+        parts["processors_us"] += end.at - start.at
+        parts["commit_us"] += done - end.at
+    n = batches * BATCH
+    per_event = {k: v / n * 1e6 for k, v in parts.items()}
+    per_event["total_us"] = sum(per_event.values())
+    return per_event
+
+
+def store_profile(database_url: str, *, batches: int = BATCHES) -> dict[str, Any]:
+    """µs per event of each step, for first-seen devices and for known ones."""
+    start, end = _Mark(), _Mark()
+    settings = Settings(database_url=database_url)
+    store = EventStore(conninfo=database_url, processors=[start, *processors(settings), end])
+    try:
+        first_seen = _timed(store, start, end, batches)
+        known = _timed(store, start, end, batches)  # the same device ids again
+    finally:
+        store.close()
+    return {"batch": BATCH, "events": batches * BATCH, "first_seen": first_seen, "known": known}
