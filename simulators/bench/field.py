@@ -56,6 +56,18 @@ def provision(auth: BrokerAuth, *, root: Path, site: str, device_ids: list[str])
     return root
 
 
+def unauthenticated(root: Path, *, site: str, device_ids: list[str]) -> Path:
+    """The manifest for a broker that takes anyone (the HA part's brokers, as the single
+    machine's of that part): every device still on its own connection and its own topic."""
+    root.mkdir(parents=True, exist_ok=True, mode=0o700)
+    manifest = [
+        {"device_id": d, "topic": f"larm/v1/{site}/{d}/events", "username": d, "password": ""}
+        for d in device_ids
+    ]
+    write_private(root / MANIFEST, json.dumps(manifest))
+    return root
+
+
 def _string(value: str) -> bytes:
     raw = value.encode()
     return len(raw).to_bytes(2, "big") + raw

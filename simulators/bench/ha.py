@@ -7,10 +7,13 @@ paths (the background and the timed alarms are published to both, as dual-path d
 them), one ingest process per broker, two engines (one leads), one API, every process on the
 multi-host URL. The single side: the same processes on one broker and one PostgreSQL.
 
-Both sides are measured alike (which is not the field-like load of the main latency part,
-`simulators/bench/latency.py`): the background comes from one connection per broker
-(`simulators/bench/load.py`), the alarms from one connection per broker, every event to every
-broker of the run, as a dual-path device sends it.
+Both sides are measured alike, with the field-like load of the main latency part
+(`simulators/bench/field.py`): 500 devices, each on its own connection to each broker of the
+run, send the background (one load process per broker, the same events in the same order, as
+dual-path devices send every event on both paths); 200 more each press one alarm, written to
+each broker by the timing thread. (Until 2026-12-07 the background came from one paho
+connection per broker: at 8,000 publishes/s for two paths it took most of a core and fell
+behind, and the topology with the most processes paid for it most.)
 """
 
 from __future__ import annotations
@@ -27,13 +30,15 @@ from devstack.mosquitto import Mosquitto
 from devstack.procs import free_port, read_pid
 from larmkedja import db
 from larmkedja.settings import Settings
+from simulators.bench import field as fieldload
 from simulators.bench.ha_commit import commit_costs
 from simulators.bench.infra import BenchInfra, larmkedja, rss_mb, stop, wait_for
 from simulators.bench.latency import Latency, press_and_watch, ready, split
-from simulators.bench.load import Fanout, background
 from simulators.bench.offpath import lower_off_path
 
 DATABASE = "bench_ha"
+SITE = "bench"
+FIELD_DEVICES = 500  # as the main latency part's
 # (report key, receiving paths, devices send to both, the work of the machines off the alarm's
 # path niced): the HA runs of `bench --ha-latency` (simulators/bench/offpath.py).
 VARIANTS = (
@@ -148,6 +153,7 @@ def _measured(
             background_rate=background_rate,
             ingest_pid=procs[0].pid,
             into=result,
+            root=logs,
         )
     finally:
         for proc in procs:
@@ -177,34 +183,52 @@ def measure_latency(
     background_rate: float,
     ingest_pid: int,
     into: Latency,
+    root: Path,
 ) -> None:
     """With ingest, engine and API running: the background to every broker of `ports`, then
     the timed alarms, each to every broker."""
     secret = create_token(Settings(database_url=database_url), role="operator", name="bench")
     headers = {"Authorization": f"Bearer {secret}"}
     duration = alarms / rate + 10
-    load = background(ports, rate=background_rate, seconds=duration)
-    pub = Fanout("127.0.0.1", ports)
+    beats = fieldload.unauthenticated(
+        root / "field", site=SITE, device_ids=[f"f-{i:06d}" for i in range(FIELD_DEVICES)]
+    )
+    ids = [f"alarm-{i:05d}" for i in range(alarms)]
+    presses_root = fieldload.unauthenticated(root / "alarms", site=SITE, device_ids=ids)
+    loads = [
+        fieldload.background(beats, port, rate=background_rate, seconds=duration) for port in ports
+    ]
+    presses: list[fieldload.Devices] = []
+
+    def press(i: int, device: str, payload: bytes) -> None:
+        for path in presses:  # a dual-path device sends its alarm on every path
+            path.send(i, [payload])
+
     try:
+        for port in ports:
+            presses.append(fieldload.Devices(root=presses_root, host="127.0.0.1", port=port))
         time.sleep(2)  # the background is flowing
         into.rss_start_mb = rss_mb(ingest_pid)
         wall = press_and_watch(
             url,
             headers,
-            [f"alarm-{i:05d}" for i in range(alarms)],
-            lambda i, device, payload: pub.send(f"larm/v1/bench/{device}/events", payload),
+            ids,
+            press,
             rate=rate,
             into=into,
         )
         split(database_url, wall, into=into)
         into.rss_end_mb = rss_mb(ingest_pid)
-        out, _ = load.communicate(timeout=duration + 60)
-        into.background_sent = int(out.strip() or 0)
+        into.background_sent = min(
+            int(load.communicate(timeout=duration + 60)[0].strip() or 0) for load in loads
+        )
     finally:
-        pub.close()
-        if load.poll() is None:
-            load.kill()
-            load.wait()
+        for p in presses:
+            p.close()
+        for load in loads:
+            if load.poll() is None:
+                load.kill()
+                load.wait()
 
 
 def single_latency(
