@@ -47,24 +47,20 @@ DISCONNECT = b"\xe0\x00"
 def provision(auth: BrokerAuth, *, root: Path, site: str, device_ids: list[str]) -> Path:
     """Accounts for `device_ids` on the broker and the manifest a `Devices` reads."""
     made = auth.provision_many(site=site, device_ids=device_ids)
-    root.mkdir(parents=True, exist_ok=True, mode=0o700)
-    manifest = [
-        {"device_id": c.device_id, "topic": c.topic, "username": c.username, "password": c.password}
-        for c in made
-    ]
-    write_private(root / MANIFEST, json.dumps(manifest))
-    return root
+    return _manifest(root, [(c.device_id, c.topic, c.username, c.password) for c in made])
 
 
 def unauthenticated(root: Path, *, site: str, device_ids: list[str]) -> Path:
     """The manifest for a broker that takes anyone (the HA part's brokers, as the single
     machine's of that part): every device still on its own connection and its own topic."""
+    return _manifest(root, [(d, f"larm/v1/{site}/{d}/events", d, "") for d in device_ids])
+
+
+def _manifest(root: Path, devices: list[tuple[str, str, str, str]]) -> Path:
+    """(device id, topic, username, password) of each device, where `Devices` reads them."""
     root.mkdir(parents=True, exist_ok=True, mode=0o700)
-    manifest = [
-        {"device_id": d, "topic": f"larm/v1/{site}/{d}/events", "username": d, "password": ""}
-        for d in device_ids
-    ]
-    write_private(root / MANIFEST, json.dumps(manifest))
+    keys = ("device_id", "topic", "username", "password")
+    write_private(root / MANIFEST, json.dumps([dict(zip(keys, d, strict=True)) for d in devices]))
     return root
 
 
@@ -84,7 +80,9 @@ def connect_packet(*, client_id: str, username: str, password: str) -> bytes:
         + _string(username)
         + _string(password)
     )
-    if len(body) > 127:
+    if len(body) > 0x3FFF:  # two bytes of remaining length say up to 16,383
+        raise ValueError("a CONNECT this large is not a device's")
+    if len(body) > 0x7F:
         return bytes((0x10, (len(body) & 0x7F) | 0x80, len(body) >> 7)) + body
     return bytes((0x10, len(body))) + body
 
