@@ -313,7 +313,7 @@ def ha_table(report: dict[str, Any]) -> str:
     sent = ", ".join(
         f"{name} {report[key]['background_events']:,}" for name, key in RUNS if key in report
     )
-    lines.append(f"  background sent (to each broker): {sent}")
+    lines.append(f"  background acknowledged (by each broker): {sent}")
     commits = report.get("ha_db_latency", {}).get("commit_ms")
     if commits:
         levels = ", ".join(

@@ -56,7 +56,7 @@ class Latency:
     to_ingest_ms: list[float] = field(default_factory=list)  # published → read by ingest
     to_commit_ms: list[float] = field(default_factory=list)  # read → committed
     to_ws_ms: list[float] = field(default_factory=list)  # committed → on the WebSocket
-    background_sent: int = 0
+    background_sent: int = 0  # heartbeats the broker acknowledged (the least of its brokers)
     devices: int = 0
     rss_start_mb: float = 0.0
     rss_end_mb: float = 0.0

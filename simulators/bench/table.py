@@ -165,7 +165,10 @@ def _latency_lines(runs: dict[str, Any]) -> list[Line]:
             lines.append((what, _ms(run[key])))
         sent, rss = run["background_sent"], run["rss_mb"]
         lines.append(
-            ("  heartbeats sent; ingest RSS", f"{sent:,}; {rss['start']:.0f} → {rss['end']:.0f} MB")
+            (
+                "  heartbeats the broker acknowledged; ingest RSS",
+                f"{sent:,}; {rss['start']:.0f} → {rss['end']:.0f} MB",
+            )
         )
     return lines
 
