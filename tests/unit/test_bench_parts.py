@@ -97,5 +97,5 @@ def test_the_ha_bench_reports_each_run_as_its_table_reads_it() -> None:
         "ha_latency": run,
     }
     text = table(report)
-    assert "background sent (to each broker): single machine 7, HA, 2 paths, send both 7" in text
+    assert "background acknowledged (by each broker): single machine 7, HA, 2 paths, send both 7" in text
     assert "(÷ single: p50 1.00, p99 1.00)" in text
