@@ -11,6 +11,7 @@ ingest read it (`raised_at`) and when its transaction committed (`track_commit_t
 
 from __future__ import annotations
 
+import os
 import secrets
 import statistics
 import threading
@@ -30,9 +31,10 @@ from websockets.sync.client import connect
 from alarms import BrokerAuth, service_account
 from api import create_token
 from devstack.mosquitto import Mosquitto
-from devstack.procs import free_port
+from devstack.procs import free_port, read_pid
 from larmkedja.settings import Settings
 from simulators.bench import field as fieldload
+from simulators.bench.cpu import CpuWindow
 from simulators.bench.infra import BenchInfra, larmkedja, rss_mb, stop, wait_for
 
 # How often the run lists the queue through the API. Each call serialises the whole queue (up
@@ -60,6 +62,7 @@ class Latency:
     devices: int = 0
     rss_start_mb: float = 0.0
     rss_end_mb: float = 0.0
+    cpu_cores: dict[str, float] = field(default_factory=dict)  # per process group, while timed
 
     @staticmethod
     def summary(values: list[float]) -> dict[str, float | None]:
@@ -149,7 +152,19 @@ def alarm_latency(
         )
         time.sleep(3)  # every device connected and the heartbeats flowing
         result.rss_start_mb = rss_mb(procs["ingest"].pid)
+        cpu = CpuWindow(
+            {
+                "load": [load.pid],
+                "broker": [read_pid(stack.broker.pid_file)],
+                "PostgreSQL": [read_pid(infra.postgres.data_dir / "postmaster.pid")],
+                **{name: [proc.pid] for name, proc in procs.items()},
+                "timing": [os.getpid()],
+            },
+            alone=("timing",),
+        )
+        cpu.start(time.monotonic())
         wall = _measure(stack, url, headers, rate=rate_per_s, into=result)
+        result.cpu_cores = cpu.stop(time.monotonic())
         split(database_url, wall, into=result)
         result.rss_end_mb = rss_mb(procs["ingest"].pid)
         out, _ = load.communicate(timeout=duration + 60)

@@ -117,6 +117,7 @@ def _latency(infra: BenchInfra, options: Options) -> dict[str, Any]:
             "ingest_to_commit_ms": lat.summary(lat.to_commit_ms),
             "commit_to_websocket_ms": lat.summary(lat.to_ws_ms),
             "rss_mb": {"start": lat.rss_start_mb, "end": lat.rss_end_mb},
+            "cpu_cores": lat.cpu_cores,
         }
     return runs
 

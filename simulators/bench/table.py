@@ -170,6 +170,11 @@ def _latency_lines(runs: dict[str, Any]) -> list[Line]:
                 f"{sent:,}; {rss['start']:.0f} → {rss['end']:.0f} MB",
             )
         )
+        if cpu := run.get("cpu_cores"):
+            groups = ", ".join(f"{k} {v:.2f}" for k, v in cpu.items() if k != "machine")
+            lines.append(
+                ("  CPU while timed, cores", f"{groups}; machine {cpu.get('machine', 0):.2f}")
+            )
     return lines
 
 

@@ -29,6 +29,7 @@ def test_the_table_prints_the_parts_that_ran() -> None:
         "devices": 500,
         "background_sent": 240_000,
         "rss_mb": {"start": 80.0, "end": 90.0},
+        "cpu_cores": {"load": 0.2, "broker": 0.3, "machine": 1.5},
         **{
             key: SPLIT
             for key in (
@@ -49,6 +50,7 @@ def test_the_table_prints_the_parts_that_ran() -> None:
     text = table(report)
     assert "under 12,000 heartbeats/s from 500 devices" in text
     assert "read → committed" in text and "p99 2.0" in text
+    assert "load 0.20, broker 0.30; machine 1.50" in text
     assert "limits" not in text.split("targets")[0]  # the ingest part did not run
 
 
@@ -97,5 +99,6 @@ def test_the_ha_bench_reports_each_run_as_its_table_reads_it() -> None:
         "ha_latency": run,
     }
     text = table(report)
-    assert "background acknowledged (by each broker): single machine 7, HA, 2 paths, send both 7" in text
+    acked = "background acknowledged (by each broker): single machine 7, HA, 2 paths, send both 7"
+    assert acked in text
     assert "(÷ single: p50 1.00, p99 1.00)" in text
