@@ -11,7 +11,9 @@ from typing import Any
 
 from devstack.stack import Stack
 from devstack.stack_ha import HaStack
+from entrypoints.bootstrap import processors
 from entrypoints.signals import on_stop_signals
+from ingest.store_psycopg import EventStore, Processor
 from larmkedja.events import event_json_schema
 from larmkedja.settings import Settings
 from simulators.bench import run as bench
@@ -54,8 +56,16 @@ def cmd_bench(args: argparse.Namespace, settings: Settings) -> int:
             soak_minutes=args.soak_minutes,
             soak_only=args.soak_only,
             ha_latency=args.ha_latency,
+            store_factory=_bench_store,
         )
     )
+
+
+def _bench_store(database_url: str, marks: tuple[Processor, Processor]) -> EventStore:
+    """Ingest's store with its processors between the bench's two marks (part 8)."""
+    first, last = marks
+    inner = processors(Settings(database_url=database_url))
+    return EventStore(conninfo=database_url, processors=[first, *inner, last])
 
 
 def cmd_simulate(args: argparse.Namespace, settings: Settings) -> int:

@@ -21,7 +21,7 @@ from simulators.bench.infra import BenchInfra, bench_infra
 from simulators.bench.load import heartbeats, publish_all
 from simulators.bench.report import month_report
 from simulators.bench.soak import soak
-from simulators.bench.store import store_profile
+from simulators.bench.store import StoreFactory, store_profile
 from simulators.bench.table import table
 
 TOPIC_ALL = "larm/v1/+/+/events"
@@ -45,6 +45,7 @@ class Options:
     soak_minutes: float = 0.0  # > 0: also the soak, at `background` events/s
     soak_only: bool = False
     ha_latency: bool = False  # only the alarm latency: single machine, then the HA topology
+    store_factory: StoreFactory | None = None  # part 8 runs only with one (the entry point's)
 
 
 def run(options: Options) -> dict[str, Any]:
@@ -81,8 +82,10 @@ def run(options: Options) -> dict[str, Any]:
                 report["preload"] = _preload(infra, options)
                 report["limits"] = _limits(infra, options)
                 report["ingest"] = _ingest(infra, options, report["limits"])
-            if "store" in parts:
-                report["store"] = store_profile(infra.database("bench_store"))
+            if "store" in parts and options.store_factory is not None:
+                report["store"] = store_profile(
+                    infra.database("bench_store"), options.store_factory
+                )
                 if "limits" in report:
                     report["store"]["copy_row_us"] = 1e6 / report["limits"]["copy_rows_s"]
     for data in ("pg", "mosquitto"):  # hundreds of MB; the logs stay
