@@ -10,16 +10,14 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from devstack.procs import descendants
+from simulators.bench.infra import cpu_s
 
-HZ = os.sysconf("SC_CLK_TCK")
 
-
-def _ticks(pid: int) -> int:
+def _cpu_s(pid: int) -> float:
     try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return cpu_s(pid)
     except (OSError, IndexError):
-        return 0  # gone meanwhile
-    return int(fields[11]) + int(fields[12])
+        return 0.0  # gone meanwhile
 
 
 def _machine() -> tuple[int, int]:
@@ -38,14 +36,14 @@ class CpuWindow:
         named in `alone`, whose children belong to other groups)."""
         self._roots = {name: [p for p in pids if p] for name, pids in groups.items()}
         self._alone = set(alone)
-        self._before: dict[str, dict[int, int]] = {}
+        self._before: dict[str, dict[int, float]] = {}
         self._machine = (0, 0)
         self._wall = 0.0
 
-    def _pids(self) -> dict[str, dict[int, int]]:
+    def _pids(self) -> dict[str, dict[int, float]]:
         return {
             name: {
-                pid: _ticks(pid)
+                pid: _cpu_s(pid)
                 for root in roots
                 for pid in ((root,) if name in self._alone else (root, *descendants(root)))
             }
@@ -64,7 +62,7 @@ class CpuWindow:
         total, idle = _machine()
         seconds = max(now - self._wall, 1e-9)
         cores = {
-            name: sum(t - self._before[name].get(pid, 0) for pid, t in pids.items()) / HZ / seconds
+            name: sum(t - self._before[name].get(pid, 0.0) for pid, t in pids.items()) / seconds
             for name, pids in after.items()
         }
         all_jiffies = max(total - self._machine[0], 1)
