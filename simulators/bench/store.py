@@ -12,14 +12,15 @@ for heartbeats), then the commit. Beside it the same run's raw COPY costs per ro
 
 from __future__ import annotations
 
+import random
 import time
-import uuid
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from larmkedja.db import Cursor
 from larmkedja.events import DeviceEvent, ReceivedEvent
+from simulators.bench.field import heartbeat
 
 BATCH = 2000  # ingest's default LARM_INGEST_BATCH_MAX
 BATCHES = 25
@@ -48,25 +49,24 @@ class Mark:
 StoreFactory = Callable[[str, tuple[Mark, Mark]], Store]
 
 
-def _batch(first: int) -> list[ReceivedEvent]:
+def _batch(first: int, rng: random.Random) -> list[ReceivedEvent]:
+    """Heartbeats of devices `first`… as the field load sends them, each a new event id."""
     now = datetime.now(UTC)
     ts = now.isoformat(timespec="milliseconds")
     out: list[ReceivedEvent] = []
     for i in range(first, first + BATCH):
-        device = f"s-{i:06d}"
-        payload = (
-            f'{{"v":1,"event_id":"{uuid.uuid4()}","device_id":"{device}","ts":"{ts}",'
-            f'"kind":"heartbeat","data":{{"interval_s":60}}}}'
-        ).encode()
+        payload = heartbeat(f"s-{i:06d}", rng, ts)
         event = DeviceEvent.model_validate_json(payload)  # as ingest's parse checks it
         out.append(ReceivedEvent(site="bench", event=event, received_at=now))
     return out
 
 
-def _timed(store: Store, start: Mark, end: Mark, batches: int) -> dict[str, float]:
+def _timed(
+    store: Store, start: Mark, end: Mark, batches: int, rng: random.Random
+) -> dict[str, float]:
     parts = {"copy_and_insert_us": 0.0, "processors_us": 0.0, "commit_us": 0.0}
     for k in range(batches):
-        batch = _batch(k * BATCH)  # built outside the clock
+        batch = _batch(k * BATCH, rng)  # built outside the clock
         begun = time.perf_counter()
         store.write(batch, [])
         done = time.perf_counter()
@@ -86,8 +86,9 @@ def store_profile(
     start, end = Mark(), Mark()
     store = make_store(database_url, (start, end))
     try:
-        first_seen = _timed(store, start, end, batches)
-        known = _timed(store, start, end, batches)  # the same device ids again
+        rng = random.Random(8)  # one stream: the second pass's event ids are new too
+        first_seen = _timed(store, start, end, batches, rng)
+        known = _timed(store, start, end, batches, rng)  # the same device ids again
     finally:
         store.close()
     return {"batch": BATCH, "events": batches * BATCH, "first_seen": first_seen, "known": known}
