@@ -75,6 +75,11 @@ def _whole_message(gw: GatewayStack, protocol: str) -> bytes:
     return dc09_alarm("9100", None, 1)
 
 
+def _cuts(gw: GatewayStack, protocol: str, reason: str) -> float:
+    """Connections of `protocol` the gateway cut for `reason` (its metric)."""
+    return gw.metric("larm_gateway_connections_cut_total", protocol=protocol, reason=reason)
+
+
 def _trickle(s: socket.socket, message: bytes, *, give_up_s: float) -> float | None:
     """Send `message` a byte every 0.25 s (never its last byte); when the gateway closed the
     connection, seconds after the first byte; None if it was still open after `give_up_s`."""
@@ -102,7 +107,7 @@ def test_a_message_trickled_in_a_byte_at_a_time_is_cut_off_at_its_deadline(
         cut_after = _trickle(slow, _whole_message(tight, protocol)[1:], give_up_s=8.0)
     assert cut_after is not None, "a trickling client held its connection for 8 s"
     assert cut_after < DEADLINE_S + 1.5
-    assert tight.metric("larm_gateway_connections_cut_total", protocol=protocol, reason="slow") == 1
+    assert _cuts(tight, protocol, "slow") == 1
     assert legit.round(protocol)
 
 
@@ -117,8 +122,7 @@ def test_a_connection_that_never_brings_a_whole_message_is_closed_when_idle(
         assert legit.round("sia-dc09")
     assert cut_after is not None, "a client sending noise held its connection"
     assert IDLE_S - 0.5 < cut_after < IDLE_S + 2
-    labels = {"protocol": "sia-dc09", "reason": "idle"}
-    assert tight.metric("larm_gateway_connections_cut_total", **labels) == 1
+    assert _cuts(tight, "sia-dc09", "idle") == 1
 
 
 def test_a_connection_busy_with_whole_messages_is_closed_at_its_lifetime(
@@ -144,8 +148,7 @@ def test_a_connection_busy_with_whole_messages_is_closed_at_its_lifetime(
         lived = time.monotonic() - started
     assert acks >= LIFETIME_S / 0.6
     assert LIFETIME_S - 0.5 < lived < LIFETIME_S + 1.5
-    labels = {"protocol": "sia-dc09", "reason": "lifetime"}
-    assert tight.metric("larm_gateway_connections_cut_total", **labels) == 1
+    assert _cuts(tight, "sia-dc09", "lifetime") == 1
 
 
 def test_a_client_that_never_reads_its_answers_is_cut_off(
@@ -164,9 +167,8 @@ def test_a_client_that_never_reads_its_answers_is_cut_off(
         with contextlib.suppress(OSError):  # the cut may come while we still send
             s.sendall(b"\nXXXXXXXX" * 100_000)  # a bad length each: 100,000 NAKs, ~5 MB
         assert legit.round("sia-dc09")
-        labels = {"protocol": "sia-dc09", "reason": "slow"}
         wait_until(
-            lambda: tight.metric("larm_gateway_connections_cut_total", **labels) == 1,
+            lambda: _cuts(tight, "sia-dc09", "slow") == 1,
             timeout=DEADLINE_S + 5, what="the reader that never reads cut off",
         )  # fmt: skip
     assert time.monotonic() - started < DEADLINE_S + 5
