@@ -12,10 +12,13 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
+import psycopg
 import pytest
 
+from alarms.devices.processor_psycopg import DeviceProcessor
 from alarms.devices.sweeps_psycopg import OfflineSweep
-from larmkedja.events import Kind
+from ingest.store_psycopg import EventStore
+from larmkedja.events import Kind, ReceivedEvent
 from larmkedja.settings import Settings
 from tests.conftest import Broker
 from tests.helpers import (
@@ -254,3 +257,56 @@ def test_the_offline_sweep_skips_a_device_whose_event_is_being_stored(
         hold="UPDATE devices SET last_seen = now() WHERE device_id = 'd-b'",
     )
     assert scalar(database_url, "SELECT count(*) FROM devices WHERE NOT online") == 3
+
+
+def test_a_batch_with_several_events_of_a_device_keeps_the_latest(database_url: str) -> None:
+    """One batch, one device, events out of order: it was last seen at its latest event (and at
+    that event's site), its interval is that of the latest heartbeat that states one, and
+    its offline deadline follows from both. A device whose heartbeats state none keeps the
+    default."""
+    base = datetime(2026, 12, 7, 6, 0, tzinfo=UTC)
+    s = settings_for(database_url, "127.0.0.1", 1883, heartbeat_default_s=50.0)
+
+    def at(offset_s: int, site: str, device: str, kind: Kind, data: dict[str, Any]) -> Any:
+        return ReceivedEvent(
+            site=site,
+            event=make_event(device, kind, data),
+            received_at=base + timedelta(0, offset_s),
+        )
+
+    batch = [
+        at(20, "solna", "d-a", Kind.HEARTBEAT, {"interval_s": 30}),
+        at(40, "sundbyberg", "d-a", Kind.ALARM_BUTTON, {}),  # the latest: its site
+        at(10, "solna", "d-a", Kind.HEARTBEAT, {"interval_s": 90}),  # older interval
+        at(30, "solna", "d-a", Kind.HEARTBEAT, {}),  # states none
+        at(5, "solna", "d-b", Kind.HEARTBEAT, {}),
+    ]
+    store = EventStore(conninfo=database_url, processors=[DeviceProcessor(settings=s)])
+    try:
+        store.write(batch, [])
+    finally:
+        store.close()
+    with psycopg.connect(database_url) as conn:
+        rows = conn.execute(
+            "SELECT device_id, site, first_seen, last_seen, heartbeat_interval_s, offline_due_at"
+            " FROM devices ORDER BY device_id"
+        ).fetchall()
+    misses = s.heartbeat_misses
+    assert rows == [
+        (
+            "d-a",
+            "sundbyberg",
+            base + timedelta(0, 40),
+            base + timedelta(0, 40),
+            30.0,
+            base + timedelta(0, 40 + 30 * misses),
+        ),
+        (
+            "d-b",
+            "solna",
+            base + timedelta(0, 5),
+            base + timedelta(0, 5),
+            None,
+            base + timedelta(0, 5 + 50 * misses),
+        ),
+    ]
