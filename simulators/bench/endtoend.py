@@ -62,22 +62,11 @@ def drain_ingest(
     try:
         time.sleep(0.3)
         rss_start = [rss_mb(p.pid) for p in procs]
-        first: tuple[float, int] | None = None
-        last = (time.perf_counter(), 0)
         with psycopg.connect(database_url, autocommit=True) as conn:
-            deadline = time.monotonic() + 900
-            while time.monotonic() < deadline:
-                row = conn.execute("SELECT count(*) FROM event_ids").fetchone()
-                n = int(row[0]) if row else 0
-                now = time.perf_counter()
-                if n and first is None:
-                    first = (now, n)
-                last = (now, n)
-                if n >= expected:
-                    break
-                time.sleep(0.1)
-        if first is None or last[1] < expected:
-            raise RuntimeError(f"ingest stored {last[1]} of {expected}")
+            stored = _wait_stored(conn, expected)
+            if stored < expected:
+                raise RuntimeError(f"ingest stored {stored} of {expected}")
+            first_at, first_n, last_at = _commit_span(conn)
         rss_end = [rss_mb(p.pid) for p in procs]
         cpu = [cpu_s(p.pid) for p in procs]
     finally:
@@ -85,12 +74,41 @@ def drain_ingest(
             stop(p)
     return IngestRun(
         processes=len(procs),
-        messages=expected - first[1],
-        seconds=last[0] - first[0],
+        messages=expected - first_n,
+        seconds=last_at - first_at,
         rss_start_mb=rss_start,
         rss_end_mb=rss_end,
         cpu_s=cpu,
     )
+
+
+# When each of ingest's transactions committed (`track_commit_timestamp`) and how many ids it
+# stored: the rate is read from the database's own clock afterwards, so the drain is timed
+# exactly without polling a count while it runs (a `count(*)` of the growing table ten times
+# a second is a scan that takes CPU from the processes measured).
+COMMITS = """
+SELECT extract(epoch FROM pg_xact_commit_timestamp(xmin))::float8 AS at, count(*)
+FROM event_ids GROUP BY 1 ORDER BY 1
+"""
+
+
+def _wait_stored(conn: psycopg.Connection[Any], expected: int) -> int:
+    """Wait (15 min at most) until `expected` ids are stored; how many were."""
+    deadline = time.monotonic() + 900
+    n = 0
+    while time.monotonic() < deadline:
+        row = conn.execute("SELECT count(*) FROM event_ids").fetchone()
+        n = int(row[0]) if row else 0
+        if n >= expected:
+            break
+        time.sleep(1.0)
+    return n
+
+
+def _commit_span(conn: psycopg.Connection[Any]) -> tuple[float, int, float]:
+    """The first commit's time and ids, and the last commit's time."""
+    commits = conn.execute(COMMITS).fetchall()
+    return float(commits[0][0]), int(commits[0][1]), float(commits[-1][0])
 
 
 def device_sweep(database_url: str, *, devices: int = 250_000, due: int = 2_500) -> dict[str, Any]:
