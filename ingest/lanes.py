@@ -29,6 +29,7 @@ class Message:
     topic: bytes
     payload: bytes
     item: ReceivedEvent | DeadLetter | None = None
+    done: bool = False  # committed (or not ours to store): may be acknowledged (`ingest/acks.py`)
 
 
 class Lane:

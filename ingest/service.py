@@ -6,8 +6,9 @@ paho's network thread reads and frames (`larmkedja.mqtt_fast_paho`) and routes e
 a lane (`ingest/routing.py`, `ingest/lanes.py`): safety alarms, parsed at once, to the alarm
 lane, written on their own; everything else, unparsed, to its device's bulk lane. Each lane's
 writer thread parses and commits its batch (`ingest/writer.py`) and only then acknowledges its
-messages. A crash before the ack leaves the messages in flight in the broker's persistent
-session, which redelivers them; `event_id` makes the second write a no-op.
+messages, in the order they were read (`ingest/acks.py`: the committed prefix of that order).
+A crash before the ack leaves the messages in flight in the broker's persistent session, which
+redelivers them; `event_id` makes the second write a no-op.
 
 Packet ids are only meaningful on the connection that received them. Every message carries the
 connection generation it arrived on; a disconnect bumps the generation (under the same lock the
@@ -36,6 +37,7 @@ from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
+from ingest.acks import ReceiveOrder
 from ingest.beat_psycopg import Beat
 from ingest.lanes import Lane, Message
 from ingest.metrics import IngestMetrics
@@ -120,6 +122,7 @@ class Ingest:
         self._held = 0
         self._held_lock = threading.Lock()
         self._ack_lock = threading.Lock()
+        self._order = ReceiveOrder()  # under `_ack_lock`, but for `note` (paho's thread)
         self._generation = 0
         self._connected = False
         self._disconnected_since: datetime | None = now()
@@ -141,6 +144,7 @@ class Ingest:
     def _on_connect(self, client: Client, flags: ConnectFlags) -> None:
         with self._ack_lock:
             self._generation += 1
+            self._order.forget()
             self._connected = True
             self._disconnected_since = None
         self._metrics.connected.set(1)
@@ -175,6 +179,7 @@ class Ingest:
     ) -> None:
         with self._ack_lock:
             self._generation += 1
+            self._order.forget()
             self._connected = False
             self._disconnected_since = self._disconnected_since or self._now()
         self._metrics.connected.set(0)
@@ -195,13 +200,15 @@ class Ingest:
         now, generation, lanes = self._now(), self._generation, len(self._bulk)
         partitions, mine = self._settings.ingest_partitions, self._settings.ingest_partition
         shares: list[list[Message]] = [[] for _ in range(lanes)]  # bulk-0, bulk-1, ...
-        others: list[int] = []  # another partition's: its owner has its own copy
+        others = False  # another partition's: its owner has its own copy
+        order = self._order
         for topic, payload, mid, qos in publishes:
             if partitions > 1 and owner(topic, partitions) != mine:
-                if qos == 1:
-                    others.append(mid)
+                order.note(Message(generation, mid, qos, now, topic, b"", done=True))
+                others = True
                 continue
             message = Message(generation, mid, qos, now, topic, payload)
+            order.note(message)  # before a lane can commit it
             if looks_like_alarm(payload):
                 message.item = parse(topic=_topic(topic), payload=payload, received_at=now)
                 if isinstance(message.item, ReceivedEvent) and message.item.event.kind.is_alarm:
@@ -211,7 +218,7 @@ class Ingest:
                     continue
             shares[partition(topic, lanes, partitions=partitions)].append(message)
         if others:
-            self._ack_mids(others, generation)
+            self._acknowledge_done()
         with self._held_lock:
             self._held += sum(len(share) for share in shares)
         for lane, share in zip(self._bulk, shares, strict=True):
@@ -299,7 +306,9 @@ class Ingest:
             outcome = writer.write(events, dead)
             if outcome is None:
                 return False  # gave up while stopping: nothing acknowledged, all redelivered
-            self._ack(batch)
+            for m in batch:
+                m.done = True
+            self._acknowledge_done()
             self._record(batch, events, *outcome, started=started)
             return True
         finally:
@@ -335,19 +344,12 @@ class Ingest:
         for d in dead:
             self._publish_dead_letter(d)
 
-    def _ack(self, batch: list[Message]) -> None:
-        by_generation: dict[int, list[int]] = {}
-        for m in batch:
-            if m.qos == 1:
-                by_generation.setdefault(m.generation, []).append(m.mid)
-        for generation, mids in by_generation.items():
-            self._ack_mids(mids, generation)
-
-    def _ack_mids(self, mids: list[int], generation: int) -> None:
-        """PUBACK for packet ids received on connection `generation`, if it is still the
-        current one (a stale id would acknowledge another message)."""
+    def _acknowledge_done(self) -> None:
+        """PUBACK the committed prefix of the receiving order (`ingest/acks.py`), on the
+        current connection only (a disconnect forgets the order under the same lock)."""
         with self._ack_lock:
-            if generation != self._generation:
+            mids = self._order.release(self._generation)
+            if not mids:
                 return
             if isinstance(self._client, FastConsumer):
                 self._client.ack_many(mids)
