@@ -306,8 +306,8 @@ class Ingest:
             outcome = writer.write(events, dead)
             if outcome is None:
                 return False  # gave up while stopping: nothing acknowledged, all redelivered
-            for m in batch:
-                m.done = True
+            for m in batch:  # kept by the receiving order until acknowledged: drop the bytes
+                m.done, m.payload, m.item = True, b"", None
             self._acknowledge_done()
             self._record(batch, events, *outcome, started=started)
             return True
