@@ -31,6 +31,7 @@ from devstack.procs import free_port, read_pid
 from larmkedja import db
 from larmkedja.settings import Settings
 from simulators.bench import field as fieldload
+from simulators.bench.cpu import CpuWindow
 from simulators.bench.ha_commit import commit_costs
 from simulators.bench.infra import BenchInfra, larmkedja, rss_mb, stop, wait_for
 from simulators.bench.latency import Latency, press_and_watch, ready, split
@@ -170,6 +171,7 @@ def figures(result: Latency) -> dict[str, Any]:
         "ingest_to_commit_ms": result.summary(result.to_commit_ms),
         "commit_to_websocket_ms": result.summary(result.to_ws_ms),
         "background_events": result.background_sent,
+        "machine_busy_cores": result.cpu_cores.get("machine"),
     }
 
 
@@ -209,6 +211,8 @@ def measure_latency(
             presses.append(fieldload.Devices(root=presses_root, host="127.0.0.1", port=port))
         time.sleep(2)  # the background is flowing
         into.rss_start_mb = rss_mb(ingest_pid)
+        busy = CpuWindow({})  # the machine's busy cores while the alarms are timed
+        busy.start(time.monotonic())
         wall = press_and_watch(
             url,
             headers,
@@ -217,6 +221,7 @@ def measure_latency(
             rate=rate,
             into=into,
         )
+        into.cpu_cores = busy.stop(time.monotonic())
         split(database_url, wall, into=into)
         into.rss_end_mb = rss_mb(ingest_pid)
         into.background_sent = min(
@@ -314,6 +319,13 @@ def ha_table(report: dict[str, Any]) -> str:
         f"{name} {report[key]['background_events']:,}" for name, key in RUNS if key in report
     )
     lines.append(f"  background acknowledged (by each broker): {sent}")
+    busy = ", ".join(
+        f"{name} {report[key]['machine_busy_cores']:.2f}"
+        for name, key in RUNS
+        if report.get(key, {}).get("machine_busy_cores") is not None
+    )
+    if busy:
+        lines.append(f"  the machine's busy cores while timed: {busy}")
     commits = report.get("ha_db_latency", {}).get("commit_ms")
     if commits:
         levels = ", ".join(

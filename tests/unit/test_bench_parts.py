@@ -89,7 +89,15 @@ def test_a_store_profile_prints_each_step_beside_copy() -> None:
 def test_the_ha_bench_reports_each_run_as_its_table_reads_it() -> None:
     """Both sides of `bench --ha-latency` (the single machine and each HA setup) report their
     figures alike, and the table reads them."""
-    run = figures(Latency(ws_ms=[1.0, 3.0], api_ms=[2.0], to_ingest_ms=[0.5], background_sent=7))
+    run = figures(
+        Latency(
+            ws_ms=[1.0, 3.0],
+            api_ms=[2.0],
+            to_ingest_ms=[0.5],
+            background_sent=7,
+            cpu_cores={"machine": 1.5},
+        )
+    )
     assert run["websocket_ms"]["max"] == 3.0 and run["queue_api_ms"]["n"] == 1
     report = {
         "started_at": "x",
@@ -102,3 +110,4 @@ def test_the_ha_bench_reports_each_run_as_its_table_reads_it() -> None:
     acked = "background acknowledged (by each broker): single machine 7, HA, 2 paths, send both 7"
     assert acked in text
     assert "(÷ single: p50 1.00, p99 1.00)" in text
+    assert "busy cores while timed: single machine 1.50, HA, 2 paths, send both 1.50" in text
