@@ -118,6 +118,10 @@ class Ingest:
             for lane in self._lanes
         }
         self._closed = False  # set once stopping: later messages are left for redelivery
+        # Held while a read is routed: once `_closed` is set and this taken, no lane is offered
+        # more, so the lanes' last drain leaves nothing noted and never committed (which would
+        # hold back the acknowledgement of every message read after it).
+        self._reading = threading.Lock()
         # Messages received and not yet committed (or given up): at most the receive maximum.
         self._held = 0
         self._held_lock = threading.Lock()
@@ -192,11 +196,16 @@ class Ingest:
         self._on_publishes([Publish(msg._topic, bytes(msg.payload), msg.mid, msg.qos)])
 
     def _on_publishes(self, publishes: list[Publish]) -> None:
-        """One read of the socket, into the lanes (`ingest/routing.py`): what looks like a
-        safety alarm is parsed now and, if it is one, goes to the alarm lane; the rest goes
-        unparsed to its device's bulk lane."""
-        if self._closed:
-            return  # not acknowledged: the broker redelivers it to the next session
+        """One read of the socket, into the lanes; none once stopping has closed them."""
+        with self._reading:
+            if self._closed:
+                return  # not acknowledged: the broker redelivers it to the next session
+            self._route(publishes)
+
+    def _route(self, publishes: list[Publish]) -> None:
+        """Into the lanes (`ingest/routing.py`): what looks like a safety alarm is parsed now
+        and, if it is one, goes to the alarm lane; the rest goes unparsed to its device's bulk
+        lane. Each is noted in the receiving order first (`ingest/acks.py`)."""
         now, generation, lanes = self._now(), self._generation, len(self._bulk)
         partitions, mine = self._settings.ingest_partitions, self._settings.ingest_partition
         shares: list[list[Message]] = [[] for _ in range(lanes)]  # bulk-0, bulk-1, ...
@@ -287,6 +296,8 @@ class Ingest:
             if batch:
                 self._handle(lane, writer, batch)
         self._closed = True
+        with self._reading:
+            pass  # a read still being routed has finished: nothing more comes to the lanes
         while batch := lane.take(self._stopping, idle_s=0):  # what arrived before the stop
             if not self._handle(lane, writer, batch):
                 break  # the stop ran out of time: the rest is redelivered
