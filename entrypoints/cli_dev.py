@@ -17,6 +17,7 @@ from ingest.store_psycopg import EventStore, Processor
 from larmkedja.events import event_json_schema
 from larmkedja.settings import Settings
 from simulators.bench import run as bench
+from simulators.bench.ab import parse_change
 from simulators.runner import run_simulation
 from simulators.scenario import DEFAULT, Scenario
 
@@ -57,6 +58,8 @@ def cmd_bench(args: argparse.Namespace, settings: Settings) -> int:
             soak_only=args.soak_only,
             ha_latency=args.ha_latency,
             store_factory=_bench_store,
+            ab=parse_change(args.ab) if args.ab else None,
+            ab_rounds=args.ab_rounds,
         )
     )
 
@@ -124,6 +127,12 @@ def register(sub: Any) -> None:
         action="store_true",
         help="only the alarm latency: single machine, then the HA topology (docs/scaling.md)",
     )
+    parser.add_argument(
+        "--ab",
+        metavar="LARM_NAME=VALUE,...",
+        help="only ingest's drain, as it is and with these settings, in alternating rounds",
+    )
+    parser.add_argument("--ab-rounds", type=int, default=3, help="rounds of the --ab drains")
     parser.set_defaults(func=cmd_bench)
 
     simulate = sub.add_parser("simulate", help="a simulated fleet with operators and patrol")

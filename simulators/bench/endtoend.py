@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import statistics
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -43,9 +44,11 @@ def drain_ingest(
     database_url: str,
     expected: int,
     protocol: str = "5",
+    extra_env: Mapping[str, str] | None = None,
 ) -> IngestRun:
-    """Start ingest process(es) on a preloaded backlog; the sustained rate runs from the first
-    commit to the last (process start-up excluded)."""
+    """Start ingest process(es) on a preloaded backlog (with `extra_env` added to their
+    settings); the sustained rate runs from the first commit to the last (process start-up
+    excluded)."""
     procs = [
         larmkedja(
             ["ingest"],
@@ -54,6 +57,7 @@ def drain_ingest(
                 LARM_INGEST_SHARE_GROUP=group,
                 LARM_INGEST_INSTANCE=name,
                 LARM_INGEST_MQTT_PROTOCOL=protocol,
+                **(extra_env or {}),
             ),
             infra.root / f"ingest-{name}.log",
         )

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from simulators.bench import endtoend, ha, latency, limits
+from simulators.bench.ab import ab_drain
 from simulators.bench.gateway import gateway_load
 from simulators.bench.infra import BenchInfra, bench_infra
 from simulators.bench.load import heartbeats, publish_all
@@ -46,6 +47,8 @@ class Options:
     soak_only: bool = False
     ha_latency: bool = False  # only the alarm latency: single machine, then the HA topology
     store_factory: StoreFactory | None = None  # part 8 runs only with one (the entry point's)
+    ab: dict[str, str] | None = None  # only an A/B of ingest with these settings changed
+    ab_rounds: int = 3
 
 
 def run(options: Options) -> dict[str, Any]:
@@ -65,7 +68,15 @@ def run(options: Options) -> dict[str, Any]:
             report["soak"] = soak(
                 infra, minutes=options.soak_minutes, rate=options.background
             ).report()
-        if options.ha_latency:
+        if options.ab:
+            report["ab"] = ab_drain(
+                infra,
+                change=options.ab,
+                rounds=options.ab_rounds,
+                events=options.events,
+                devices=options.devices,
+            )
+        elif options.ha_latency:
             report |= _ha_latency(infra, options)
         elif not options.soak_only:
             # Latency first, on a quiet broker and database (before the big backlogs).

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from simulators.bench.ab import ab_table
 from simulators.bench.ha import ha_table
 
 Row = tuple[str, str, str]  # the part's label (on its first row), what, the figure
@@ -22,6 +23,8 @@ TARGETS = (
 def table(report: dict[str, Any]) -> str:
     if "single_latency" in report:
         return ha_table(report)
+    if "ab" in report:
+        return ab_table(report)
     if "soak" in report and report.keys().isdisjoint(PART_KEYS):
         return soak_table(report)
     return main_table(report) + ("\n\n" + soak_table(report) if "soak" in report else "")

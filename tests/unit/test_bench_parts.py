@@ -6,8 +6,11 @@ from __future__ import annotations
 import random
 from datetime import UTC, datetime
 
+import pytest
+
 from ingest.parse import parse
 from larmkedja.events import Kind, ReceivedEvent
+from simulators.bench.ab import parse_change, summary
 from simulators.bench.field import heartbeat
 from simulators.bench.ha import figures
 from simulators.bench.latency import Latency
@@ -111,3 +114,16 @@ def test_the_ha_bench_reports_each_run_as_its_table_reads_it() -> None:
     assert acked in text
     assert "(÷ single: p50 1.00, p99 1.00)" in text
     assert "busy cores while timed: single machine 1.50, HA, 2 paths, send both 1.50" in text
+
+
+def test_an_ab_takes_settings_and_prints_each_round_and_the_median() -> None:
+    change = parse_change("LARM_INGEST_WRITERS=3, LARM_INGEST_BATCH_MAX=1000")
+    assert change == {"LARM_INGEST_WRITERS": "3", "LARM_INGEST_BATCH_MAX": "1000"}
+    for bad in ("", "WRITERS=3", "LARM_INGEST_WRITERS"):
+        with pytest.raises(ValueError):
+            parse_change(bad)
+    rounds = [{"a": 100.0, "b": 110.0}, {"a": 100.0, "b": 90.0}, {"a": 100.0, "b": 130.0}]
+    report = {"started_at": "x", "machine": {"cpus": 2}, "ab": summary(rounds, change)}
+    text = table(report)
+    assert "round 2 (B then A): A 100 ev/s, B 90 ev/s, B ÷ A 0.90" in text
+    assert "B ÷ A: median 1.10 (rounds 0.90-1.30)" in text
