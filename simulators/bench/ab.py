@@ -16,11 +16,9 @@ import statistics
 from collections.abc import Mapping
 from typing import Any
 
-from simulators.bench import endtoend, limits
+from simulators.bench import endtoend
 from simulators.bench.infra import BenchInfra
 from simulators.bench.load import heartbeats, publish_all
-
-TOPIC_ALL = "larm/v1/+/+/events"
 
 
 def parse_change(text: str) -> dict[str, str]:
@@ -40,6 +38,11 @@ def _name(side: str, rnd: int) -> str:
     return f"ab-{side}-{rnd}"
 
 
+def _sides(rnd: int) -> tuple[str, str]:
+    """Which drain goes first in round `rnd` (from 0): A in even rounds, B in odd ones."""
+    return ("a", "b") if rnd % 2 == 0 else ("b", "a")
+
+
 def ab_drain(
     infra: BenchInfra, *, change: Mapping[str, str], rounds: int, events: int, devices: int
 ) -> dict[str, Any]:
@@ -48,14 +51,12 @@ def ab_drain(
     for rnd in range(rounds):
         for side in ("a", "b"):
             name = _name(side, rnd)
-            limits.make_session(
-                host, port, f"larmkedja-ingest-{name}-0", f"$share/{name}/{TOPIC_ALL}"
-            )
+            endtoend.ingest_session(host, port, group=name, instance=f"{name}-0")
     publish_all(host, port, heartbeats(events, devices=devices))
     pairs: list[dict[str, float]] = []
     for rnd in range(rounds):
         rates: dict[str, float] = {}
-        for side in ("a", "b") if rnd % 2 == 0 else ("b", "a"):
+        for side in _sides(rnd):
             name = _name(side, rnd)
             run = endtoend.drain_ingest(
                 infra,
@@ -85,10 +86,10 @@ def ab_table(report: dict[str, Any]) -> str:
     change = ", ".join(f"{k}={v}" for k, v in ab["change"].items())
     head = f"larmkedja bench --ab  {report['started_at']}  ({report['machine']['cpus']} CPUs)"
     lines = [head, "-" * len(head), f"ingest v5, 1 process; A as it is, B with {change}"]
-    for i, (pair, ratio) in enumerate(zip(ab["rounds"], ab["ratios"], strict=True), start=1):
-        first = "A then B" if i % 2 else "B then A"
+    for rnd, (pair, ratio) in enumerate(zip(ab["rounds"], ab["ratios"], strict=True)):
+        order = " then ".join(side.upper() for side in _sides(rnd))
         lines.append(
-            f"  round {i} ({first}): A {pair['a']:,.0f} ev/s, B {pair['b']:,.0f} ev/s,"
+            f"  round {rnd + 1} ({order}): A {pair['a']:,.0f} ev/s, B {pair['b']:,.0f} ev/s,"
             f" B ÷ A {ratio:.2f}"
         )
     if ab["median_ratio"] is not None:

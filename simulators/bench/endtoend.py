@@ -13,6 +13,7 @@ import psycopg
 
 from alarms import OfflineSweep
 from larmkedja.settings import Settings
+from simulators.bench import limits
 from simulators.bench.infra import (
     BenchInfra,
     cpu_s,
@@ -34,6 +35,14 @@ class IngestRun:
     @property
     def rate(self) -> float:
         return self.messages / self.seconds if self.seconds > 0 else 0.0
+
+
+def ingest_session(host: str, port: int, *, group: str, instance: str, v311: bool = False) -> None:
+    """The persistent session a `drain_ingest` process of `group` and `instance` will resume,
+    subscribed and left offline so that the backlog queues for it."""
+    limits.make_session(
+        host, port, f"larmkedja-ingest-{instance}", f"$share/{group}/{limits.TOPIC}", v311=v311
+    )
 
 
 def drain_ingest(
@@ -90,6 +99,7 @@ def drain_ingest(
 # stored: the rate is read from the database's own clock afterwards, so the drain is timed
 # exactly without polling a count while it runs (a `count(*)` of the growing table ten times
 # a second is a scan that takes CPU from the processes measured).
+STORED = "SELECT count(*) FROM event_ids"
 COMMITS = """
 SELECT extract(epoch FROM pg_xact_commit_timestamp(xmin))::float8 AS at, count(*)
 FROM event_ids GROUP BY 1 ORDER BY 1
@@ -101,7 +111,7 @@ def _wait_stored(conn: psycopg.Connection[Any], expected: int) -> int:
     deadline = time.monotonic() + 900
     n = 0
     while time.monotonic() < deadline:
-        row = conn.execute("SELECT count(*) FROM event_ids").fetchone()
+        row = conn.execute(STORED).fetchone()
         n = int(row[0]) if row else 0
         if n >= expected:
             break

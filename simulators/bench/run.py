@@ -25,7 +25,6 @@ from simulators.bench.soak import soak
 from simulators.bench.store import StoreFactory, store_profile
 from simulators.bench.table import table
 
-TOPIC_ALL = "larm/v1/+/+/events"
 PARTS = ("latency", "devices", "report", "gateway", "ingest", "store")
 # (name, MQTT protocol of ingest, processes)
 INGEST_RUNS = (("v5-1", "5", 1), ("v5-2", "5", 2), ("v311-1", "3.1.1", 1), ("v311-2", "3.1.1", 2))
@@ -167,17 +166,13 @@ def _preload(infra: BenchInfra, options: Options) -> dict[str, float]:
     """Every consumer's session subscribed (and offline), then one backlog for all."""
     host, port = "127.0.0.1", infra.broker.port
     limits.c_client_session(host, port, "bench-c")
-    limits.make_session(host, port, "bench-paho", TOPIC_ALL)
-    limits.make_session(host, port, "bench-paho311", TOPIC_ALL, v311=True)
-    limits.make_session(host, port, "bench-tuned", TOPIC_ALL)
+    limits.make_session(host, port, "bench-paho", limits.TOPIC)
+    limits.make_session(host, port, "bench-paho311", limits.TOPIC, v311=True)
+    limits.make_session(host, port, "bench-tuned", limits.TOPIC)
     for name, protocol, processes in INGEST_RUNS:
         for instance in _instances(name, processes):
-            limits.make_session(
-                host,
-                port,
-                f"larmkedja-ingest-{instance}",
-                f"$share/{name}/{TOPIC_ALL}",
-                v311=protocol == "3.1.1",
+            endtoend.ingest_session(
+                host, port, group=name, instance=instance, v311=protocol == "3.1.1"
             )
     sent, seconds = publish_all(host, port, heartbeats(options.events, devices=options.devices))
     return {"events": sent, "seconds": seconds, "rate": sent / seconds}
