@@ -57,6 +57,7 @@ def cmd_bench(args: argparse.Namespace, settings: Settings) -> int:
             soak_minutes=args.soak_minutes,
             soak_only=args.soak_only,
             ha_latency=args.ha_latency,
+            ha_rounds=args.ha_rounds,
             store_factory=_bench_store,
             ab=parse_change(args.ab) if args.ab else None,
             ab_rounds=args.ab_rounds,
@@ -126,6 +127,12 @@ def register(sub: Any) -> None:
         "--ha-latency",
         action="store_true",
         help="only the alarm latency: single machine, then the HA topology (docs/scaling.md)",
+    )
+    parser.add_argument(
+        "--ha-rounds",
+        type=int,
+        default=0,
+        help="with --ha-latency: both setups up side by side, timed in N alternating rounds",
     )
     parser.add_argument(
         "--ab",

@@ -50,7 +50,7 @@ VARIANTS = (
 )
 
 
-def _processes(
+def services(
     root: Path, env: dict[str, str], brokers: list[Mosquitto]
 ) -> tuple[list[Any], list[int | None]]:
     """The services (ingest first), and the pids of what runs on the second service machine
@@ -95,7 +95,7 @@ def ha_latency(
     ]
     commits: dict[str, Any] | None = None
     try:
-        url = _start(ha, brokers)
+        url = start_cluster(ha, brokers)
         if paths == 1 and not off_path_niced:  # the cluster alone, once a run
             commits = commit_costs(url)
         api_port = free_port()
@@ -104,7 +104,7 @@ def ha_latency(
             LARM_API_PORT=str(api_port),
             LARM_MQTT_PATHS=json.dumps([f"127.0.0.1:{b.port}" for b in brokers]),
         )
-        procs, second_machine = _processes(root, env, brokers)
+        procs, second_machine = services(root, env, brokers)
         if off_path_niced:
             lower_off_path(ha, also=second_machine)
         run = _measured(
@@ -186,16 +186,17 @@ def measure_latency(
     ingest_pid: int,
     into: Latency,
     root: Path,
+    alarm_prefix: str = "alarm",
 ) -> None:
     """With ingest, engine and API running: the background to every broker of `ports`, then
-    the timed alarms, each to every broker."""
+    the timed alarms, each to every broker (from devices `{alarm_prefix}-00000`, …)."""
     secret = create_token(Settings(database_url=database_url), role="operator", name="bench")
     headers = {"Authorization": f"Bearer {secret}"}
     duration = alarms / rate + 10
     beats = fieldload.unauthenticated(
         root / "field", site=SITE, device_ids=[f"f-{i:06d}" for i in range(FIELD_DEVICES)]
     )
-    ids = [f"alarm-{i:05d}" for i in range(alarms)]
+    ids = [f"{alarm_prefix}-{i:05d}" for i in range(alarms)]
     presses_root = fieldload.unauthenticated(root / "alarms", site=SITE, device_ids=ids)
     loads = [
         fieldload.background(beats, port, rate=background_rate, seconds=duration) for port in ports
@@ -260,7 +261,7 @@ def single_latency(
     )
 
 
-def _start(ha: HaDatabase, brokers: list[Mosquitto]) -> str:
+def start_cluster(ha: HaDatabase, brokers: list[Mosquitto]) -> str:
     """Brokers and the HA database up, migrated; returns the database's multi-host URL."""
     for broker in brokers:
         broker.start()

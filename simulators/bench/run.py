@@ -18,6 +18,7 @@ from typing import Any
 from simulators.bench import endtoend, ha, latency, limits
 from simulators.bench.ab import ab_drain
 from simulators.bench.gateway import gateway_load
+from simulators.bench.ha_rounds import ha_rounds
 from simulators.bench.infra import BenchInfra, bench_infra
 from simulators.bench.load import heartbeats, publish_all
 from simulators.bench.report import month_report
@@ -45,6 +46,7 @@ class Options:
     soak_minutes: float = 0.0  # > 0: also the soak, at `background` events/s
     soak_only: bool = False
     ha_latency: bool = False  # only the alarm latency: single machine, then the HA topology
+    ha_rounds: int = 0  # > 0: with ha_latency, both up side by side, timed in alternating rounds
     store_factory: StoreFactory | None = None  # part 8 runs only with one (the entry point's)
     ab: dict[str, str] | None = None  # only an A/B of ingest with these settings changed
     ab_rounds: int = 3
@@ -74,6 +76,14 @@ def run(options: Options) -> dict[str, Any]:
                 rounds=options.ab_rounds,
                 events=options.events,
                 devices=options.devices,
+            )
+        elif options.ha_latency and options.ha_rounds > 0:
+            report["ha_rounds"] = ha_rounds(
+                infra,
+                rounds=options.ha_rounds,
+                alarms=options.alarms,
+                rate_per_s=options.alarm_rate,
+                background=options.background,
             )
         elif options.ha_latency:
             report |= _ha_latency(infra, options)

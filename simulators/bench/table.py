@@ -7,6 +7,7 @@ from typing import Any
 
 from simulators.bench.ab import ab_table
 from simulators.bench.ha import ha_table
+from simulators.bench.ha_rounds import ha_rounds_table
 
 Row = tuple[str, str, str]  # the part's label (on its first row), what, the figure
 Line = tuple[str, str]  # what, the figure
@@ -21,6 +22,8 @@ TARGETS = (
 
 
 def table(report: dict[str, Any]) -> str:
+    if "ha_rounds" in report:
+        return ha_rounds_table(report)
     if "single_latency" in report:
         return ha_table(report)
     if "ab" in report:
