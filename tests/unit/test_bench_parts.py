@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import random
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 
 from ingest.parse import parse
 from larmkedja.events import Kind, ReceivedEvent
+from simulators.bench import ha_rounds
 from simulators.bench.ab import parse_change, summary
 from simulators.bench.field import heartbeat
 from simulators.bench.ha import figures
@@ -127,3 +129,37 @@ def test_an_ab_takes_settings_and_prints_each_round_and_the_median() -> None:
     text = table(report)
     assert "round 2 (B then A): A 100 ev/s, B 90 ev/s, B ÷ A 0.90" in text
     assert "B ÷ A: median 1.10 (rounds 0.90-1.30)" in text
+
+
+def test_ha_rounds_alternate_and_print_ha_over_single_per_round_and_the_median() -> None:
+    """`bench --ha-latency --ha-rounds`: the single machine first in even rounds, HA ÷ single
+    per round at p50 and p99, their medians, and each side's split."""
+    assert ha_rounds.order(0) == ("single", "ha") and ha_rounds.order(1) == ("ha", "single")
+
+    def side(p50: float, p99: float) -> dict[str, Any]:
+        return figures(
+            Latency(
+                ws_ms=[p50] * 99 + [p99],
+                to_ingest_ms=[0.5],
+                to_commit_ms=[4.0],
+                to_ws_ms=[p50],
+                cpu_cores={"machine": 1.0},
+            )
+        )
+
+    runs = {
+        "single": [side(10, 40), side(10, 40), side(10, 40)],
+        "ha": [side(11, 40), side(15, 60), side(9, 20)],
+    }
+    summary = ha_rounds.summary(runs)
+    assert summary["median"]["p50"] == pytest.approx(1.1)
+    report = {
+        "started_at": "x",
+        "machine": {"cpus": 2},
+        "options": {"background": 4000},
+        "ha_rounds": summary,
+    }
+    text = table(report)
+    assert "round 2 (ha then single)" in text and "HA ÷ single p50 1.50" in text
+    assert "HA ÷ single, p50: median 1.10 (rounds 0.90-1.50)" in text
+    assert "read → committed: p50 (median of the rounds) single 4.0 ms, HA 4.0 ms" in text
