@@ -5,14 +5,19 @@ single machine's, told apart from the machine's own drift.
 2026-12-07 the HA topology's p50 was 1.01-1.37 of the single machine's, and two setups with the
 same work on the alarm's path differed by as much as either from the single machine: one run
 cannot tell 20 % apart. Here both setups stay up side by side — the single machine (one broker,
-one PostgreSQL, ingest, engine, API) and the HA topology (three etcd members, three Patroni nodes,
-two brokers, an ingest per broker, two engines, one API; its devices failing over, so every
-event goes to the first path while it answers) — and rounds time each in turn, the order
-alternating (the single machine first in even rounds), each with the field load and timing of
-`ha.measure_latency`, its alarms from devices of its own round (an alarm still open from an
-earlier round is never pressed again). Each round gives HA ÷ single at p50 and p99; the medians
-over the rounds are the answer, their spread says whether it is one. The setup not being timed
-runs idle meanwhile; the busy cores of each timed window are printed beside it.
+one PostgreSQL, ingest, engine, API) and the HA topology (three etcd members, three Patroni
+nodes, two brokers, an ingest per broker, two engines, one API) — and rounds time each in turn:
+the single machine, the HA topology with devices failing over (every event to the first path
+while it answers) and with devices sending every event on both paths, the order reversed every
+other round so a drift falls on all; each with the field load and timing of
+`ha.measure_latency`, its alarms from devices of its own side and round (no device presses
+twice); after each timing an operator answers and
+resolves every open alarm of that setup, as a centre would, so no round pays for the reminders
+and the queue of the rounds before it (without that, both sides' p50 doubled from the first
+round to the sixth: 1,200 open alarms each, an `alarm.unanswered` reminder every 5 s for each).
+Each round gives each HA side ÷ single at p50 and p99; the medians over the rounds are the
+answer, their spread says whether it is one. The setup not being timed runs idle meanwhile; the
+busy cores of each timed window are printed beside it.
 """
 
 from __future__ import annotations
@@ -24,14 +29,23 @@ import subprocess
 from dataclasses import dataclass
 from typing import Any
 
+import httpx
+
+from api import create_token
 from devstack.ha_database import HaDatabase, ha_port_names
 from devstack.mosquitto import Mosquitto
 from devstack.procs import free_port
+from larmkedja.settings import Settings
 from simulators.bench.ha import figures, measure_latency, services, start_cluster
 from simulators.bench.infra import BenchInfra, larmkedja, stop, wait_for
 from simulators.bench.latency import Latency, ready
 
-SIDES = ("single", "ha")
+SIDES = ("single", "ha", "ha_both")
+LABELS = {
+    "single": "one broker, one PostgreSQL",
+    "ha": "HA, devices failing over (every event to the first path)",
+    "ha_both": "HA, devices sending every event on both paths",
+}
 SPLIT = (
     ("published → read by ingest", "publish_to_ingest_ms"),
     ("read → committed", "ingest_to_commit_ms"),
@@ -44,18 +58,20 @@ class Side:
     api: str
     database_url: str
     ports: list[int]  # where its devices send (the first path only: they fail over)
-    procs: list[subprocess.Popen[bytes]]  # ingest first
+    procs: list[subprocess.Popen[bytes]]  # what it started (stopped at the end)
+    ingest: subprocess.Popen[bytes]  # whose memory is reported
 
 
 def order(rnd: int) -> tuple[str, ...]:
-    """Which side is timed first in round `rnd` (from 0): the single machine in even rounds."""
+    """The order of the sides in round `rnd` (from 0): the single machine first in even rounds,
+    last in odd ones."""
     return SIDES if rnd % 2 == 0 else SIDES[::-1]
 
 
 def ha_rounds(
     infra: BenchInfra, *, rounds: int, alarms: int, rate_per_s: float, background: float
 ) -> dict[str, Any]:
-    """Both setups up, then the rounds; each side's figures per round and HA ÷ single."""
+    """Both setups up, then the rounds; each side's figures per round and each HA side ÷ single."""
     root = infra.root / "ha-rounds"
     ha = HaDatabase(
         state_dir=root / "db",
@@ -74,9 +90,12 @@ def ha_rounds(
             LARM_MQTT_PATHS=json.dumps([f"127.0.0.1:{b.port}" for b in brokers]),
         )
         procs, _ = services(root, env, brokers)
-        sides["ha"] = Side(
-            api=f"http://127.0.0.1:{port}", database_url=url, ports=[brokers[0].port], procs=procs
-        )
+        api = f"http://127.0.0.1:{port}"
+        first = [brokers[0].port]
+        sides["ha"] = Side(api=api, database_url=url, ports=first, procs=procs, ingest=procs[0])
+        # The same services; stopped once (with the side above), so no processes of its own.
+        both = [b.port for b in brokers]
+        sides["ha_both"] = Side(api=api, database_url=url, ports=both, procs=[], ingest=procs[0])
         sides["single"] = _single(infra)
         for name, side in sides.items():
             if not wait_for(lambda side=side: ready(side.api), timeout=60):
@@ -110,6 +129,7 @@ def _single(infra: BenchInfra) -> Side:
         database_url=url,
         ports=[infra.broker.port],
         procs=procs,
+        ingest=procs[0],
     )
 
 
@@ -130,12 +150,27 @@ def _timed(
         alarms=alarms,
         rate=rate,
         background_rate=background,
-        ingest_pid=side.procs[0].pid,
+        ingest_pid=side.ingest.pid,
         into=result,
         root=infra.root / "ha-rounds" / f"{name}-{rnd}",
-        alarm_prefix=f"r{rnd}",
+        alarm_prefix=f"{name}-r{rnd}",
     )
+    resolve_all(side)
     return figures(result)
+
+
+def resolve_all(side: Side) -> int:
+    """Answer and resolve every open alarm of `side` through its API; how many."""
+    secret = create_token(Settings(database_url=side.database_url), role="operator", name="bench")
+    headers = {"Authorization": f"Bearer {secret}"}
+    with httpx.Client(base_url=side.api, headers=headers, timeout=10) as client:
+        alarms = client.get("/api/v1/alarms", params={"limit": 5000}).raise_for_status().json()
+        for alarm in alarms:
+            path = f"/api/v1/alarms/{alarm['alarm_id']}"
+            if alarm["state"] == "raised":
+                client.post(f"{path}/answer").raise_for_status()
+            client.post(f"{path}/resolve", json={"outcome": "test"}).raise_for_status()
+    return len(alarms)
 
 
 def _ratio(ha: dict[str, Any], single: dict[str, Any], key: str, level: str) -> float | None:
@@ -144,16 +179,21 @@ def _ratio(ha: dict[str, Any], single: dict[str, Any], key: str, level: str) -> 
 
 
 def summary(runs: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
-    """HA ÷ single per round at p50 and p99 of alarm → WebSocket, and their medians."""
-    ratios: dict[str, list[float]] = {}
-    for level in ("p50", "p99"):
-        pairs = zip(runs["ha"], runs["single"], strict=True)
-        found = [_ratio(h, s, "websocket_ms", level) for h, s in pairs]
-        ratios[level] = [r for r in found if r is not None]
+    """Each HA side ÷ single per round at p50 and p99 of alarm → WebSocket, and the medians."""
+    ratios: dict[str, dict[str, list[float]]] = {}
+    for name in SIDES[1:]:
+        ratios[name] = {}
+        for level in ("p50", "p99"):
+            pairs = zip(runs[name], runs["single"], strict=True)
+            found = [_ratio(h, s, "websocket_ms", level) for h, s in pairs]
+            ratios[name][level] = [r for r in found if r is not None]
     return {
         "runs": runs,
         "ratios": ratios,
-        "median": {k: statistics.median(v) if v else None for k, v in ratios.items()},
+        "median": {
+            name: {k: statistics.median(v) if v else None for k, v in by_level.items()}
+            for name, by_level in ratios.items()
+        },
     }
 
 
@@ -173,36 +213,37 @@ def ha_rounds_table(report: dict[str, Any]) -> str:
     lines = [
         head,
         "-" * len(head),
-        f"alarm → WebSocket under {background:,.0f} heartbeats/s; HA: two paths, devices"
-        " failing over (busy cores of the machine while timed)",
+        f"alarm → WebSocket under {background:,.0f} heartbeats/s (the machine's busy cores while"
+        " timed); " + "; ".join(f"{name}: {what}" for name, what in LABELS.items()),
     ]
     runs = r["runs"]
     for rnd in range(len(runs["single"])):
-        s, h = runs["single"][rnd], runs["ha"][rnd]
-        p50 = _ratio(h, s, "websocket_ms", "p50")
-        p99 = _ratio(h, s, "websocket_ms", "p99")
-        lines.append(
-            f"  round {rnd + 1} ({' then '.join(order(rnd))}): single {_ms(s['websocket_ms'])}"
-            f" ({s['machine_busy_cores'] or 0:.2f}); HA {_ms(h['websocket_ms'])}"
-            f" ({h['machine_busy_cores'] or 0:.2f})"
-            + ("" if p50 is None or p99 is None else f"; HA ÷ single p50 {p50:.2f}, p99 {p99:.2f}")
-        )
-    for level in ("p50", "p99"):
-        values = r["ratios"][level]
-        if values:
+        lines.append(f"  round {rnd + 1} ({' then '.join(order(rnd))}):")
+        for name in SIDES:
+            x = runs[name][rnd]
+            p50 = _ratio(x, runs["single"][rnd], "websocket_ms", "p50")
+            p99 = _ratio(x, runs["single"][rnd], "websocket_ms", "p99")
             lines.append(
-                f"  HA ÷ single, {level}: median {r['median'][level]:.2f}"
-                f" (rounds {min(values):.2f}-{max(values):.2f})"
+                f"    {name:<7} {_ms(x['websocket_ms'])} ({x['machine_busy_cores'] or 0:.2f})"
+                + (
+                    ""
+                    if name == "single" or p50 is None or p99 is None
+                    else f"; ÷ single p50 {p50:.2f}, p99 {p99:.2f}"
+                )
             )
+    for name in SIDES[1:]:
+        for level in ("p50", "p99"):
+            values = r["ratios"][name][level]
+            if values:
+                lines.append(
+                    f"  {name} ÷ single, {level}: median {r['median'][name][level]:.2f}"
+                    f" (rounds {min(values):.2f}-{max(values):.2f})"
+                )
     for label, key in SPLIT:
-        medians = {
-            name: statistics.median(x[key]["p50"] for x in runs[name] if x[key]["p50"] is not None)
+        medians = [
+            f"{name} {statistics.median(p):.1f} ms"
             for name in SIDES
-            if any(x[key]["p50"] is not None for x in runs[name])
-        }
-        if len(medians) == len(SIDES):
-            lines.append(
-                f"  {label}: p50 (median of the rounds) single {medians['single']:.1f} ms,"
-                f" HA {medians['ha']:.1f} ms"
-            )
+            if (p := [x[key]["p50"] for x in runs[name] if x[key]["p50"] is not None])
+        ]
+        lines.append(f"  {label}, p50 (median of the rounds): " + ", ".join(medians))
     return "\n".join(lines)

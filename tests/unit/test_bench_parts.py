@@ -132,14 +132,15 @@ def test_an_ab_takes_settings_and_prints_each_round_and_the_median() -> None:
 
 
 def test_ha_rounds_alternate_and_print_ha_over_single_per_round_and_the_median() -> None:
-    """`bench --ha-latency --ha-rounds`: the single machine first in even rounds, HA ÷ single
-    per round at p50 and p99, their medians, and each side's split."""
-    assert ha_rounds.order(0) == ("single", "ha") and ha_rounds.order(1) == ("ha", "single")
+    """`bench --ha-latency --ha-rounds`: the single machine first in even rounds and last in odd
+    ones, each HA side ÷ single per round at p50 and p99, their medians, each side's split."""
+    assert ha_rounds.order(0) == ("single", "ha", "ha_both")
+    assert ha_rounds.order(1) == ("ha_both", "ha", "single")
 
     def side(p50: float, p99: float) -> dict[str, Any]:
         return figures(
             Latency(
-                ws_ms=[p50] * 99 + [p99],
+                ws_ms=[p50] * 98 + [p99] * 2,
                 to_ingest_ms=[0.5],
                 to_commit_ms=[4.0],
                 to_ws_ms=[p50],
@@ -150,9 +151,10 @@ def test_ha_rounds_alternate_and_print_ha_over_single_per_round_and_the_median()
     runs = {
         "single": [side(10, 40), side(10, 40), side(10, 40)],
         "ha": [side(11, 40), side(15, 60), side(9, 20)],
+        "ha_both": [side(20, 80), side(20, 80), side(20, 80)],
     }
     summary = ha_rounds.summary(runs)
-    assert summary["median"]["p50"] == pytest.approx(1.1)
+    assert summary["median"]["ha"]["p50"] == pytest.approx(1.1)
     report = {
         "started_at": "x",
         "machine": {"cpus": 2},
@@ -160,6 +162,8 @@ def test_ha_rounds_alternate_and_print_ha_over_single_per_round_and_the_median()
         "ha_rounds": summary,
     }
     text = table(report)
-    assert "round 2 (ha then single)" in text and "HA ÷ single p50 1.50" in text
-    assert "HA ÷ single, p50: median 1.10 (rounds 0.90-1.50)" in text
-    assert "read → committed: p50 (median of the rounds) single 4.0 ms, HA 4.0 ms" in text
+    assert "round 2 (ha_both then ha then single)" in text
+    assert "ha      p50 15.0 / p99 60.0 / max 60.0 ms (1.00); ÷ single p50 1.50, p99 1.50" in text
+    assert "ha ÷ single, p50: median 1.10 (rounds 0.90-1.50)" in text
+    assert "ha_both ÷ single, p99: median 2.00 (rounds 2.00-2.00)" in text
+    assert "read → committed, p50 (median of the rounds): single 4.0 ms, ha 4.0 ms" in text
