@@ -58,6 +58,7 @@ def cmd_bench(args: argparse.Namespace, settings: Settings) -> int:
             soak_only=args.soak_only,
             ha_latency=args.ha_latency,
             ha_rounds=args.ha_rounds,
+            ha_sides=tuple(args.ha_sides.split(",")),
             store_factory=_bench_store,
             ab=parse_change(args.ab) if args.ab else None,
             ab_rounds=args.ab_rounds,
@@ -133,6 +134,11 @@ def register(sub: Any) -> None:
         type=int,
         default=0,
         help="with --ha-latency: both setups up side by side, timed in N alternating rounds",
+    )
+    parser.add_argument(
+        "--ha-sides",
+        default="single,ha",
+        help="which setups the rounds time: single, then ha (devices fail over), ha_both",
     )
     parser.add_argument(
         "--ab",

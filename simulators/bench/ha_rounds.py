@@ -7,17 +7,19 @@ same work on the alarm's path differed by as much as either from the single mach
 cannot tell 20 % apart. Here both setups stay up side by side — the single machine (one broker,
 one PostgreSQL, ingest, engine, API) and the HA topology (three etcd members, three Patroni
 nodes, two brokers, an ingest per broker, two engines, one API) — and rounds time each in turn:
-the single machine, the HA topology with devices failing over (every event to the first path
-while it answers) and with devices sending every event on both paths, the order reversed every
-other round so a drift falls on all; each with the field load and timing of
-`ha.measure_latency`, its alarms from devices of its own side and round (no device presses
-twice); after each timing an operator answers and
-resolves every open alarm of that setup, as a centre would, so no round pays for the reminders
-and the queue of the rounds before it (without that, both sides' p50 doubled from the first
-round to the sixth: 1,200 open alarms each, an `alarm.unanswered` reminder every 5 s for each).
-Each round gives each HA side ÷ single at p50 and p99; the medians over the rounds are the
-answer, their spread says whether it is one. The setup not being timed runs idle meanwhile; the
-busy cores of each timed window are printed beside it.
+the single machine and the HA topology with devices failing over (every event to the first path
+while it answers), and, asked for (`--ha-sides single,ha,ha_both`), with devices sending every
+event on both paths, the order reversed every other round so a drift falls on all (not by
+default: that side's double writes go to the same cluster, which then carries more data and
+checkpoints than the single machine into the next side's timing); each with the field load and
+timing of `ha.measure_latency`, its alarms from devices of its own side and round (no device
+presses twice); after each timing an operator answers and resolves every open alarm of that
+setup, as a centre would, so no round pays for the reminders and the queue of the rounds before
+it (without that, both sides' p50 doubled from the first round to the sixth: 1,200 open alarms
+each, an `alarm.unanswered` reminder every 5 s for each). Each round gives each HA side ÷ single
+at p50 and p99; the medians over the rounds are the answer, their spread says whether it is one.
+The setup not being timed runs idle meanwhile; the busy cores of each timed window are printed
+beside it.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ import json
 import shutil
 import statistics
 import subprocess
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -62,16 +65,25 @@ class Side:
     ingest: subprocess.Popen[bytes]  # whose memory is reported
 
 
-def order(rnd: int) -> tuple[str, ...]:
-    """The order of the sides in round `rnd` (from 0): the single machine first in even rounds,
-    last in odd ones."""
-    return SIDES if rnd % 2 == 0 else SIDES[::-1]
+def order(rnd: int, sides: Sequence[str] = SIDES) -> tuple[str, ...]:
+    """The order of `sides` (the single machine first) in round `rnd` (from 0): as given in even
+    rounds, reversed in odd ones."""
+    return tuple(sides) if rnd % 2 == 0 else tuple(sides)[::-1]
 
 
 def ha_rounds(
-    infra: BenchInfra, *, rounds: int, alarms: int, rate_per_s: float, background: float
+    infra: BenchInfra,
+    *,
+    rounds: int,
+    alarms: int,
+    rate_per_s: float,
+    background: float,
+    sides: Sequence[str] = SIDES,
 ) -> dict[str, Any]:
-    """Both setups up, then the rounds; each side's figures per round and each HA side ÷ single."""
+    """Both setups up, then the rounds of `sides` (of `SIDES`, the single machine first); each
+    side's figures per round and each HA side ÷ single."""
+    if not sides or sides[0] != "single" or not set(sides) <= set(SIDES):
+        raise ValueError(f"sides: 'single' first, then any of {', '.join(SIDES[1:])}")
     root = infra.root / "ha-rounds"
     ha = HaDatabase(
         state_dir=root / "db",
@@ -79,8 +91,8 @@ def ha_rounds(
         parameters={"track_commit_timestamp": "on"},  # the split, as the single machine's
     )
     brokers = [Mosquitto(state_dir=root / f"mosquitto{i}", port=free_port()) for i in (1, 2)]
-    sides: dict[str, Side] = {}
-    runs: dict[str, list[dict[str, Any]]] = {name: [] for name in SIDES}
+    setups: dict[str, Side] = {}
+    runs: dict[str, list[dict[str, Any]]] = {name: [] for name in sides}
     try:
         url = start_cluster(ha, brokers)
         port = free_port()
@@ -92,20 +104,20 @@ def ha_rounds(
         procs, _ = services(root, env, brokers)
         api = f"http://127.0.0.1:{port}"
         first = [brokers[0].port]
-        sides["ha"] = Side(api=api, database_url=url, ports=first, procs=procs, ingest=procs[0])
+        setups["ha"] = Side(api=api, database_url=url, ports=first, procs=procs, ingest=procs[0])
         # The same services; stopped once (with the side above), so no processes of its own.
         both = [b.port for b in brokers]
-        sides["ha_both"] = Side(api=api, database_url=url, ports=both, procs=[], ingest=procs[0])
-        sides["single"] = _single(infra)
-        for name, side in sides.items():
+        setups["ha_both"] = Side(api=api, database_url=url, ports=both, procs=[], ingest=procs[0])
+        setups["single"] = _single(infra)
+        for name, side in setups.items():
             if not wait_for(lambda side=side: ready(side.api), timeout=60):
                 raise RuntimeError(f"the {name} setup did not become ready (logs in {infra.root})")
         for rnd in range(rounds):
-            for name in order(rnd):
-                timed = _timed(sides[name], rnd, infra, name, alarms, rate_per_s, background)
+            for name in order(rnd, sides):
+                timed = _timed(setups[name], rnd, infra, name, alarms, rate_per_s, background)
                 runs[name].append(timed)
     finally:
-        for side in sides.values():
+        for side in setups.values():
             for proc in side.procs:
                 stop(proc)
         ha.stop()
@@ -181,7 +193,7 @@ def _ratio(ha: dict[str, Any], single: dict[str, Any], key: str, level: str) -> 
 def summary(runs: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
     """Each HA side ÷ single per round at p50 and p99 of alarm → WebSocket, and the medians."""
     ratios: dict[str, dict[str, list[float]]] = {}
-    for name in SIDES[1:]:
+    for name in list(runs)[1:]:
         ratios[name] = {}
         for level in ("p50", "p99"):
             pairs = zip(runs[name], runs["single"], strict=True)
@@ -214,12 +226,13 @@ def ha_rounds_table(report: dict[str, Any]) -> str:
         head,
         "-" * len(head),
         f"alarm → WebSocket under {background:,.0f} heartbeats/s (the machine's busy cores while"
-        " timed); " + "; ".join(f"{name}: {what}" for name, what in LABELS.items()),
+        " timed); " + "; ".join(f"{name}: {LABELS[name]}" for name in r["runs"]),
     ]
     runs = r["runs"]
+    sides = list(runs)
     for rnd in range(len(runs["single"])):
-        lines.append(f"  round {rnd + 1} ({' then '.join(order(rnd))}):")
-        for name in SIDES:
+        lines.append(f"  round {rnd + 1} ({' then '.join(order(rnd, sides))}):")
+        for name in sides:
             x = runs[name][rnd]
             p50 = _ratio(x, runs["single"][rnd], "websocket_ms", "p50")
             p99 = _ratio(x, runs["single"][rnd], "websocket_ms", "p99")
@@ -231,7 +244,7 @@ def ha_rounds_table(report: dict[str, Any]) -> str:
                     else f"; ÷ single p50 {p50:.2f}, p99 {p99:.2f}"
                 )
             )
-    for name in SIDES[1:]:
+    for name in sides[1:]:
         for level in ("p50", "p99"):
             values = r["ratios"][name][level]
             if values:
@@ -242,7 +255,7 @@ def ha_rounds_table(report: dict[str, Any]) -> str:
     for label, key in SPLIT:
         medians = [
             f"{name} {statistics.median(p):.1f} ms"
-            for name in SIDES
+            for name in sides
             if (p := [x[key]["p50"] for x in runs[name] if x[key]["p50"] is not None])
         ]
         lines.append(f"  {label}, p50 (median of the rounds): " + ", ".join(medians))

@@ -47,6 +47,7 @@ class Options:
     soak_only: bool = False
     ha_latency: bool = False  # only the alarm latency: single machine, then the HA topology
     ha_rounds: int = 0  # > 0: with ha_latency, both up side by side, timed in alternating rounds
+    ha_sides: tuple[str, ...] = ("single", "ha")  # which setups the rounds time
     store_factory: StoreFactory | None = None  # part 8 runs only with one (the entry point's)
     ab: dict[str, str] | None = None  # only an A/B of ingest with these settings changed
     ab_rounds: int = 3
@@ -84,6 +85,7 @@ def run(options: Options) -> dict[str, Any]:
                 alarms=options.alarms,
                 rate_per_s=options.alarm_rate,
                 background=options.background,
+                sides=options.ha_sides,
             )
         elif options.ha_latency:
             report |= _ha_latency(infra, options)
