@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import os
 import pwd
+import secrets
 import shutil
 import signal
 import socket
@@ -43,10 +44,38 @@ def installed(program: str, *, how: str | None = None, also_in: str | None = Non
     return found
 
 
+# Ports to listen on come from below the kernel's ephemeral range, which every outgoing
+# connection takes its local port from: a port the kernel handed out (bind to 0) could be a
+# client's a moment later, and a server started on it then fails for as long as that client
+# stays connected (a Patroni replica's PostgreSQL did, its port taken by a connection of the
+# same machine, and never came up: `bench --ha-latency`, 2026-12-07).
+_LISTEN_PORTS = range(20000, 32000)
+_given: set[int] = set()
+
+
 def free_port(host: str = "127.0.0.1") -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+    """A port nobody listens on now, outside the ephemeral range, not handed out before by this
+    process."""
+    low = _ephemeral_low()
+    candidates = [p for p in _LISTEN_PORTS if p < low and p not in _given]
+    for port in secrets.SystemRandom().sample(candidates, min(len(candidates), 200)):
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            try:
+                sock.bind((host, port))
+            except OSError:
+                continue
+        _given.add(port)
+        return port
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:  # all taken: the kernel's
         sock.bind((host, 0))
         return int(sock.getsockname()[1])
+
+
+def _ephemeral_low() -> int:
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
 
 
 def port_open(host: str, port: int, timeout: float = 0.2) -> bool:
