@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import subprocess
 import time
 from pathlib import Path
 from typing import Any
@@ -85,26 +86,14 @@ def ha_latency(
     off the alarm's path at the lowest CPU priority (simulators/bench/offpath.py)."""
     sending = "both" if send_to_both else "first"
     root = infra.root / (f"ha-{paths}-{sending}" + ("-niced" if off_path_niced else ""))
-    ha = HaDatabase(
-        state_dir=root / "db",
-        ports={n: free_port() for n in ha_port_names()},
-        parameters={"track_commit_timestamp": "on"},  # the split, as the single machine's
-    )
-    brokers = [
-        Mosquitto(state_dir=root / f"mosquitto{i}", port=free_port()) for i in range(1, paths + 1)
-    ]
+    ha, brokers = cluster(root, paths)
     commits: dict[str, Any] | None = None
     try:
         url = start_cluster(ha, brokers)
         if paths == 1 and not off_path_niced:  # the cluster alone, once a run
             commits = commit_costs(url)
         api_port = free_port()
-        env = infra.env(
-            url,
-            LARM_API_PORT=str(api_port),
-            LARM_MQTT_PATHS=json.dumps([f"127.0.0.1:{b.port}" for b in brokers]),
-        )
-        procs, second_machine = services(root, env, brokers)
+        procs, second_machine = services(root, ha_env(infra, url, api_port, brokers), brokers)
         if off_path_niced:
             lower_off_path(ha, also=second_machine)
         run = _measured(
@@ -119,12 +108,42 @@ def ha_latency(
             logs=root,
         )
     finally:
-        ha.stop()
-        for broker in brokers:
-            broker.stop()
+        stop_cluster(ha, brokers)
+    drop_data(ha)
+    return run if commits is None else run | {"commit_ms": commits}
+
+
+def cluster(root: Path, paths: int) -> tuple[HaDatabase, list[Mosquitto]]:
+    """The HA database and `paths` brokers under `root`, not started yet."""
+    ha = HaDatabase(
+        state_dir=root / "db",
+        ports={n: free_port() for n in ha_port_names()},
+        parameters={"track_commit_timestamp": "on"},  # the split, as the single machine's
+    )
+    brokers = [
+        Mosquitto(state_dir=root / f"mosquitto{i}", port=free_port()) for i in range(1, paths + 1)
+    ]
+    return ha, brokers
+
+
+def ha_env(infra: BenchInfra, url: str, api_port: int, brokers: list[Mosquitto]) -> dict[str, str]:
+    """The services' environment on the HA topology: the multi-host URL, every path."""
+    return infra.env(
+        url,
+        LARM_API_PORT=str(api_port),
+        LARM_MQTT_PATHS=json.dumps([f"127.0.0.1:{b.port}" for b in brokers]),
+    )
+
+
+def stop_cluster(ha: HaDatabase, brokers: list[Mosquitto]) -> None:
+    ha.stop()
+    for broker in brokers:
+        broker.stop()
+
+
+def drop_data(ha: HaDatabase) -> None:
     for node in ha.nodes:  # hundreds of MB; the logs stay
         shutil.rmtree(node.data_dir, ignore_errors=True)
-    return run if commits is None else run | {"commit_ms": commits}
 
 
 def _measured(
@@ -241,13 +260,7 @@ def single_latency(
     infra: BenchInfra, *, alarms: int, rate_per_s: float, background_rate: float
 ) -> dict[str, Any]:
     """The single machine measured as the HA side is: one broker, one PostgreSQL."""
-    url = infra.database("bench_single")
-    port = free_port()
-    env = infra.env(url, LARM_API_PORT=str(port), LARM_INGEST_INSTANCE="single")
-    procs = [
-        larmkedja([name], env, infra.root / f"single-{name}.log")
-        for name in ("ingest", "engine", "api")
-    ]
+    url, port, procs = single_services(infra)
     return _measured(
         procs,
         f"http://127.0.0.1:{port}",
@@ -259,6 +272,19 @@ def single_latency(
         what="the single machine",
         logs=infra.root,
     )
+
+
+def single_services(infra: BenchInfra) -> tuple[str, int, list[subprocess.Popen[bytes]]]:
+    """Ingest, engine and API on the single machine (the bench's broker and PostgreSQL): the
+    database's URL, the API's port, the processes (ingest first)."""
+    url = infra.database("bench_single")
+    port = free_port()
+    env = infra.env(url, LARM_API_PORT=str(port), LARM_INGEST_INSTANCE="single")
+    procs = [
+        larmkedja([name], env, infra.root / f"single-{name}.log")
+        for name in ("ingest", "engine", "api")
+    ]
+    return url, port, procs
 
 
 def start_cluster(ha: HaDatabase, brokers: list[Mosquitto]) -> str:

@@ -24,8 +24,6 @@ beside it.
 
 from __future__ import annotations
 
-import json
-import shutil
 import statistics
 import subprocess
 from collections.abc import Sequence
@@ -35,12 +33,20 @@ from typing import Any
 import httpx
 
 from api import create_token
-from devstack.ha_database import HaDatabase, ha_port_names
-from devstack.mosquitto import Mosquitto
 from devstack.procs import free_port
 from larmkedja.settings import Settings
-from simulators.bench.ha import figures, measure_latency, services, start_cluster
-from simulators.bench.infra import BenchInfra, larmkedja, stop, wait_for
+from simulators.bench.ha import (
+    cluster,
+    drop_data,
+    figures,
+    ha_env,
+    measure_latency,
+    services,
+    single_services,
+    start_cluster,
+    stop_cluster,
+)
+from simulators.bench.infra import BenchInfra, stop, wait_for
 from simulators.bench.latency import Latency, ready
 
 SIDES = ("single", "ha", "ha_both")
@@ -60,7 +66,7 @@ SPLIT = (
 class Side:
     api: str
     database_url: str
-    ports: list[int]  # where its devices send (the first path only: they fail over)
+    ports: list[int]  # the brokers its devices send every event to
     procs: list[subprocess.Popen[bytes]]  # what it started (stopped at the end)
     ingest: subprocess.Popen[bytes]  # whose memory is reported
 
@@ -85,23 +91,13 @@ def ha_rounds(
     if not sides or sides[0] != "single" or not set(sides) <= set(SIDES):
         raise ValueError(f"sides: 'single' first, then any of {', '.join(SIDES[1:])}")
     root = infra.root / "ha-rounds"
-    ha = HaDatabase(
-        state_dir=root / "db",
-        ports={n: free_port() for n in ha_port_names()},
-        parameters={"track_commit_timestamp": "on"},  # the split, as the single machine's
-    )
-    brokers = [Mosquitto(state_dir=root / f"mosquitto{i}", port=free_port()) for i in (1, 2)]
+    ha, brokers = cluster(root, paths=2)
     setups: dict[str, Side] = {}
     runs: dict[str, list[dict[str, Any]]] = {name: [] for name in sides}
     try:
         url = start_cluster(ha, brokers)
         port = free_port()
-        env = infra.env(
-            url,
-            LARM_API_PORT=str(port),
-            LARM_MQTT_PATHS=json.dumps([f"127.0.0.1:{b.port}" for b in brokers]),
-        )
-        procs, _ = services(root, env, brokers)
+        procs, _ = services(root, ha_env(infra, url, port, brokers), brokers)
         api = f"http://127.0.0.1:{port}"
         first = [brokers[0].port]
         setups["ha"] = Side(api=api, database_url=url, ports=first, procs=procs, ingest=procs[0])
@@ -120,22 +116,13 @@ def ha_rounds(
         for side in setups.values():
             for proc in side.procs:
                 stop(proc)
-        ha.stop()
-        for broker in brokers:
-            broker.stop()
-    for node in ha.nodes:  # hundreds of MB; the logs stay
-        shutil.rmtree(node.data_dir, ignore_errors=True)
+        stop_cluster(ha, brokers)
+    drop_data(ha)
     return summary(runs)
 
 
 def _single(infra: BenchInfra) -> Side:
-    url = infra.database("bench_single")
-    port = free_port()
-    env = infra.env(url, LARM_API_PORT=str(port), LARM_INGEST_INSTANCE="single")
-    procs = [
-        larmkedja([name], env, infra.root / f"single-{name}.log")
-        for name in ("ingest", "engine", "api")
-    ]
+    url, port, procs = single_services(infra)
     return Side(
         api=f"http://127.0.0.1:{port}",
         database_url=url,
