@@ -108,7 +108,20 @@ def register(sub: Any) -> None:
     )
     stack.set_defaults(func=cmd_stack)
 
-    parser = sub.add_parser("bench", help="the benchmark (make bench)")
+    _bench_arguments(sub.add_parser("bench", help="the benchmark (make bench)"))
+
+    simulate = sub.add_parser("simulate", help="a simulated fleet with operators and patrol")
+    simulate.add_argument(
+        "--scenario", help="YAML scenario (default: simulators/scenarios/demo.yaml)"
+    )
+    simulate.add_argument("--seed", type=int)
+    simulate.add_argument("--duration", type=float, help="simulated seconds (0: until stopped)")
+    simulate.add_argument("--speed", type=float, help="simulated seconds per second")
+    simulate.add_argument("--api-url", help="default: from LARM_API_HOST/PORT")
+    simulate.set_defaults(func=cmd_simulate)
+
+
+def _bench_arguments(parser: Any) -> None:
     parser.add_argument("--events", type=int, default=200_000, help="backlog to drain")
     parser.add_argument("--devices", type=int, default=250_000)
     parser.add_argument("--alarms", type=int, default=200, help="alarms timed for latency")
@@ -147,13 +160,3 @@ def register(sub: Any) -> None:
     )
     parser.add_argument("--ab-rounds", type=int, default=3, help="rounds of the --ab drains")
     parser.set_defaults(func=cmd_bench)
-
-    simulate = sub.add_parser("simulate", help="a simulated fleet with operators and patrol")
-    simulate.add_argument(
-        "--scenario", help="YAML scenario (default: simulators/scenarios/demo.yaml)"
-    )
-    simulate.add_argument("--seed", type=int)
-    simulate.add_argument("--duration", type=float, help="simulated seconds (0: until stopped)")
-    simulate.add_argument("--speed", type=float, help="simulated seconds per second")
-    simulate.add_argument("--api-url", help="default: from LARM_API_HOST/PORT")
-    simulate.set_defaults(func=cmd_simulate)

@@ -78,15 +78,6 @@ def run(options: Options) -> dict[str, Any]:
                 events=options.events,
                 devices=options.devices,
             )
-        elif options.ha_latency and options.ha_rounds > 0:
-            report["ha_rounds"] = ha_rounds(
-                infra,
-                rounds=options.ha_rounds,
-                alarms=options.alarms,
-                rate_per_s=options.alarm_rate,
-                background=options.background,
-                sides=options.ha_sides,
-            )
         elif options.ha_latency:
             report |= _ha_latency(infra, options)
         elif not options.soak_only:
@@ -148,7 +139,19 @@ def _latency(infra: BenchInfra, options: Options) -> dict[str, Any]:
 
 
 def _ha_latency(infra: BenchInfra, options: Options) -> dict[str, Any]:
-    """The single machine and each HA variant, measured alike (`simulators/bench/ha.py`)."""
+    """The single machine and each HA variant, measured alike (`simulators/bench/ha.py`); with
+    `ha_rounds`, side by side in alternating rounds (`simulators/bench/ha_rounds.py`)."""
+    if options.ha_rounds > 0:
+        return {
+            "ha_rounds": ha_rounds(
+                infra,
+                rounds=options.ha_rounds,
+                alarms=options.alarms,
+                rate_per_s=options.alarm_rate,
+                background=options.background,
+                sides=options.ha_sides,
+            )
+        }
     runs = {
         "single_latency": ha.single_latency(
             infra,
