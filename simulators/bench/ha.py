@@ -25,17 +25,15 @@ import time
 from pathlib import Path
 from typing import Any
 
-from api import create_token
 from devstack.ha_database import HaDatabase, ha_port_names
 from devstack.mosquitto import Mosquitto
 from devstack.procs import free_port, read_pid
 from larmkedja import db
-from larmkedja.settings import Settings
 from simulators.bench import field as fieldload
 from simulators.bench.cpu import CpuWindow
 from simulators.bench.ha_commit import commit_costs
 from simulators.bench.infra import BenchInfra, larmkedja, rss_mb, stop, wait_for
-from simulators.bench.latency import Latency, press_and_watch, ready, split
+from simulators.bench.latency import Latency, operator_headers, press_and_watch, ready, split
 from simulators.bench.offpath import lower_off_path
 
 DATABASE = "bench_ha"
@@ -209,8 +207,7 @@ def measure_latency(
 ) -> None:
     """With ingest, engine and API running: the background to every broker of `ports`, then
     the timed alarms, each to every broker (from devices `{alarm_prefix}-00000`, …)."""
-    secret = create_token(Settings(database_url=database_url), role="operator", name="bench")
-    headers = {"Authorization": f"Bearer {secret}"}
+    headers = operator_headers(database_url)
     duration = alarms / rate + 10
     beats = fieldload.unauthenticated(
         root / "field", site=SITE, device_ids=[f"f-{i:06d}" for i in range(FIELD_DEVICES)]

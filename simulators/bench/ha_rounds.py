@@ -32,9 +32,7 @@ from typing import Any
 
 import httpx
 
-from api import create_token
 from devstack.procs import free_port
-from larmkedja.settings import Settings
 from simulators.bench.ha import (
     cluster,
     drop_data,
@@ -47,7 +45,7 @@ from simulators.bench.ha import (
     stop_cluster,
 )
 from simulators.bench.infra import BenchInfra, stop, wait_for
-from simulators.bench.latency import Latency, ready
+from simulators.bench.latency import Latency, operator_headers, ready
 
 SIDES = ("single", "ha", "ha_both")
 LABELS = {
@@ -160,8 +158,7 @@ def _timed(
 
 def resolve_all(side: Side) -> int:
     """Answer and resolve every open alarm of `side` through its API; how many."""
-    secret = create_token(Settings(database_url=side.database_url), role="operator", name="bench")
-    headers = {"Authorization": f"Bearer {secret}"}
+    headers = operator_headers(side.database_url)
     with httpx.Client(base_url=side.api, headers=headers, timeout=10) as client:
         alarms = client.get("/api/v1/alarms", params={"limit": 5000}).raise_for_status().json()
         for alarm in alarms:

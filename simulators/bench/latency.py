@@ -144,8 +144,7 @@ def alarm_latency(
     load = None
     try:
         wait_for(lambda: ready(url), timeout=60)
-        secret = create_token(Settings(database_url=database_url), role="operator", name="bench")
-        headers = {"Authorization": f"Bearer {secret}"}
+        headers = operator_headers(database_url)
         duration = alarms / rate_per_s + 10
         load = fieldload.background(
             root / "field", stack.broker.port, rate=background, seconds=duration
@@ -191,6 +190,12 @@ def split(database_url: str, wall: dict[str, tuple[float, float]], *, into: Late
         into.to_commit_ms.append((committed_at - read_at) * 1000)
         if on_ws:
             into.to_ws_ms.append((on_ws - committed_at) * 1000)
+
+
+def operator_headers(database_url: str) -> dict[str, str]:
+    """An operator's bearer token for the API of the setup on `database_url`."""
+    secret = create_token(Settings(database_url=database_url), role="operator", name="bench")
+    return {"Authorization": f"Bearer {secret}"}
 
 
 def ready(url: str) -> bool:
