@@ -239,7 +239,7 @@ def measure_latency(
             into=into,
         )
         into.cpu_cores = busy.stop(time.monotonic())
-        split(database_url, wall, into=into)
+        split(database_url, wall, into=into, stamps_to=root / "stamps.json")
         into.rss_end_mb = rss_mb(ingest_pid)
         into.background_sent = min(
             int(load.communicate(timeout=duration + 60)[0].strip() or 0) for load in loads

@@ -3,6 +3,7 @@ events, and the table prints every part it has (and only those)."""
 
 from __future__ import annotations
 
+import gc
 import random
 from datetime import UTC, datetime
 from typing import Any
@@ -15,7 +16,7 @@ from simulators.bench import ha_rounds
 from simulators.bench.ab import parse_change, summary
 from simulators.bench.field import heartbeat
 from simulators.bench.ha import figures
-from simulators.bench.latency import Latency
+from simulators.bench.latency import Latency, _no_collection
 from simulators.bench.table import table
 
 NOW = datetime(2026, 12, 6, tzinfo=UTC)
@@ -167,3 +168,11 @@ def test_ha_rounds_alternate_and_print_ha_over_single_per_round_and_the_median()
     assert "ha ÷ single, p50: median 1.10 (rounds 0.90-1.50)" in text
     assert "ha_both ÷ single, p99: median 2.00 (rounds 2.00-2.00)" in text
     assert "read → committed, p50 (median of the rounds): single 4.0 ms, ha 4.0 ms" in text
+
+
+def test_the_bench_collects_no_garbage_while_it_times_alarms() -> None:
+    assert gc.isenabled()
+    with pytest.raises(RuntimeError), _no_collection():
+        assert not gc.isenabled()
+        raise RuntimeError("a timing that failed")
+    assert gc.isenabled()
