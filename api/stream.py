@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 import uuid
 from dataclasses import dataclass, field
 from typing import Any
@@ -35,6 +36,7 @@ log = logging.getLogger(__name__)
 router = APIRouter()
 SUBPROTOCOL = "larmkedja.v1"
 QUEUE_LIMIT = 1000
+SLOW_S = 0.25  # a change held back this long is logged
 POLICY_VIOLATION = 1008  # the close code of a stream whose token was revoked or expired
 
 
@@ -99,7 +101,9 @@ class ChangeHub:
         while True:
             async for notify in conn.notifies(timeout=self._deadline_s / 2):
                 await self._dispatch(notify.payload)
+            started = time.perf_counter()
             await conn.execute("SELECT 1")
+            _slow("the listener's ping", started)
 
     async def _dispatch(self, payload: str) -> None:
         change = ChangeNotice.parse(payload)
@@ -108,8 +112,11 @@ class ChangeHub:
         entity = change.entity
         if not any(c.sees(entity) for c in self._clients):
             return
+        started = time.perf_counter()
         async with self._pool.connection() as conn:
+            lent = time.perf_counter()
             message = await _entity_message(conn, entity, change.id)
+        _slow("a change's row", started, lent)
         if message is None:
             return
         for client in list(self._clients):
@@ -121,6 +128,15 @@ class ChangeHub:
             _offer(client, orjson.dumps({"type": "resync"}))
             for message in await snapshot(self._pool, client.principal):
                 _offer(client, message)
+
+
+def _slow(what: str, started: float, lent: float | None = None) -> None:
+    """A warning when the stream's own work held its changes back (the listener handles one
+    change at a time, so every change after it waited as long)."""
+    took = time.perf_counter() - started
+    if took >= SLOW_S:
+        pool = f" ({(lent - started) * 1000:.0f} ms waiting for a connection)" if lent else ""
+        log.warning("stream: %s took %.0f ms%s", what, took * 1000, pool)
 
 
 def _offer(client: StreamClient, message: bytes) -> None:
@@ -226,7 +242,9 @@ async def _pump(ws: WebSocket, client: StreamClient, token: str) -> None:
             if queued is None:
                 await ws.close(code=1013, reason="too slow; reconnect")
                 return
+            started = time.perf_counter()
             await ws.send_text(queued.decode())
+            _slow("sending to a client", started)
     finally:
         reader.cancel()
         watcher.cancel()
