@@ -217,11 +217,21 @@ def heartbeat(device_id: str, rng: random.Random, ts: str) -> bytes:
     ).encode()
 
 
-def feed(devices: Devices, *, rate: float, seconds: float, tick_s: float = 0.01) -> int:
+def new_seed() -> int:
+    """A feed's event ids are drawn from this seed: new in every run, as a real device's ids
+    are. A fixed seed (until 2026-12-07) sent the same ids in every run: where two runs share
+    a database (the rounds of `--ha-rounds`), every heartbeat after the first run was a
+    duplicate, nothing was stored or proved a device alive, and 180 s after the first run the
+    500 devices went offline together. Two paths of one run share theirs (a dual-path device
+    sends the same event on both)."""
+    return random.SystemRandom().getrandbits(64)
+
+
+def feed(devices: Devices, *, rate: float, seconds: float, seed: int, tick_s: float = 0.01) -> int:
     """Heartbeats at `rate`/s over every device in turn, for `seconds` of wall time. When the
     feeder falls more than a second behind (its machine is busy), it drops what it missed
     rather than chasing it; it returns what it really sent."""
-    rng = random.Random(1)
+    rng = random.Random(seed)
     n = len(devices.ids)
     sent = dropped = turn = 0
     started = time.monotonic()
@@ -244,13 +254,17 @@ def feed(devices: Devices, *, rate: float, seconds: float, tick_s: float = 0.01)
     return sent
 
 
-def background(root: Path, port: int, *, rate: float, seconds: float) -> subprocess.Popen[str]:
+def background(
+    root: Path, port: int, *, rate: float, seconds: float, seed: int | None = None
+) -> subprocess.Popen[str]:
     """The devices of `root` sending heartbeats at `rate`/s for `seconds`, from a process of
-    their own (it prints how many the broker acknowledged when done)."""
+    their own (it prints how many the broker acknowledged when done); the same `seed` on two
+    paths sends the same events on both."""
     return module_process(
         "simulators.bench.field",
         *("--root", str(root), "--port", str(port)),
         *("--rate", str(rate), "--seconds", str(seconds)),
+        *("--seed", str(new_seed() if seed is None else seed)),
     )
 
 
@@ -261,10 +275,12 @@ def main() -> None:
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--rate", type=float, default=4000)
     parser.add_argument("--seconds", type=float, default=60)
+    parser.add_argument("--seed", type=int, default=None, help="event ids' seed (default: new)")
     args = parser.parse_args()
     devices = Devices(root=args.root, host=args.host, port=args.port)
     try:
-        sent = feed(devices, rate=args.rate, seconds=args.seconds)
+        seed = new_seed() if args.seed is None else args.seed
+        sent = feed(devices, rate=args.rate, seconds=args.seconds, seed=seed)
     finally:
         devices.close()
     print(sent - devices.unacknowledged(), flush=True)  # what the broker acknowledged

@@ -214,8 +214,10 @@ def measure_latency(
     )
     ids = [f"{alarm_prefix}-{i:05d}" for i in range(alarms)]
     presses_root = fieldload.unauthenticated(root / "alarms", site=SITE, device_ids=ids)
+    seed = fieldload.new_seed()  # the same events on every path, new ones in every timing
     loads = [
-        fieldload.background(beats, port, rate=background_rate, seconds=duration) for port in ports
+        fieldload.background(beats, port, rate=background_rate, seconds=duration, seed=seed)
+        for port in ports
     ]
     presses: list[fieldload.Devices] = []
 

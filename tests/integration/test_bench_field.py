@@ -12,7 +12,7 @@ import orjson
 import pytest
 
 from larmkedja.secret_files import write_private
-from simulators.bench.field import MANIFEST, Devices, feed, provision
+from simulators.bench.field import MANIFEST, Devices, feed, new_seed, provision
 from tests.helpers import wait_until
 from tests.integration.conftest import SecureBroker
 from tests.integration.test_security_mqtt import Peer
@@ -29,7 +29,7 @@ def test_each_field_device_sends_as_itself_and_every_heartbeat_arrives(
     try:
         assert not ingest.subscribe("larm/v1/+/+/events").is_failure
         devices = Devices(root=root, host="127.0.0.1", port=secure_broker.server.port)
-        sent = feed(devices, rate=300, seconds=1.0)
+        sent = feed(devices, rate=300, seconds=1.0, seed=new_seed())
         devices.close()
         assert sent >= 200 and devices.unacknowledged() == 0
         wait_until(lambda: len(ingest.messages) == sent, timeout=10, what="every heartbeat")
@@ -37,6 +37,8 @@ def test_each_field_device_sends_as_itself_and_every_heartbeat_arrives(
         assert set(by_topic) == {f"larm/v1/bench/{d}/events" for d in ids}
         for message in ingest.messages:
             assert message.topic.split("/")[3] == orjson.loads(message.payload)["device_id"]
+        ids_sent = {orjson.loads(m.payload)["event_id"] for m in ingest.messages}
+        assert len(ids_sent) == sent  # every heartbeat a new event
     finally:
         ingest.close()
 

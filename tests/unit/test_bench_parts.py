@@ -8,13 +8,14 @@ import random
 from datetime import UTC, datetime
 from typing import Any
 
+import orjson
 import pytest
 
 from ingest.parse import parse
 from larmkedja.events import Kind, ReceivedEvent
 from simulators.bench import ha_rounds
 from simulators.bench.ab import parse_change, summary
-from simulators.bench.field import heartbeat
+from simulators.bench.field import heartbeat, new_seed
 from simulators.bench.ha import figures
 from simulators.bench.latency import Latency, _no_collection
 from simulators.bench.table import table
@@ -176,3 +177,16 @@ def test_the_bench_collects_no_garbage_while_it_times_alarms() -> None:
         assert not gc.isenabled()
         raise RuntimeError("a timing that failed")
     assert gc.isenabled()
+
+
+def test_every_run_of_the_field_load_sends_new_event_ids() -> None:
+    ts = datetime.now(UTC).isoformat()
+    first, second = (
+        {parse_id(heartbeat(f"f-{i:06d}", random.Random(seed), ts)) for i in range(3)}
+        for seed in (new_seed(), new_seed())
+    )
+    assert not first & second
+
+
+def parse_id(payload: bytes) -> str:
+    return str(orjson.loads(payload)["event_id"])
