@@ -13,11 +13,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import logging
 import time
 import uuid
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 import orjson
 import psycopg
@@ -37,6 +38,7 @@ router = APIRouter()
 SUBPROTOCOL = "larmkedja.v1"
 QUEUE_LIMIT = 1000
 SLOW_S = 0.25  # a change held back this long is logged
+BATCH = 500  # changes read with one statement
 POLICY_VIOLATION = 1008  # the close code of a stream whose token was revoked or expired
 
 
@@ -62,6 +64,10 @@ class ChangeHub:
         self._deadline_s = deadline_s
         self._clients: set[StreamClient] = set()
         self.connected = asyncio.Event()
+        # Changes read and not yet sent, in the order they came, each (entity, id) once: the
+        # row sent is the current one, so a second change of the same row adds nothing.
+        self._pending: dict[tuple[Entity, uuid.UUID], None] = {}
+        self._woken = asyncio.Event()
 
     @property
     def clients(self) -> int:
@@ -74,6 +80,15 @@ class ChangeHub:
         self._clients.discard(client)
 
     async def run(self) -> None:
+        sender = asyncio.create_task(self._send_forever(), name="change-sender")
+        try:
+            await self._listen_forever()
+        finally:
+            sender.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await sender
+
+    async def _listen_forever(self) -> None:
         delay, first = 0.5, True
         while True:
             try:
@@ -100,28 +115,48 @@ class ChangeHub:
         the ping has the deadline, and a failover moves the listener to the new primary."""
         while True:
             async for notify in conn.notifies(timeout=self._deadline_s / 2):
-                await self._dispatch(notify.payload)
+                self._note(notify.payload)
             started = time.perf_counter()
             await conn.execute("SELECT 1")
             _slow("the listener's ping", started)
 
-    async def _dispatch(self, payload: str) -> None:
+    def _note(self, payload: str) -> None:
+        """The listener only notes a change: reading the rows and sending them is the sender's,
+        so a burst of changes (hundreds of devices going offline at once) never keeps the
+        listener from reading the next notification, nor an alarm from the batch it is in."""
         change = ChangeNotice.parse(payload)
-        if change is None:
-            return
-        entity = change.entity
-        if not any(c.sees(entity) for c in self._clients):
-            return
+        if change is not None and any(c.sees(change.entity) for c in self._clients):
+            self._pending[(change.entity, change.id)] = None
+            self._woken.set()
+
+    async def _send_forever(self) -> None:
+        """Send the noted changes in batches: every change noted while a batch was read goes in
+        the next one, read with one statement per entity and sent most urgent first."""
+        while True:
+            await self._woken.wait()
+            self._woken.clear()
+            while self._pending:
+                batch = list(itertools.islice(self._pending, BATCH))
+                for key in batch:
+                    del self._pending[key]
+                try:
+                    await self._send(batch)
+                except Exception as exc:  # the database away: keep the changes, try again
+                    log.warning("stream: %d changes not read (%s); retrying", len(batch), exc)
+                    for key in batch:
+                        self._pending.setdefault(key)
+                    await asyncio.sleep(0.5)
+
+    async def _send(self, batch: list[tuple[Entity, uuid.UUID]]) -> None:
         started = time.perf_counter()
         async with self._pool.connection() as conn:
             lent = time.perf_counter()
-            message = await _entity_message(conn, entity, change.id)
-        _slow("a change's row", started, lent)
-        if message is None:
-            return
-        for client in list(self._clients):
-            if client.sees(entity):
-                _offer(client, message)
+            messages = await _messages(conn, batch)
+        _slow(f"reading {len(batch)} changes", started, lent)
+        for entity, message in messages:
+            for client in list(self._clients):
+                if client.sees(entity):
+                    _offer(client, message)
 
     async def _resync(self) -> None:
         for client in list(self._clients):
@@ -131,8 +166,8 @@ class ChangeHub:
 
 
 def _slow(what: str, started: float, lent: float | None = None) -> None:
-    """A warning when the stream's own work held its changes back (the listener handles one
-    change at a time, so every change after it waited as long)."""
+    """A warning when the stream's own work held its changes back (every change noted after
+    it waited as long)."""
     took = time.perf_counter() - started
     if took >= SLOW_S:
         pool = f" ({(lent - started) * 1000:.0f} ms waiting for a connection)" if lent else ""
@@ -150,18 +185,39 @@ def _offer(client: StreamClient, message: bytes) -> None:
         client.queue.put_nowait(None)
 
 
-async def _entity_message(conn: Any, entity: Entity, ident: uuid.UUID) -> bytes | None:
-    if entity is Entity.ALARM:
-        alarm = await q.get_alarm(conn, ident)
-        if alarm is None:
-            return None
-        body = alarm.model_dump(mode="json")
-        return orjson.dumps({"type": "alarm", "alarm": body})
-    escalation = await esc.get_escalation(conn, ident)
-    if escalation is None:
-        return None
-    body = escalation.model_dump(mode="json")
-    return orjson.dumps({"type": "escalation", "escalation": body})
+async def _messages(conn: Any, batch: list[tuple[Entity, uuid.UUID]]) -> list[tuple[Entity, bytes]]:
+    """The current rows of a batch's changes as stream messages: alarms most urgent first
+    (`urgent_first`), then escalations in the order they came; a row gone is left out."""
+    alarm_ids = [ident for entity, ident in batch if entity is Entity.ALARM]
+    alarms = await q.get_alarms(conn, alarm_ids) if alarm_ids else []
+    messages = [
+        (Entity.ALARM, orjson.dumps({"type": "alarm", "alarm": a.model_dump(mode="json")}))
+        for a in urgent_first(alarms, alarm_ids)
+    ]
+    for entity, ident in batch:
+        if entity is Entity.ESCALATION:
+            escalation = await esc.get_escalation(conn, ident)
+            if escalation is not None:
+                body = escalation.model_dump(mode="json")
+                messages.append((entity, orjson.dumps({"type": "escalation", "escalation": body})))
+    return messages
+
+
+class Ranked(Protocol):
+    @property
+    def alarm_id(self) -> uuid.UUID: ...
+    @property
+    def priority(self) -> int: ...
+
+
+R = TypeVar("R", bound=Ranked)
+
+
+def urgent_first(alarms: list[R], noted: list[uuid.UUID]) -> list[R]:
+    """`alarms` by priority (1, a person's safety alarm, first), then in the order their
+    changes were noted: in a burst of technical alarms a safety alarm is not sent last."""
+    order = {ident: n for n, ident in enumerate(noted)}
+    return sorted(alarms, key=lambda a: (a.priority, order.get(a.alarm_id, len(order))))
 
 
 async def snapshot(pool: AsyncConnectionPool, principal: Principal) -> list[bytes]:

@@ -8,6 +8,7 @@ one conflict, and one audit row. The allowed states come from `alarms.queue.life
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, Required, TypedDict, Unpack
 
@@ -93,6 +94,7 @@ LIMIT %(limit)s
 """  # noqa: S608 - COLUMNS is a constant
 
 GET_ALARM = f"SELECT {COLUMNS} FROM alarms a WHERE a.alarm_id = %s"  # noqa: S608
+GET_ALARMS = f"SELECT {COLUMNS} FROM alarms a WHERE a.alarm_id = ANY(%s)"  # noqa: S608
 
 MOVES = AuditedMoves(
     lifecycle=LIFECYCLE,
@@ -152,6 +154,12 @@ async def get_alarm(conn: AsyncConn, alarm_id: uuid.UUID) -> AlarmRow | None:
     cur = await conn.execute(GET_ALARM, (alarm_id,))
     row = await cur.fetchone()
     return from_alarm_row(row) if row else None
+
+
+async def get_alarms(conn: AsyncConn, alarm_ids: Sequence[uuid.UUID]) -> list[AlarmRow]:
+    """The alarms of `alarm_ids` that exist, in no particular order."""
+    cur = await conn.execute(GET_ALARMS, (list(alarm_ids),))
+    return [from_alarm_row(row) for row in await cur.fetchall()]
 
 
 async def act(

@@ -255,3 +255,27 @@ def test_the_stream_needs_a_token_and_a_role_and_takes_one_in_a_subprotocol(
             assert ws.subprotocol == "larmkedja.v1"
             first = json.loads(ws.recv(timeout=2))
             assert first["type"] == "snapshot.escalations"  # a patrol sees escalations only
+
+
+def test_a_burst_of_changes_in_one_transaction_reaches_the_stream_whole(
+    database_url: str, broker: Broker
+) -> None:
+    """300 devices going offline in one sweep notify 300 changes at once: the stream reads
+    them in batches and every one arrives, and a person's alarm pressed during it too."""
+    with chain(database_url, broker) as (settings, url):
+        headers = token(settings, "operator")
+        with ws_connect(url, headers) as ws:
+            assert next_message(ws, "snapshot.alarms", 2)["alarms"] == []
+            with psycopg.connect(database_url) as conn:
+                conn.execute(
+                    "INSERT INTO alarms (site, device_id, kind, priority, source, raised_at,"
+                    " last_event_at, unanswered_due_at)"
+                    " SELECT 'solna', 'off-' || n, 'device.offline', 4, 'system', now(), now(),"
+                    " now() + interval '1 minute' FROM generate_series(1, 300) n"
+                )
+            press = make_event("d-7", Kind.ALARM_BUTTON)
+            mosquitto_pub(broker, press.topic("solna"), press.to_json())
+            seen: set[str] = set()
+            while len(seen) < 301:
+                seen.add(next_message(ws, "alarm", 10)["alarm"]["device_id"])
+    assert seen == {f"off-{n}" for n in range(1, 301)} | {"d-7"}
