@@ -192,6 +192,17 @@ def figures(result: Latency) -> dict[str, Any]:
     }
 
 
+def _backgrounds(
+    beats: Path, ports: list[int], *, rate: float, seconds: float
+) -> list[subprocess.Popen[str]]:
+    """The field load to every broker of `ports`: the same events on every path, new ones in
+    every timing."""
+    seed = fieldload.new_seed()
+    return [
+        fieldload.background(beats, port, rate=rate, seconds=seconds, seed=seed) for port in ports
+    ]
+
+
 def measure_latency(
     url: str,
     database_url: str,
@@ -214,11 +225,7 @@ def measure_latency(
     )
     ids = [f"{alarm_prefix}-{i:05d}" for i in range(alarms)]
     presses_root = fieldload.unauthenticated(root / "alarms", site=SITE, device_ids=ids)
-    seed = fieldload.new_seed()  # the same events on every path, new ones in every timing
-    loads = [
-        fieldload.background(beats, port, rate=background_rate, seconds=duration, seed=seed)
-        for port in ports
-    ]
+    loads = _backgrounds(beats, ports, rate=background_rate, seconds=duration)
     presses: list[fieldload.Devices] = []
 
     def press(i: int, device: str, payload: bytes) -> None:
