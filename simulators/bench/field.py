@@ -264,7 +264,7 @@ def background(
         "simulators.bench.field",
         *("--root", str(root), "--port", str(port)),
         *("--rate", str(rate), "--seconds", str(seconds)),
-        *("--seed", str(new_seed() if seed is None else seed)),
+        *(() if seed is None else ("--seed", str(seed))),  # none: the process draws its own
     )
 
 
@@ -279,7 +279,7 @@ def main() -> None:
     args = parser.parse_args()
     devices = Devices(root=args.root, host=args.host, port=args.port)
     try:
-        seed = new_seed() if args.seed is None else args.seed
+        seed = new_seed() if args.seed is None else args.seed  # new ids unless told
         sent = feed(devices, rate=args.rate, seconds=args.seconds, seed=seed)
     finally:
         devices.close()
