@@ -26,6 +26,7 @@ from larmkedja.db_connect import async_pool
 from larmkedja.settings import Settings
 
 log = logging.getLogger(__name__)
+SHUTDOWN_S = 5.0  # for the messages in hand at shutdown, then for their dead letters
 
 
 @dataclass
@@ -34,19 +35,23 @@ class Running:
 
     gateway: Gateway
     pool: AsyncConnectionPool
-    servers: list[asyncio.Server] = field(default_factory=list)
-    transports: list[asyncio.DatagramTransport] = field(default_factory=list)
+    servers: list[tuple[asyncio.Server, StreamServer]] = field(default_factory=list)
+    datagrams: list[DatagramServer] = field(default_factory=list)
     ports: dict[str, int] = field(default_factory=dict)
 
-    async def close(self) -> None:
-        for server in self.servers:
+    async def close(self, *, timeout_s: float = SHUTDOWN_S) -> None:
+        """No new connection or datagram; those in hand answered (or given up after
+        `timeout_s`), their dead letters kept, and nothing left running."""
+        for server, _ in self.servers:
             server.close()
-        for transport in self.transports:
-            transport.close()
-        for server in self.servers:
+        await asyncio.gather(
+            *(stream.shut(timeout_s=timeout_s) for _, stream in self.servers),
+            *(datagrams.shut(timeout_s=timeout_s) for datagrams in self.datagrams),
+        )
+        for server, _ in self.servers:
             with contextlib.suppress(Exception):
-                await asyncio.wait_for(server.wait_closed(), 5.0)
-        await self.gateway.drain()
+                await asyncio.wait_for(server.wait_closed(), timeout_s)
+        await self.gateway.drain(timeout_s=timeout_s)
         self.gateway.publisher.stop()
         await self.pool.close()
 
@@ -93,7 +98,7 @@ async def _listen(
     )
     stream = StreamServer(receiver=receiver, metrics=metrics, timeouts=timeouts, slots=slots)
     server = await stream.start(settings.gateway_host, port)
-    running.servers.append(server)
+    running.servers.append((server, stream))
     bound: int = server.sockets[0].getsockname()[1]
     running.ports[receiver.protocol.value] = bound
     return bound
@@ -137,10 +142,10 @@ async def start(settings: Settings, *, metrics: GatewayMetrics) -> Running:
                 total=settings.gateway_max_datagrams,
                 per_source=settings.gateway_max_datagrams_per_source,
             )
-            transport = await DatagramServer.start(
+            datagrams = await DatagramServer.start(
                 receiver=receiver, metrics=metrics, slots=slots, host=host, port=bound
             )
-            running.transports.append(transport)
+            running.datagrams.append(datagrams)
         log.info("gateway: %s on %s:%s%s", receiver.protocol.value, host, bound, " (+UDP)" * udp)
     return running
 

@@ -32,6 +32,7 @@ from gateway.errors import ProtocolError
 from gateway.limits import Slots, source_key
 from gateway.metrics import GatewayMetrics
 from gateway.model import Protocol
+from gateway.tasks import settle
 
 log = logging.getLogger(__name__)
 MAX_BUFFER = 128 * 1024  # a connection's unanswered bytes; more, and it is not read meanwhile
@@ -94,10 +95,20 @@ class StreamServer:
         self.metrics = metrics
         self.timeouts = timeouts
         self.slots = slots
+        self.connections: set[_Connection] = set()  # those accepted and not finished
 
     async def start(self, host: str, port: int) -> asyncio.Server:
         loop = asyncio.get_running_loop()
         return await loop.create_server(lambda: _Connection(self), host, port, reuse_address=True)
+
+    async def shut(self, *, timeout_s: float) -> None:
+        """At shutdown, once the listening socket is closed: the messages in hand answered
+        (within `timeout_s`, or given up), then every connection closed."""
+        answering = [c._task for c in self.connections if c._task is not None]
+        await settle(answering, timeout_s=timeout_s)
+        for connection in list(self.connections):
+            connection._close(abort=True)
+        await asyncio.sleep(0)  # their connection_lost, which gives their slots back
 
 
 class _Connection(asyncio.Protocol):
@@ -132,6 +143,7 @@ class _Connection(asyncio.Protocol):
             self.transport.abort()
             return
         self.server.metrics.connections.labels(self.protocol).inc()
+        self.server.connections.add(self)
         wait, _ = self.clock.next_read(self.server.timeouts, self.clock.opened)
         self._arm(self.clock.opened + wait)
 
@@ -264,6 +276,7 @@ class _Connection(asyncio.Protocol):
             self._timer = None
         self.server.slots.release(self.source)
         self.server.metrics.connections.labels(self.protocol).dec()
+        self.server.connections.discard(self)
 
 
 class DatagramServer(asyncio.DatagramProtocol):
@@ -299,17 +312,24 @@ class DatagramServer(asyncio.DatagramProtocol):
             return
         finally:
             self.slots.release(source)
-        if reply and self.transport is not None:
-            self.transport.sendto(reply, addr)
+        if reply and self.transport is not None and not self.transport.is_closing():
+            self.transport.sendto(reply, addr)  # closed: the device has no answer, and retries
+
+    async def shut(self, *, timeout_s: float) -> None:
+        """At shutdown: the socket closed, the datagrams in hand handled (within `timeout_s`,
+        or given up)."""
+        if self.transport is not None:
+            self.transport.close()
+        await settle(self._tasks, timeout_s=timeout_s)
 
     @classmethod
     async def start(
         cls, *, receiver: Receiver, metrics: GatewayMetrics, slots: Slots, host: str, port: int
-    ) -> asyncio.DatagramTransport:
+    ) -> DatagramServer:
         loop = asyncio.get_running_loop()
-        transport, _ = await loop.create_datagram_endpoint(
+        _, server = await loop.create_datagram_endpoint(
             lambda: cls(receiver=receiver, metrics=metrics, slots=slots),
             local_addr=(host, port),
             reuse_port=False,
         )
-        return transport
+        return server

@@ -23,6 +23,7 @@ from gateway.metrics import GatewayMetrics
 from gateway.model import Protocol, Refusal, Sender, Translated, event_id_for, to_event
 from gateway.publish_paho import EventPublisher
 from gateway.registry_psycopg import Registry
+from gateway.tasks import settle
 from larmkedja.events import DeadLetter, DeviceEvent
 
 log = logging.getLogger(__name__)
@@ -160,7 +161,8 @@ class Gateway:
         # Latin-1: a binary protocol's bytes are kept one for one.
         await self.publisher.publish(*letter.notice(encoding="latin-1"))
 
-    async def drain(self) -> None:
-        """Wait for the dead letters still being written (at shutdown)."""
-        if self._background:
-            await asyncio.wait(self._background, timeout=5.0)
+    async def drain(self, *, timeout_s: float = 5.0) -> None:
+        """Wait for the dead letters still being written (at shutdown); those not written
+        within `timeout_s` are given up (counted in the log), none left pending."""
+        if given_up := await settle(self._background, timeout_s=timeout_s):
+            log.warning("gateway: %d dead letters not kept at shutdown", given_up)
