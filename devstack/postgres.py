@@ -85,7 +85,12 @@ class Postgres:
             "log_min_messages": "warning",
             "log_min_error_statement": "panic",
         }
-        if not self.durable:
+        if self.durable:
+            # The whole pages written after a checkpoint, compressed: less WAL to write (and,
+            # on the HA nodes, for a replica to write before a commit returns). Not for tests:
+            # each test's database is copied from a template through the WAL, page by page.
+            settings["wal_compression"] = "lz4"
+        else:
             settings |= {"fsync": "off", "full_page_writes": "off", "synchronous_commit": "off"}
         settings |= self.extra_settings
         return "".join(f"{k} = {v}\n" for k, v in settings.items())

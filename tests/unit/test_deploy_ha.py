@@ -67,7 +67,8 @@ def test_patroni_is_configured_as_the_local_topology() -> None:
     assert dcs["postgresql"]["use_pg_rewind"] is True
     assert dcs["postgresql"]["parameters"]["wal_log_hints"] == "on"
     shared = local["postgresql"]["parameters"]
-    assert dcs["postgresql"]["parameters"]["synchronous_commit"] == shared["synchronous_commit"]
+    for name in ("synchronous_commit", "wal_compression"):
+        assert dcs["postgresql"]["parameters"][name] == shared[name], name
     params = compose_conf["postgresql"]["parameters"]
     assert params["shared_preload_libraries"] == "timescaledb"
 
