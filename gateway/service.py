@@ -161,7 +161,7 @@ class Gateway:
         # Latin-1: a binary protocol's bytes are kept one for one.
         await self.publisher.publish(*letter.notice(encoding="latin-1"))
 
-    async def drain(self, *, timeout_s: float = 5.0) -> None:
+    async def drain(self, *, timeout_s: float) -> None:
         """Wait for the dead letters still being written (at shutdown); those not written
         within `timeout_s` are given up (counted in the log), none left pending."""
         if given_up := await settle(self._background, timeout_s=timeout_s):
