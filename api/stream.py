@@ -131,7 +131,8 @@ class ChangeHub:
 
     async def _send_forever(self) -> None:
         """Send the noted changes in batches: every change noted while a batch was read goes in
-        the next one, read with one statement per entity and sent most urgent first."""
+        the next one, its alarms read with one statement (escalations, rare, one by one) and
+        sent most urgent first."""
         while True:
             await self._woken.wait()
             self._woken.clear()

@@ -87,8 +87,8 @@ class Postgres:
         }
         if self.durable:
             # The whole pages written after a checkpoint, compressed: less WAL to write (and,
-            # on the HA nodes, for a replica to write before a commit returns). Not for tests:
-            # each test's database is copied from a template through the WAL, page by page.
+            # on the HA nodes, for a replica to write before a commit returns). Not for the
+            # tests' cluster, which writes no whole pages after a checkpoint (full_page_writes).
             settings["wal_compression"] = "lz4"
         else:
             settings |= {"fsync": "off", "full_page_writes": "off", "synchronous_commit": "off"}
