@@ -121,7 +121,7 @@ def test_malformed_messages_get_their_snu(gw: GatewayStack, tmp_path: Path) -> N
     assert [(ref, snu) for _, ref, snu in run.answers] == [
         ("B1", "7"), ("B2", "3"), ("B3", "2"), ("0", "2"),
     ]  # fmt: skip
-    assert gw.dead_letters("malformed") == 4
+    wait_until(lambda: gw.dead_letters("malformed") == 4, timeout=5, what="dead letters")
     assert gw.events("scaip-3") == 0
 
 
