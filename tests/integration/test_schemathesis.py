@@ -19,41 +19,44 @@ pytestmark = pytest.mark.integration
 CHECKS = "all"
 
 
+# One test per role (about a minute each here), so the suite's workers share them out.
 @pytest.mark.timeout(300)
-def test_the_api_survives_schemathesis(database_url: str, broker: Broker, tmp_path: Path) -> None:
+@pytest.mark.parametrize("role", ["supervisor", "admin", "operator", "patrol"])
+def test_the_api_survives_schemathesis(
+    role: str, database_url: str, broker: Broker, tmp_path: Path
+) -> None:
     exe = shutil.which("schemathesis", path=str(Path(__import__("sys").executable).parent))
     assert exe, "schemathesis is not installed in the virtualenv"
     s = settings_for(database_url, broker.host, broker.port, auth_failures_per_minute=1_000_000)
     with running_ingest(s), running_engine(s), running_api(s) as url:
-        for role in ("supervisor", "admin", "operator", "patrol"):
-            header = token(s, role)["Authorization"]
-            result = subprocess.run(
-                [
-                    exe,
-                    "run",
-                    f"{url}/openapi.json",
-                    "-H",
-                    f"Authorization: {header}",
-                    "--checks",
-                    CHECKS,
-                    "--max-examples",
-                    "25",
-                    "--workers",
-                    "1",
-                    "--phases",
-                    "examples,coverage,fuzzing",
-                    "--no-color",
-                    "--seed",
-                    "7",
-                    "--exclude-path",
-                    "/readyz",
-                    "--exclude-path",
-                    "/healthz",
-                ],
-                capture_output=True,
-                text=True,
-                timeout=240,
-                check=False,
-                cwd=tmp_path,
-            )
-            assert result.returncode == 0, f"as {role}:\n{result.stdout[-5000:]}"
+        header = token(s, role)["Authorization"]
+        result = subprocess.run(
+            [
+                exe,
+                "run",
+                f"{url}/openapi.json",
+                "-H",
+                f"Authorization: {header}",
+                "--checks",
+                CHECKS,
+                "--max-examples",
+                "25",
+                "--workers",
+                "1",
+                "--phases",
+                "examples,coverage,fuzzing",
+                "--no-color",
+                "--seed",
+                "7",
+                "--exclude-path",
+                "/readyz",
+                "--exclude-path",
+                "/healthz",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=240,
+            check=False,
+            cwd=tmp_path,
+        )
+        assert result.returncode == 0, f"as {role}:\n{result.stdout[-5000:]}"
