@@ -82,7 +82,9 @@ class Engine:
                     self.tick()
                     delay = 0.5
                     self._wait(s.engine_tick_s)
-                except psycopg.OperationalError as exc:
+                except psycopg.Error as exc:
+                    if not self._connection_lost(exc):
+                        raise
                     log.warning("database unavailable (%s); retrying in %.1f s", exc, delay)
                     self._close()
                     self._stopping.wait(delay)
@@ -90,6 +92,16 @@ class Engine:
         finally:
             self._close()
             self._outbox.stop()
+
+    def _connection_lost(self, exc: psycopg.Error) -> bool:
+        """The database is gone or ended this engine's session: reconnect, do not die. A
+        session the server ended while this engine hung in a transaction (SIGSTOP while it
+        waited for the broker's PUBACKs) is an `IdleInTransactionSessionTimeout`, which psycopg
+        raises as an InternalError, not an OperationalError (tests/integration/
+        test_engine_leadership.py)."""
+        if isinstance(exc, psycopg.OperationalError):
+            return True
+        return any(conn is not None and conn.closed for conn in (self._conn, self._listen))
 
     def tick(self) -> None:
         """As the owner: run every sweep once, then publish what is pending. As a standby: try

@@ -4,6 +4,7 @@ tests/faults/test_engine_standby.py does the same with processes and signals."""
 
 from __future__ import annotations
 
+import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -21,7 +22,7 @@ from alarms.runtime.leadership_psycopg import Deposed
 from alarms.runtime.metrics import EngineMetrics
 from larmkedja.settings import Settings
 from tests.conftest import Broker
-from tests.helpers import as_role, scalar, settings_for
+from tests.helpers import as_role, scalar, settings_for, wait_until
 
 OVERDUE_ALARM = """
 INSERT INTO alarms (site, device_id, kind, priority, state, raised_at, last_event_at,
@@ -193,3 +194,46 @@ def test_retention_never_holds_the_engine_for_a_lock(database_url: str, settings
         assert time.monotonic() - started < LOCK_WAIT_MS / 1000 + 2
         holder.rollback()
         assert sweep.run(conn) == 0  # not again at once: in a minute
+
+
+def test_an_engine_whose_session_the_server_ended_in_a_transaction_reconnects(
+    settings: Settings,
+) -> None:
+    """The owner hangs inside a transaction past the lease (SIGSTOP while it publishes its
+    outbox and waits for the broker's PUBACKs; tests/faults/test_engine_standby.py caught it
+    once): the server ends the session (`idle_in_transaction_session_timeout`), and psycopg
+    raises that as an InternalError, not an OperationalError. The engine died of it; it must
+    reconnect and go on ticking."""
+    with engine(settings, "a") as a:
+        publish = a._publish
+        hung = threading.Event()
+
+        def publish_after_a_hang(conn: psycopg.Connection[tuple[object, ...]]) -> None:
+            if not hung.is_set():
+                hung.set()
+                with conn.transaction():
+                    conn.execute("SELECT 1")
+                    time.sleep(settings.engine_lease_s + 1.0)
+                    conn.execute("SELECT 1")
+            publish(conn)
+
+        a._publish = publish_after_a_hang  # type: ignore[method-assign]
+        died: list[BaseException] = []
+
+        def run() -> None:
+            try:
+                a.run()
+            except BaseException as exc:
+                died.append(exc)
+
+        thread = threading.Thread(target=run)
+        thread.start()
+        try:
+            wait_until(hung.is_set, timeout=5, what="the hang")
+            ticks = a.ticks
+            wait_until(lambda: a.ticks > ticks + 2 or bool(died), timeout=15, what="ticks")
+            assert not died, f"the engine died of {died[0]!r}"
+            assert a.leading
+        finally:
+            a.stop()
+            thread.join(timeout=10)
