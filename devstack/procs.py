@@ -49,15 +49,26 @@ def installed(program: str, *, how: str | None = None, also_in: str | None = Non
 # client's a moment later, and a server started on it then fails for as long as that client
 # stays connected (a Patroni replica's PostgreSQL did, its port taken by a connection of the
 # same machine, and never came up: `bench --ha-latency`, 2026-12-07).
+# PORTS_VARIABLE (`low-high`) narrows it to a slice: the test suite gives each of its workers
+# (pytest-xdist) its own, so two workers never pick the same port between a pick and a bind
+# (one did: "address already in use", tests/conftest.py). Child processes inherit it.
 _LISTEN_PORTS = range(20000, 32000)
+PORTS_VARIABLE = "DEVSTACK_PORTS"
 _given: set[int] = set()
+
+
+def _listen_ports() -> range:
+    low, sep, high = os.environ.get(PORTS_VARIABLE, "").partition("-")
+    if sep and low.isdigit() and high.isdigit() and int(low) < int(high):
+        return range(int(low), int(high))
+    return _LISTEN_PORTS
 
 
 def free_port(host: str = "127.0.0.1") -> int:
     """A port nobody listens on now, outside the ephemeral range, not handed out before by this
     process."""
     low = _ephemeral_low()
-    candidates = [p for p in _LISTEN_PORTS if p < low and p not in _given]
+    candidates = [p for p in _listen_ports() if p < low and p not in _given]
     for port in secrets.SystemRandom().sample(candidates, min(len(candidates), 200)):
         with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
             try:

@@ -4,6 +4,7 @@ test from a migrated template; one broker per test)."""
 
 from __future__ import annotations
 
+import os
 import shutil
 import uuid
 from collections.abc import Iterator
@@ -16,7 +17,7 @@ from hypothesis import settings
 
 from devstack.mosquitto import Mosquitto
 from devstack.postgres import Postgres
-from devstack.procs import free_port
+from devstack.procs import PORTS_VARIABLE, free_port
 from larmkedja import db
 from tests.helpers import ROLE_PASSWORDS
 
@@ -29,6 +30,18 @@ TEMPLATE = "larm_template"
 # the blob that replays it (`@reproduce_failure`).
 settings.register_profile("larmkedja", deadline=None, print_blob=True)
 settings.load_profile("larmkedja")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Under `make test` (pytest-xdist) each worker, and every process it starts, listens only
+    on its own slice of the ports `free_port` hands out: two workers once picked the same one
+    between one's pick and its server's bind ("address already in use")."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "")  # gw0, gw1, ...
+    count = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    if worker.startswith("gw") and worker[2:].isdigit() and count > 1:
+        size = 12000 // count
+        low = 20000 + int(worker[2:]) * size
+        os.environ[PORTS_VARIABLE] = f"{low}-{low + size}"
 
 
 @dataclass(frozen=True, slots=True)
