@@ -17,7 +17,7 @@ from hypothesis import settings
 
 from devstack.mosquitto import Mosquitto
 from devstack.postgres import Postgres
-from devstack.procs import PORTS_VARIABLE, free_port
+from devstack.procs import free_port, share_ports
 from larmkedja import db
 from tests.helpers import ROLE_PASSWORDS
 
@@ -39,9 +39,7 @@ def pytest_configure(config: pytest.Config) -> None:
     worker = os.environ.get("PYTEST_XDIST_WORKER", "")  # gw0, gw1, ...
     count = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
     if worker.startswith("gw") and worker[2:].isdigit() and count > 1:
-        size = 12000 // count
-        low = 20000 + int(worker[2:]) * size
-        os.environ[PORTS_VARIABLE] = f"{low}-{low + size}"
+        share_ports(int(worker[2:]), count)
 
 
 @dataclass(frozen=True, slots=True)
