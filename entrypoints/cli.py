@@ -1,4 +1,7 @@
-"""`larmkedja`: one command for every process and admin task of the project."""
+"""`larmkedja`: one command for every process and admin task of the project.
+
+Each command imports what it runs when it runs (`entrypoints/bootstrap.py` says why): the
+modules here and the `cli_*` modules that register the rest import little at the top."""
 
 from __future__ import annotations
 
@@ -7,15 +10,16 @@ import asyncio
 import logging
 import sys
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from prometheus_client import disable_created_metrics
 
-from entrypoints import bootstrap, cli_admin, cli_dev, cli_reports
+from entrypoints import cli_admin, cli_dev, cli_reports
 from entrypoints.signals import on_stop_signals
-from gateway import upgrade_sender_passwords
-from gateway.app import serve
-from larmkedja import db
 from larmkedja.settings import Settings
+
+if TYPE_CHECKING:
+    from entrypoints.bootstrap import Service
 
 log = logging.getLogger("larmkedja")
 
@@ -30,7 +34,7 @@ def _setup_logging(level: str = "INFO") -> None:
         logging.getLogger(chatty).setLevel(logging.WARNING)
 
 
-def _run(service: bootstrap.Service, name: str) -> int:
+def _run(service: Service, name: str) -> int:
     """Run a long-lived process until SIGTERM or SIGINT, which stops it cleanly."""
     on_stop_signals(service.stop)
     service.run()
@@ -39,26 +43,39 @@ def _run(service: bootstrap.Service, name: str) -> int:
 
 
 def cmd_ingest(args: argparse.Namespace, settings: Settings) -> int:
+    from entrypoints import bootstrap
+
     return _run(bootstrap.ingest(settings), "ingest")
 
 
 def cmd_engine(args: argparse.Namespace, settings: Settings) -> int:
-    return _run(bootstrap.engine(settings), "engine")
+    from entrypoints import bootstrap_engine
+
+    return _run(bootstrap_engine.engine(settings), "engine")
 
 
 def cmd_api(args: argparse.Namespace, settings: Settings) -> int:
-    bootstrap.serve_api(settings)
+    from entrypoints import bootstrap_api
+
+    bootstrap_api.serve_api(settings)
     return 0
 
 
 def cmd_gateway(args: argparse.Namespace, settings: Settings) -> int:
+    from entrypoints.bootstrap import tune_gc
+    from gateway.app import serve
+    from larmkedja import db
+
     db.prepare(settings)
-    bootstrap.tune_gc()
+    tune_gc()
     asyncio.run(serve(settings))
     return 0
 
 
 def cmd_migrate(args: argparse.Namespace, settings: Settings) -> int:
+    from gateway import upgrade_sender_passwords
+    from larmkedja import db
+
     applied = db.migrate(
         settings.database_admin_url or settings.database_url,
         chunk_interval_s=settings.events_chunk_interval_s,

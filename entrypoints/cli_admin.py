@@ -1,6 +1,6 @@
 """`larmkedja token|device|sender|person`: the admin commands (tokens, device credentials, the
 gateway's senders, a person's erasure). Secrets are printed once and stored only hashed or
-encrypted."""
+encrypted. Each command imports what it runs when it runs (as in `cli_dev.py`)."""
 
 from __future__ import annotations
 
@@ -9,16 +9,12 @@ import json
 import sys
 from typing import Any
 
-from alarms.devices import admin as device_admin
-from alarms.people import admin as person_admin
-from api import tokens_admin
-from gateway import admin as sender_admin
-from gateway.errors import SenderError
-from larmkedja import db
 from larmkedja.settings import Settings
 
 
 def cmd_token(args: argparse.Namespace, settings: Settings) -> int:
+    from api import tokens_admin
+
     if args.action == "create":
         print(tokens_admin.create(settings, role=args.role, name=args.name, days=args.days))
     elif args.action == "revoke":
@@ -30,6 +26,9 @@ def cmd_token(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_device(args: argparse.Namespace, settings: Settings) -> int:
+    from alarms.devices import admin as device_admin
+    from larmkedja import db
+
     db.prepare(settings, migrate_if_owner=False)
     if args.action == "provision":
         print(json.dumps(device_admin.provision(settings, site=args.site, device_id=args.device)))
@@ -39,6 +38,10 @@ def cmd_device(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_sender(args: argparse.Namespace, settings: Settings) -> int:
+    from gateway import admin as sender_admin
+    from gateway.errors import SenderError
+    from larmkedja import db
+
     db.prepare(settings, migrate_if_owner=False)
     try:
         if args.action == "add":
@@ -66,6 +69,9 @@ def cmd_sender(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_person(args: argparse.Namespace, settings: Settings) -> int:
+    from alarms.people import admin as person_admin
+    from larmkedja import db
+
     db.prepare(settings, migrate_if_owner=False)
     if person_admin.erase(settings, person_ref=args.person):
         print(f"erased: {args.person}")

@@ -1,5 +1,6 @@
 """`larmkedja stack|bench|simulate|schema`: the developer's commands (the local stack behind
-`make up`, the benchmark, the simulated fleet, the event schema)."""
+`make up`, the benchmark, the simulated fleet, the event schema). Each command imports what it
+runs when it runs, so that registering them costs the process commands nothing."""
 
 from __future__ import annotations
 
@@ -7,22 +8,19 @@ import argparse
 import json
 import threading
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from devstack.stack import Stack
-from devstack.stack_ha import HaStack
-from entrypoints.bootstrap import processors
 from entrypoints.signals import on_stop_signals
-from ingest.store_psycopg import EventStore, Processor
-from larmkedja.events import event_json_schema
 from larmkedja.settings import Settings
-from simulators.bench import run as bench
-from simulators.bench.ab import parse_change
-from simulators.runner import run_simulation
-from simulators.scenario import DEFAULT, Scenario
+
+if TYPE_CHECKING:
+    from ingest.store_psycopg import EventStore, Processor
 
 
 def cmd_stack(args: argparse.Namespace, settings: Settings) -> int:
+    from devstack.stack import Stack
+    from devstack.stack_ha import HaStack
+
     stack = (
         HaStack(state_dir=Path(args.state_dir or ".state/ha"))
         if args.ha
@@ -43,6 +41,9 @@ def cmd_stack(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_bench(args: argparse.Namespace, settings: Settings) -> int:
+    from simulators.bench import run as bench
+    from simulators.bench.ab import parse_change
+
     return bench.main(
         bench.Options(
             events=args.events,
@@ -53,7 +54,7 @@ def cmd_bench(args: argparse.Namespace, settings: Settings) -> int:
             skip_latency=args.skip_latency,
             backgrounds=tuple(float(b) for b in args.latency_backgrounds.split(",")),
             field_devices=args.field_devices,
-            parts=frozenset(args.parts.split(",")),
+            parts=frozenset(args.parts.split(",") if args.parts else bench.PARTS),
             soak_minutes=args.soak_minutes,
             soak_only=args.soak_only,
             ha_latency=args.ha_latency,
@@ -68,12 +69,18 @@ def cmd_bench(args: argparse.Namespace, settings: Settings) -> int:
 
 def _bench_store(database_url: str, marks: tuple[Processor, Processor]) -> EventStore:
     """Ingest's store with its processors between the bench's two marks (part 8)."""
+    from entrypoints.bootstrap import processors
+    from ingest.store_psycopg import EventStore
+
     first, last = marks
     inner = processors(Settings(database_url=database_url))
     return EventStore(conninfo=database_url, processors=[first, *inner, last])
 
 
 def cmd_simulate(args: argparse.Namespace, settings: Settings) -> int:
+    from simulators.runner import run_simulation
+    from simulators.scenario import DEFAULT, Scenario
+
     scenario = Scenario.load(Path(args.scenario) if args.scenario else DEFAULT)
     overrides: dict[str, object] = {}
     if args.seed is not None:
@@ -92,6 +99,8 @@ def cmd_simulate(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_schema(args: argparse.Namespace, settings: Settings) -> int:
+    from larmkedja.events import event_json_schema
+
     print(json.dumps(event_json_schema(), indent=2, sort_keys=True))
     return 0
 
@@ -133,7 +142,8 @@ def _bench_arguments(parser: Any) -> None:
     )
     parser.add_argument("--field-devices", type=int, default=500, help="connections that send them")
     parser.add_argument(
-        "--parts", default=",".join(bench.PARTS), help="which parts to run (comma-separated)"
+        "--parts",
+        help="which parts to run, comma-separated (default: all; simulators/bench/run.py PARTS)",
     )
     parser.add_argument("--soak-minutes", type=float, default=0.0, help="also soak this long")
     parser.add_argument("--soak-only", action="store_true", help="only the soak")

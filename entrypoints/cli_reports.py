@@ -1,5 +1,6 @@
 """`larmkedja report`: the monthly service-level letter to the municipality (contract §6),
-as JSON or CSV, computed by the same SQL as `GET /api/v1/reports/service-level`."""
+as JSON or CSV, computed by the same SQL as `GET /api/v1/reports/service-level`.
+Its modules are imported when the command runs (as in `cli_dev.py`)."""
 
 from __future__ import annotations
 
@@ -8,14 +9,13 @@ import asyncio
 import re
 import sys
 from datetime import date, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
-import psycopg
-
-from alarms.reports.rules import ServiceLevel, to_csv
-from alarms.reports.service_level_psycopg import service_level
 from larmkedja.settings import Settings
+
+if TYPE_CHECKING:
+    from alarms.reports.rules import ServiceLevel
 
 _MONTH = re.compile(r"^(\d{4})-(0[1-9]|1[0-2])$")
 
@@ -34,11 +34,17 @@ def month_period(month: str, tz: str) -> tuple[datetime, datetime]:
 
 
 async def _report(settings: Settings, site: str | None, since: datetime, until: datetime) -> Any:
+    import psycopg
+
+    from alarms.reports.service_level_psycopg import service_level
+
     async with await psycopg.AsyncConnection.connect(settings.database_url) as conn:
         return await service_level(conn, settings=settings, site=site, since=since, until=until)
 
 
 def cmd_report(args: argparse.Namespace, settings: Settings) -> int:
+    from alarms.reports.rules import to_csv
+
     try:
         since, until = month_period(args.month, settings.timezone)
     except argparse.ArgumentTypeError as exc:

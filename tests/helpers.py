@@ -278,7 +278,7 @@ def running_engine(settings: Settings) -> Iterator[Any]:
     """The engine in a thread of this process (real broker, real database)."""
     from alarms.runtime.engine import Engine
     from alarms.runtime.metrics import EngineMetrics
-    from entrypoints.bootstrap import sweeps
+    from entrypoints.bootstrap_engine import sweeps
     from larmkedja.mqtt_paho import make_client
 
     settings = as_role(settings, "larm_engine")
