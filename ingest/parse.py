@@ -94,7 +94,7 @@ def parse(*, topic: str, payload: bytes, received_at: datetime) -> ReceivedEvent
             payload_head=bytes(payload[:PAYLOAD_HEAD_BYTES]),
         )
 
-    where = parse_topic(topic)
+    where = _TOPIC.fullmatch(topic)  # the match itself, not a `Topic`: one object less per event
     if where is None:
         return dead(Reason.BAD_TOPIC, "topic is not larm/v1/{site}/{device_id}/events")
     if len(payload) > MAX_PAYLOAD_BYTES:
@@ -109,13 +109,20 @@ def parse(*, topic: str, payload: bytes, received_at: datetime) -> ReceivedEvent
     problem = _unstorable(payload)
     if problem is not None:
         return dead(*problem)
-    if event.device_id != where.device_id:
+    if event.device_id != where[2]:
         return dead(Reason.DEVICE_MISMATCH, "device_id differs from the topic's device_id")
-    return ReceivedEvent(site=where.site, event=event, received_at=received_at)
+    return ReceivedEvent(site=where[1], event=event, received_at=received_at)
+
+
+# What `_unstorable` looks for, in one pass over the payload (three `in` scans, each a call,
+# were a tenth of the parse of a heartbeat that holds none of them).
+_SUSPECT = re.compile(rb"NaN|Infinity|\\u0000")
 
 
 def _unstorable(payload: bytes) -> tuple[Reason, str] | None:
     """What the JSON parser accepts but the contract (or PostgreSQL) does not."""
+    if _SUSPECT.search(payload) is None:
+        return None
     if b"NaN" in payload or b"Infinity" in payload:
         try:
             orjson.loads(payload)

@@ -54,8 +54,10 @@ def ab_drain(
             endtoend.ingest_session(host, port, group=name, instance=f"{name}-0")
     publish_all(host, port, heartbeats(events, devices=devices))
     pairs: list[dict[str, float]] = []
+    cpu: list[dict[str, float]] = []
     for rnd in range(rounds):
         rates: dict[str, float] = {}
+        cpu_ms: dict[str, float] = {}
         for side in _sides(rnd):
             name = _name(side, rnd)
             run = endtoend.drain_ingest(
@@ -67,17 +69,27 @@ def ab_drain(
                 extra_env=change if side == "b" else {},
             )
             rates[side] = run.rate
+            cpu_ms[side] = sum(run.cpu_s) / events * 1e6
         pairs.append(rates)
-    return summary(pairs, change)
+        cpu.append(cpu_ms)
+    return summary(pairs, change, cpu=cpu)
 
 
-def summary(pairs: list[dict[str, float]], change: Mapping[str, str]) -> dict[str, Any]:
+def summary(
+    pairs: list[dict[str, float]],
+    change: Mapping[str, str],
+    *,
+    cpu: list[dict[str, float]] | None = None,
+) -> dict[str, Any]:
+    """B ÷ A per round and its median; `cpu`: each side's CPU ms per 1,000 events per round
+    (the whole process, start-up included, as part 2 counts it)."""
     ratios = [p["b"] / p["a"] for p in pairs if p["a"] > 0]
     return {
         "change": dict(change),
         "rounds": pairs,
         "ratios": ratios,
         "median_ratio": statistics.median(ratios) if ratios else None,
+        "cpu_ms_per_1000": cpu or [],
     }
 
 
@@ -86,11 +98,14 @@ def ab_table(report: dict[str, Any]) -> str:
     change = ", ".join(f"{k}={v}" for k, v in ab["change"].items())
     head = f"larmkedja bench --ab  {report['started_at']}  ({report['machine']['cpus']} CPUs)"
     lines = [head, "-" * len(head), f"ingest v5, 1 process; A as it is, B with {change}"]
+    cpu = ab.get("cpu_ms_per_1000") or [{}] * len(ab["rounds"])
     for rnd, (pair, ratio) in enumerate(zip(ab["rounds"], ab["ratios"], strict=True)):
         order = " then ".join(side.upper() for side in _sides(rnd))
+        ms = cpu[rnd]
+        cpu_text = f"; CPU ms per 1,000 A {ms['a']:.0f}, B {ms['b']:.0f}" if ms else ""
         lines.append(
             f"  round {rnd + 1} ({order}): A {pair['a']:,.0f} ev/s, B {pair['b']:,.0f} ev/s,"
-            f" B ÷ A {ratio:.2f}"
+            f" B ÷ A {ratio:.2f}{cpu_text}"
         )
     if ab["median_ratio"] is not None:
         lines.append(
