@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import enum
 import re
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -54,23 +53,16 @@ class DeadLetter(events.DeadLetter[Reason]):
     __slots__ = ()
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Topic:
-    site: str
-    device_id: str
-
-
 # The whole topic in one match (one regex call per message, not a split and two).
 _TOPIC = re.compile(
     rf"larm/v1/({SITE_PATTERN.strip('^$')})/({DEVICE_ID_PATTERN.strip('^$')})/events"
 )
 
 
-def parse_topic(topic: str) -> Topic | None:
-    match = _TOPIC.fullmatch(topic)
-    if match is None:
-        return None
-    return Topic(site=match[1], device_id=match[2])
+def parse_topic(topic: str) -> re.Match[str] | None:
+    """The topic's match: its site is group 1, its device group 2 (a match rather than an
+    object of our own: one object less per event on ingest's hot path)."""
+    return _TOPIC.fullmatch(topic)
 
 
 def topic_site(topic: str) -> str | None:
@@ -94,7 +86,7 @@ def parse(*, topic: str, payload: bytes, received_at: datetime) -> ReceivedEvent
             payload_head=bytes(payload[:PAYLOAD_HEAD_BYTES]),
         )
 
-    where = _TOPIC.fullmatch(topic)  # the match itself, not a `Topic`: one object less per event
+    where = parse_topic(topic)
     if where is None:
         return dead(Reason.BAD_TOPIC, "topic is not larm/v1/{site}/{device_id}/events")
     if len(payload) > MAX_PAYLOAD_BYTES:
@@ -114,15 +106,8 @@ def parse(*, topic: str, payload: bytes, received_at: datetime) -> ReceivedEvent
     return ReceivedEvent(site=where[1], event=event, received_at=received_at)
 
 
-# What `_unstorable` looks for, in one pass over the payload (three `in` scans, each a call,
-# were a tenth of the parse of a heartbeat that holds none of them).
-_SUSPECT = re.compile(rb"NaN|Infinity|\\u0000")
-
-
 def _unstorable(payload: bytes) -> tuple[Reason, str] | None:
     """What the JSON parser accepts but the contract (or PostgreSQL) does not."""
-    if _SUSPECT.search(payload) is None:
-        return None
     if b"NaN" in payload or b"Infinity" in payload:
         try:
             orjson.loads(payload)
