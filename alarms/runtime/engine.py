@@ -128,9 +128,9 @@ class Engine:
                 with conn.transaction():
                     self._leadership.fence(conn)
                     fired = sweep.run(conn)
-            except psycopg.OperationalError:
-                raise
-            except psycopg.Error:
+            except psycopg.Error as exc:
+                if self._connection_lost(exc):
+                    raise  # the run loop reconnects: no fault of this sweep
                 log.exception("sweep %s failed; it runs again next tick", sweep.name)
                 self._metrics.sweep_errors.labels(sweep.name).inc()
                 continue

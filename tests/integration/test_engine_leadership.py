@@ -237,3 +237,36 @@ def test_an_engine_whose_session_the_server_ended_in_a_transaction_reconnects(
         finally:
             a.stop()
             thread.join(timeout=10)
+
+
+def test_a_session_ended_inside_a_sweep_is_a_lost_connection_not_a_sweep_fault(
+    settings: Settings,
+) -> None:
+    """The same hang inside a sweep's transaction: the engine reconnects, as above, and does
+    not log and count it as that sweep's failure (the next sweep would only have found the
+    connection closed)."""
+    with engine(settings, "a") as a:
+        sweep = a._sweeps[0]
+        run_sweep = sweep.run
+        hung = threading.Event()
+
+        def run_after_a_hang(conn: psycopg.Connection[tuple[object, ...]]) -> int:
+            if not hung.is_set():
+                hung.set()
+                time.sleep(settings.engine_lease_s + 1.0)
+                conn.execute("SELECT 1")
+            return run_sweep(conn)
+
+        sweep.run = run_after_a_hang  # type: ignore[method-assign]
+        thread = threading.Thread(target=a.run)
+        thread.start()
+        try:
+            wait_until(hung.is_set, timeout=5, what="the hang")
+            ticks = a.ticks
+            wait_until(lambda: a.ticks > ticks + 2, timeout=15, what="ticks after the hang")
+            assert a.leading
+            errors = a._metrics.sweep_errors.labels(sweep.name)._value.get()
+            assert errors == 0, "a session the server ended was counted as a sweep failure"
+        finally:
+            a.stop()
+            thread.join(timeout=10)
