@@ -160,9 +160,17 @@ class ChangeHub:
                     _offer(client, message)
 
     async def _resync(self) -> None:
+        """After the listener was away (a failover, a restart of PostgreSQL): every client
+        starts again from a snapshot. Clients that see the same entities share one: the listener
+        reads no notification meanwhile, and a snapshot of a queue of thousands (an area's
+        devices offline) for every console one after another held the next alarm that long."""
+        snapshots: dict[tuple[bool, bool], list[bytes]] = {}
         for client in list(self._clients):
             _offer(client, orjson.dumps({"type": "resync"}))
-            for message in await snapshot(self._pool, client.principal):
+            sees = (client.sees(Entity.ALARM), client.sees(Entity.ESCALATION))
+            if sees not in snapshots:
+                snapshots[sees] = await snapshot(self._pool, client.principal)
+            for message in snapshots[sees]:
                 _offer(client, message)
 
 
