@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from alarms.people.lookups_psycopg import absent_at
 from larmkedja.db import Conn
 from larmkedja.settings import Settings
 from larmkedja.sweeps import StatementSweep
@@ -15,11 +16,11 @@ from larmkedja.sweeps import StatementSweep
 # A device whose row ingest holds locked is skipped: its event is being stored, so it is alive
 # (if not, the next sweep takes it). Waiting instead deadlocked with ingest's liveness upsert,
 # which locks in device_id order (seen twice in a 30-minute soak).
-FIRE_OFFLINE = """
+FIRE_OFFLINE = f"""
 WITH due AS (
     SELECT device_id FROM devices
     WHERE online AND offline_due_at <= now()
-      AND NOT coalesce(larm_absent(larm_person_of(device_id, NULL), now()), false)
+      AND NOT {absent_at("devices.device_id", "now()")}
     ORDER BY device_id
     FOR UPDATE SKIP LOCKED
 ), gone AS (
@@ -35,7 +36,7 @@ FROM gone g
 WHERE g.on_mains OR NOT EXISTS (
     SELECT 1 FROM alerts a
     WHERE a.kind = 'site.power_cut' AND a.subject = g.site AND a.resolved_at IS NULL)
-"""
+"""  # noqa: S608 - SQL of constants
 
 
 class OfflineSweep(StatementSweep):

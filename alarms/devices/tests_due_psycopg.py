@@ -18,11 +18,12 @@ from datetime import datetime
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from alarms.people.lookups_psycopg import absent_at, person_of
 from larmkedja.db import AsyncConn, Conn, from_row
 from larmkedja.settings import Settings
 
 BATCH = 1000
-RAISE_DUE = """
+RAISE_DUE = f"""
 SELECT larm_raise_alert(d.site, 'device.test_due', 'warning', d.device_id,
        jsonb_build_object('device_id', d.device_id, 'last_alarm_at', d.last_alarm_at,
                           'days', %(days)s))
@@ -30,10 +31,10 @@ FROM devices d
 WHERE coalesce(d.last_alarm_at, d.first_seen) < now() - make_interval(secs => %(interval_s)s)
   AND NOT EXISTS (SELECT 1 FROM alerts a WHERE a.kind = 'device.test_due'
                   AND a.subject = d.device_id AND a.resolved_at IS NULL)
-  AND NOT coalesce(larm_absent(larm_person_of(d.device_id, NULL), now()), false)
+  AND NOT {absent_at("d.device_id", "now()")}
 ORDER BY coalesce(d.last_alarm_at, d.first_seen), d.device_id
 LIMIT %(batch)s
-"""
+"""  # noqa: S608 - SQL of constants
 FAIL_LATE = """
 WITH late AS (
     UPDATE test_requests SET failed_at = now()
@@ -107,18 +108,18 @@ ON CONFLICT (device_id) WHERE arrived_at IS NULL AND failed_at IS NULL
 DO UPDATE SET due_at = EXCLUDED.due_at
 RETURNING request_id::text, device_id, requested_at, requested_by, due_at
 """
-DUE = """
+DUE = f"""
 SELECT d.device_id, d.site, d.last_alarm_at, a.raised_at, w.until IS NOT NULL, w.until
 FROM alerts a JOIN devices d ON d.device_id = a.subject
 LEFT JOIN LATERAL (
     SELECT max(ends_at) AS until FROM person_absences
-    WHERE person_ref = larm_person_of(d.device_id, NULL) AND starts_at <= now() AND now() < ends_at
+    WHERE person_ref = {person_of("d.device_id")} AND starts_at <= now() AND now() < ends_at
 ) w ON true
 WHERE a.kind = 'device.test_due' AND a.resolved_at IS NULL
   AND (%(site)s::text IS NULL OR d.site = %(site)s)
 ORDER BY w.until IS NOT NULL, a.raised_at, d.device_id
 LIMIT %(limit)s
-"""
+"""  # noqa: S608 - SQL of constants
 
 
 async def request_test(

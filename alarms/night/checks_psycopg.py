@@ -20,29 +20,29 @@ from alarms.night.rules import (
     expected_checks,
     nights_around,
 )
+from alarms.people.lookups_psycopg import absent_at
 from larmkedja.db import Cursor, from_row
 from larmkedja.events import AlertKind, CheckResultData
 from larmkedja.settings import Settings
 
-INSERT_CHECK = """
+INSERT_CHECK = f"""
 INSERT INTO supervision_checks (plan_id, night, local_time, site, device_id, scheduled_for,
                                 window_end)
 SELECT %(plan_id)s, %(night)s, %(local_time)s, %(site)s, %(device_id)s, %(scheduled_for)s,
        %(window_end)s
 WHERE %(window_end)s > now()
-  AND NOT coalesce(larm_absent(larm_person_of(%(device_id)s, %(plan_id)s), %(scheduled_for)s),
-                   false)
+  AND NOT {absent_at("%(device_id)s", "%(scheduled_for)s", "%(plan_id)s")}
 ON CONFLICT (plan_id, night, local_time) DO NOTHING
 """
 # Checks not yet begun whose person is away at their time (an absence written after they were
 # made): taken away, not missed. Rows ingest holds (a result being stored) are left.
-DROP_ABSENT_CHECKS = """
+DROP_ABSENT_CHECKS = f"""
 DELETE FROM supervision_checks WHERE check_id IN (
     SELECT c.check_id FROM supervision_checks c
     WHERE c.state = 'pending' AND c.window_end <= now() AND c.escalation_id IS NULL
-      AND larm_absent(larm_person_of(c.device_id, c.plan_id), c.scheduled_for)
+      AND {absent_at("c.device_id", "c.scheduled_for", "c.plan_id")}
     FOR UPDATE SKIP LOCKED)
-"""
+"""  # noqa: S608 - SQL of constants
 # A changed plan replaces its checks that have not begun; begun or answered ones stay.
 DROP_FUTURE_CHECKS = """
 DELETE FROM supervision_checks

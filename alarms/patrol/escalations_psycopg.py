@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from alarms.patrol.lifecycle import LIFECYCLE, EscalationAction
 from alarms.people.audit_psycopg import Actor, AuditedMoves
+from alarms.people.lookups_psycopg import person_column, person_of
 from larmkedja.db import AsyncConn, from_row
 
 LIVE_STATES = ("open", "acknowledged", "arrived")
@@ -54,16 +55,15 @@ class EscalationRow(BaseModel):
     )
 
 
-# The person lookups in FROM, as in the queue's columns (migration 0019).
-COLUMNS = """
+# The person lookups as `alarms.people.lookups_psycopg` writes them (migration 0019).
+COLUMNS = f"""
 e.escalation_id, e.site, e.device_id, e.alarm_id, e.plan_id, e.check_id, e.reason, e.state,
 e.created_at, e.created_by, e.ack_deadline, e.acknowledged_at, e.acknowledged_by, e.arrived_at,
 e.arrived_by, e.completed_at, e.completed_by, e.outcome, e.outcome_code, e.cancelled_at,
 e.cancelled_by,
 e.cancel_reason, e.unack_alerts, (e.state = 'open' AND e.ack_deadline < now()) AS overdue,
-(SELECT w.person_ref FROM larm_persons_of(e.device_id, e.plan_id) w) AS person_ref,
-coalesce((SELECT NOT p.has_access FROM larm_persons_of(e.device_id, e.plan_id) w
-          JOIN persons p ON p.person_ref = w.person_ref), false) AS no_access
+{person_of("e.device_id", "e.plan_id")} AS person_ref,
+coalesce(NOT {person_column("has_access", "e.device_id", "e.plan_id")}, false) AS no_access
 """
 
 LIST = f"""

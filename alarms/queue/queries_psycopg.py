@@ -15,6 +15,7 @@ from typing import Any, Required, TypedDict, Unpack
 from pydantic import BaseModel, ConfigDict, Field
 
 from alarms.people.audit_psycopg import Actor, AuditedMoves
+from alarms.people.lookups_psycopg import absent_at, person_column
 from alarms.queue.lifecycle import LIFECYCLE, OPEN_STATES, Action, AlarmState
 from larmkedja.db import AsyncConn, from_row
 
@@ -75,18 +76,16 @@ class AlarmRow(BaseModel):
         return self.source == "device" and self.kind.startswith("alarm.") and not self.test
 
 
-# The person's flags read the set-returning lookups in FROM, where PostgreSQL inlines them
-# (migration 0019): as scalar function calls they were most of a listed alarm's database time.
-COLUMNS = """
+# The person's flags as `alarms.people.lookups_psycopg` writes them (inlined by PostgreSQL,
+# migration 0019: as scalar function calls they were most of a listed alarm's database time).
+COLUMNS = f"""
 a.alarm_id, a.site, a.device_id, a.kind, a.priority, a.state, a.source, a.raised_at,
 a.device_ts, a.last_event_at, a.event_count, a.reset_at_device, a.answered_at, a.answered_by,
 a.escalated_at, a.resolved_at, a.outcome, a.details, a.test,
 coalesce(a.handled_by, a.answered_by) AS handled_by, a.incident_id,
 extract(epoch FROM coalesce(a.answered_at, now()) - a.raised_at)::float8 AS waiting_s,
-coalesce((SELECT NOT p.has_access FROM larm_persons_of(a.device_id, NULL) w
-          JOIN persons p ON p.person_ref = w.person_ref), false) AS no_access,
-EXISTS (SELECT 1 FROM larm_persons_of(a.device_id, NULL) w,
-        larm_absences_at(w.person_ref, a.raised_at)) AS absent
+coalesce(NOT {person_column("has_access", "a.device_id")}, false) AS no_access,
+{absent_at("a.device_id", "a.raised_at")} AS absent
 """
 
 LIST_ALARMS = f"""

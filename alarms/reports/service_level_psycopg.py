@@ -12,6 +12,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from alarms.people.lookups_psycopg import person_column
 from alarms.reports.rules import (
     ANSWER_EDGES_S,
     AREA_TYPES,
@@ -56,7 +57,7 @@ FROM a
 # Escalations that reached the door, with the promise of the person's area (`area_type` of
 # the person of the escalation's device or plan; a device nobody is linked to is held to the
 # town's).
-ARRIVED = """
+ARRIVED = f"""
 SELECT e.alarm_id, e.check_id, e.created_at,
        extract(epoch FROM e.arrived_at - e.created_at)::float8 AS s,
        CASE WHEN coalesce(p.area_type, 'town') = 'rural' THEN %(rural_s)s
@@ -65,12 +66,12 @@ SELECT e.alarm_id, e.check_id, e.created_at,
 FROM escalations e
 LEFT JOIN alarms a ON a.alarm_id = e.alarm_id
 LEFT JOIN LATERAL (
-    SELECT area_type FROM persons WHERE person_ref = larm_person_of(e.device_id, e.plan_id)
+    SELECT {person_column("area_type", "e.device_id", "e.plan_id")} AS area_type
 ) p ON true
 WHERE e.created_at >= %(since)s AND e.created_at < %(until)s
   AND (%(site)s::text IS NULL OR e.site = %(site)s) AND a.test IS NOT TRUE
   AND e.arrived_at IS NOT NULL
-"""
+"""  # noqa: S608 - SQL of constants
 ARRIVALS = f"""
 SELECT count(*), percentile_cont(0.5) WITHIN GROUP (ORDER BY s),
        percentile_cont(0.9) WITHIN GROUP (ORDER BY s), max(s),
