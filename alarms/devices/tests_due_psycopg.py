@@ -18,7 +18,7 @@ from datetime import datetime
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from alarms.people.lookups_psycopg import absent_at, person_of
+from alarms.people.lookups_psycopg import absent_at
 from larmkedja.db import AsyncConn, Conn, from_row
 from larmkedja.settings import Settings
 
@@ -108,18 +108,18 @@ ON CONFLICT (device_id) WHERE arrived_at IS NULL AND failed_at IS NULL
 DO UPDATE SET due_at = EXCLUDED.due_at
 RETURNING request_id::text, device_id, requested_at, requested_by, due_at
 """
-DUE = f"""
+DUE = """
 SELECT d.device_id, d.site, d.last_alarm_at, a.raised_at, w.until IS NOT NULL, w.until
 FROM alerts a JOIN devices d ON d.device_id = a.subject
 LEFT JOIN LATERAL (
-    SELECT max(ends_at) AS until FROM person_absences
-    WHERE person_ref = {person_of("d.device_id")} AND starts_at <= now() AND now() < ends_at
+    SELECT max(x.ends_at) AS until
+    FROM larm_persons_of(d.device_id, NULL) who, larm_absences_at(who.person_ref, now()) x
 ) w ON true
 WHERE a.kind = 'device.test_due' AND a.resolved_at IS NULL
   AND (%(site)s::text IS NULL OR d.site = %(site)s)
 ORDER BY w.until IS NOT NULL, a.raised_at, d.device_id
 LIMIT %(limit)s
-"""  # noqa: S608 - SQL of constants
+"""
 
 
 async def request_test(

@@ -23,11 +23,12 @@ LANGUAGE sql STABLE AS $$
     ) found ORDER BY o LIMIT 1
 $$;
 
--- The absences of a person that cover `p_at` (their ids only: the reason is personal data).
+-- The absences of a person that cover `p_at` (their ids and ends only: the reason is personal
+-- data).
 CREATE FUNCTION larm_absences_at(p_person_ref text, p_at timestamptz)
-RETURNS TABLE (absence_id text)
+RETURNS TABLE (absence_id text, ends_at timestamptz)
 LANGUAGE sql STABLE AS $$
-    SELECT absence_id FROM person_absences
+    SELECT absence_id, ends_at FROM person_absences
     WHERE person_ref = p_person_ref AND starts_at <= p_at AND p_at < ends_at
 $$;
 
