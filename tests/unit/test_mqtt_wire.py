@@ -22,6 +22,7 @@ from larmkedja.mqtt_wire import (
     WireError,
     decode_puback,
     decode_publish,
+    decode_short_publishes,
     encode_publish,
     next_frame,
 )
@@ -132,6 +133,77 @@ def test_malformed_bodies_are_refused_where_paho_refuses_them(
         assert v5 and "UTF-8" in refusal, f"we decode what paho refuses: {refusal}"
         return
     assert (theirs.topic, theirs.payload, theirs.mid, theirs.qos) == tuple(ours)
+
+
+def general_path(buf: bytes, pos: int, v5: bool) -> tuple[list[object], int]:
+    """What the general path makes of `buf` from `pos`: each packet's decoded publish (None:
+    paho's to handle) or the refusal, and where it stopped (an incomplete packet)."""
+    out: list[object] = []
+    while True:
+        try:
+            frame = next_frame(buf, pos)
+            if frame is None:
+                return out, pos
+            out.append(decode_publish(buf, frame, v5=v5))
+        except WireError:
+            out.append("refused")
+            return out, pos
+        pos = frame.end
+
+
+def short_path(buf: bytes, v5: bool) -> tuple[list[object], int]:
+    """The consumer's: runs of short publishes in one step, the general path for the rest."""
+    out: list[object] = []
+    pos = 0
+    while True:
+        taken: list[Publish] = []
+        pos = decode_short_publishes(buf, pos, v5=v5, into=taken)
+        out += taken
+        try:
+            frame = next_frame(buf, pos)
+            if frame is None:
+                return out, pos
+            out.append(decode_publish(buf, frame, v5=v5))
+        except WireError:
+            out.append("refused")
+            return out, pos
+        pos = frame.end
+
+
+OTHER_PACKETS = st.sampled_from(
+    [
+        packet(0x40, b"\x00\x07"),  # PUBACK
+        packet(0xD0, b""),  # PINGRESP
+        packet(0x30, b"\x00\x01t" + b"qos 0"),  # QoS 0
+        packet(0x34, b"\x00\x01t\x00\x09" + b"qos 2"),
+        packet(0x32, b"\x00\x00\x00\x05\x03\x23\x00\x01x"),  # v5 topic alias
+        packet(0x32, b"\x00"),  # too short: refused
+    ]
+)
+
+
+@settings(max_examples=400)
+@given(st.booleans(), st.data())
+def test_short_publishes_decode_as_the_general_path(v5: bool, data: st.DataObject) -> None:
+    """Streams of publishes (some with properties, some over 16 KiB), other packets and
+    malformed ones, cut anywhere: the same publishes, refusals and stopping place."""
+    big = st.integers(16_300, 16_500).map(
+        lambda n: packet(0x32, b"\x00\x01t\x00\x01" + b"\x00" * v5 + b"p" * n)
+    )
+    parts = data.draw(
+        st.lists(st.one_of(publishes(v5).map(lambda p: p[0]), OTHER_PACKETS, big), max_size=8)
+    )
+    stream = b"".join(parts)
+    cut = data.draw(st.integers(0, len(stream)))
+    for buf in (stream, stream[:cut]):
+        assert short_path(buf, v5) == general_path(buf, 0, v5)
+
+
+@settings(max_examples=500)
+@given(st.booleans(), st.binary(max_size=80))
+def test_short_publishes_never_take_what_the_general_path_refuses(v5: bool, raw: bytes) -> None:
+    buf = b"\x32" + raw
+    assert short_path(buf, v5) == general_path(buf, 0, v5)
 
 
 def test_a_remaining_length_over_four_bytes_is_a_protocol_error() -> None:
