@@ -30,6 +30,7 @@ class Message:
     payload: bytes
     item: ReceivedEvent | DeadLetter | None = None
     done: bool = False  # committed (or not ours to store): may be acknowledged (`ingest/acks.py`)
+    storable: bool = False  # its read held nothing the store may refuse (`parse.surely_storable`)
 
 
 class Lane:

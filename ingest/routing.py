@@ -31,6 +31,15 @@ def looks_like_alarm(payload: bytes) -> bool:
     return ALARM_HINT.search(payload) is not None
 
 
+ALARM_MARK = b'"alarm.'
+
+
+def may_hold_alarm(payloads: bytes) -> bool:
+    """False when no payload in `payloads` (a read's, joined) can look like a safety alarm: each
+    that does holds `"alarm.`. One scan of a read instead of the hint's search per message."""
+    return ALARM_MARK in payloads
+
+
 def device_hash(topic: bytes) -> int:
     """A number for the device of `larm/v1/{site}/{device}/events` (for the whole topic when
     it has no such part), the same in every process and after every restart."""

@@ -41,8 +41,8 @@ from ingest.acks import ReceiveOrder
 from ingest.beat_psycopg import Beat
 from ingest.lanes import Lane, Message
 from ingest.metrics import IngestMetrics
-from ingest.parse import DeadLetter, Reason, parse
-from ingest.routing import looks_like_alarm, owner, partition
+from ingest.parse import DeadLetter, Reason, parse, surely_storable
+from ingest.routing import looks_like_alarm, may_hold_alarm, owner, partition
 from ingest.store_psycopg import EventStore
 from ingest.writer import Writer
 from larmkedja.events import ReceivedEvent
@@ -205,20 +205,23 @@ class Ingest:
     def _route(self, publishes: list[Publish]) -> None:
         """Into the lanes (`ingest/routing.py`): what looks like a safety alarm is parsed now
         and, if it is one, goes to the alarm lane; the rest goes unparsed to its device's bulk
-        lane. Each is noted in the receiving order first (`ingest/acks.py`)."""
+        lane. Each is noted in the receiving order first (`ingest/acks.py`). Whether any may be
+        an alarm, or hold what the store refuses (`parse`'s scan), is told once per read."""
         now, generation, lanes = self._now(), self._generation, len(self._bulk)
         partitions, mine = self._settings.ingest_partitions, self._settings.ingest_partition
         shares: list[list[Message]] = [[] for _ in range(lanes)]  # bulk-0, bulk-1, ...
         others = False  # another partition's: its owner has its own copy
-        order = self._order
+        note = self._order.note
+        read = b"".join([publish[1] for publish in publishes])
+        storable, alarms = surely_storable(read), may_hold_alarm(read)
         for topic, payload, mid, qos in publishes:
             if partitions > 1 and owner(topic, partitions) != mine:
-                order.note(Message(generation, mid, qos, now, topic, b"", done=True))
+                note(Message(generation, mid, qos, now, topic, b"", done=True))
                 others = True
                 continue
-            message = Message(generation, mid, qos, now, topic, payload)
-            order.note(message)  # before a lane can commit it
-            if looks_like_alarm(payload):
+            message = Message(generation, mid, qos, now, topic, payload, storable=storable)
+            note(message)  # before a lane can commit it
+            if alarms and looks_like_alarm(payload):
                 message.item = parse(topic=_topic(topic), payload=payload, received_at=now)
                 if isinstance(message.item, ReceivedEvent) and message.item.event.kind.is_alarm:
                     with self._held_lock:
@@ -306,13 +309,17 @@ class Ingest:
         """Parse what is not parsed yet, commit, acknowledge; False if a stop gave up."""
         try:
             self._metrics.buffered.set(len(batch))
+            events: list[ReceivedEvent] = []
+            dead: list[DeadLetter] = []
             for m in batch:
-                if m.item is None:
-                    m.item = parse(
-                        topic=_topic(m.topic), payload=m.payload, received_at=m.received_at
-                    )
-            events = [m.item for m in batch if isinstance(m.item, ReceivedEvent)]
-            dead = [m.item for m in batch if isinstance(m.item, DeadLetter)]
+                item = m.item or parse(
+                    topic=_topic(m.topic), payload=m.payload, received_at=m.received_at,
+                    checked_storable=m.storable,
+                )  # fmt: skip
+                if isinstance(item, ReceivedEvent):
+                    events.append(item)
+                else:
+                    dead.append(item)
             started = time.perf_counter()
             outcome = writer.write(events, dead)
             if outcome is None:
@@ -340,7 +347,7 @@ class Ingest:
         m.commit_seconds.observe(time.perf_counter() - started)
         m.batch_size.observe(len(batch))
         m.last_commit.set(committed.timestamp())
-        m.count_kinds(m.received, Counter(e.event.kind.value for e in events))
+        m.count_kinds(m.received, Counter([e.event.kind for e in events]))
         m.count_kinds(m.stored, stored)
         rejected = sum(1 for d in dead if d.reason is Reason.STORE_REJECTED)
         m.duplicates.inc(len(events) - sum(stored.values()) - rejected)

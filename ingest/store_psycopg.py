@@ -153,7 +153,7 @@ class EventStore:
             write = copy.write_row
             for r in events:
                 e = r.event
-                write((r.received_at, e.event_id, r.site, e.device_id, e.kind.value, e.ts, e.data))
+                write((r.received_at, e.event_id, r.site, e.device_id, e.kind, e.ts, e.data))
         cur.execute(INSERT_NEW_EVENTS)
         stored: Counter[str] = Counter()
         notable_ids: set[object] = set()

@@ -15,9 +15,11 @@ from larmkedja.events import (
     DATA_MODELS,
     DeviceEvent,
     Kind,
+    ReceivedEvent,
     _plainly_valid,
     event_json_schema,
     json_bytes,
+    received,
 )
 from tests.helpers import make_event
 
@@ -107,3 +109,15 @@ def test_the_wire_form_is_pydantics_dump_byte_for_byte(
         v=1, event_id=uuid.uuid4(), device_id="d-1", ts=ts, kind=kind, data=data
     )
     assert event.to_json() == json_bytes(event.model_dump(mode="json"))
+
+
+def test_received_is_the_dataclass_made_faster() -> None:
+    event = make_event("d-1")
+    at = datetime(2026, 12, 8, tzinfo=UTC)
+    made = received("solna", event, at)
+    assert made == ReceivedEvent(site="solna", event=event, received_at=at)
+    assert type(made) is ReceivedEvent and (made.site, made.event, made.received_at) == (
+        "solna",
+        event,
+        at,
+    )

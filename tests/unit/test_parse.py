@@ -10,7 +10,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ingest.parse import PAYLOAD_HEAD_BYTES, DeadLetter, Reason, parse, parse_topic
+from ingest.parse import (
+    PAYLOAD_HEAD_BYTES,
+    DeadLetter,
+    Reason,
+    parse,
+    parse_topic,
+    surely_storable,
+)
 from larmkedja.events import Kind, ReceivedEvent
 
 NOW = datetime(2026, 11, 23, 21, 0, tzinfo=UTC)
@@ -167,3 +174,35 @@ def test_mutated_payloads_are_events_or_dead_letters(changes: dict[str, Any], to
         assert len(result.payload_head) <= PAYLOAD_HEAD_BYTES
     else:
         assert result.event.device_id == topic.split("/")[3]
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    data=st.dictionaries(
+        st.text(max_size=8),
+        st.one_of(json_values, st.sampled_from([float("nan"), float("inf"), -float("inf")])),
+        max_size=4,
+    ),
+    spelled=st.sampled_from(["NaN", "Infinity", "\\u0000", "N", "\\u0001"]),
+)
+def test_a_read_found_storable_parses_as_one_checked_message_by_message(
+    data: dict[str, Any], spelled: str
+) -> None:
+    """`parse` skips its scan for NaN, Infinity and U+0000 only where `surely_storable` found
+    none in the whole read; then the outcome is the one of the scan (and where it found one,
+    the scan runs: what the store refuses is still a dead letter)."""
+    raw = encode(payload(data={**data, "x": spelled}))
+    checked = parse(topic=TOPIC, payload=raw, received_at=NOW, checked_storable=True)
+    scanned = run(raw)
+    if surely_storable(raw):
+        assert checked == scanned
+    else:
+        assert any(mark in raw for mark in (b"NaN", b"Infinity", b"\\u0000"))
+
+
+def test_a_read_with_nan_or_nul_anywhere_is_not_surely_storable() -> None:
+    storable = encode(payload(data={"note": "fine"}))
+    assert surely_storable(storable + storable)
+    for bad in (b'{"a":NaN}', b'{"a":-Infinity}', b'{"a":"\\u0000"}'):
+        assert not surely_storable(storable + bad + storable)
+        assert isinstance(run(bad), DeadLetter)

@@ -11,7 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from ingest.parse import parse
-from ingest.routing import looks_like_alarm, owner, partition
+from ingest.routing import looks_like_alarm, may_hold_alarm, owner, partition
 from larmkedja.events import Kind, ReceivedEvent
 
 NOW = datetime(2026, 12, 6, 20, 0, tzinfo=UTC)
@@ -48,6 +48,17 @@ def test_the_hint_agrees_with_the_parser(kind: Kind, device: str, spaced: bool) 
     item = parse(topic=f"larm/v1/s/{device}/events", payload=raw, received_at=NOW)
     assert isinstance(item, ReceivedEvent)
     assert looks_like_alarm(raw) == item.event.kind.is_alarm
+
+
+@given(st.lists(st.tuples(st.sampled_from(list(Kind)), DEVICES, st.booleans()), max_size=6))
+def test_a_read_without_the_mark_holds_nothing_the_hint_takes(
+    events: list[tuple[Kind, str, bool]],
+) -> None:
+    """The read-wide check only skips the hint where it would have said no to every payload."""
+    raws = [payload(kind.value, device, spaced=spaced) for kind, device, spaced in events]
+    if not may_hold_alarm(b"".join(raws)):
+        assert not any(looks_like_alarm(raw) for raw in raws)
+    assert may_hold_alarm(b"".join(raws)) == any(b'"alarm.' in raw for raw in raws)
 
 
 def test_a_kind_in_json_escapes_is_misjudged_but_still_an_alarm_when_parsed() -> None:
