@@ -1,8 +1,9 @@
 """What a device may legally send in MQTT v5, as Mosquitto hands it on to ingest: publishes with
 properties (which ingest's reader leaves to the general path) among plain ones (taken in runs,
 `mqtt_wire.decode_short_publishes`), remaining lengths of one and two bytes, refused payloads
-among good ones, all in the same reads. Every event is stored once, every refusal is a dead
-letter, and nothing is left unacknowledged: a new ingest on the same session gets nothing."""
+(NaN and Infinity among them, which only a scan finds) among good ones, all in the same reads.
+Every event is stored once, every refusal is a dead letter, and nothing is left unacknowledged:
+a new ingest on the same session gets nothing."""
 
 from __future__ import annotations
 
@@ -48,6 +49,9 @@ def test_plain_and_propertied_publishes_in_the_same_reads(
             if i % 25 == 0:
                 sent.append(client.publish(topic, big, qos=1, properties=props))
             stored += 1
+        for spelled in (b"NaN", b"-Infinity"):  # JSON's parser takes them; the contract not
+            odd = make_event("p-2", Kind.HEARTBEAT).to_json().replace(b"{}", b'{"x":%s}' % spelled)
+            sent.append(client.publish(topic, odd, qos=1))
         alarm = make_event("p-1", Kind.ALARM_FALL)
         sent.append(client.publish(alarm.topic("solna"), alarm.to_json(), 1, False, properties(0)))
         stored += 1
@@ -60,14 +64,18 @@ def test_plain_and_propertied_publishes_in_the_same_reads(
             timeout=15,
             what=f"{stored} events",
         )
-        dead = ROUNDS + ROUNDS // 25
+        dead = ROUNDS + ROUNDS // 25 + 2
         wait_until(
             lambda: scalar(database_url, "SELECT count(*) FROM dead_letters") == dead,
             timeout=15,
             what=f"{dead} dead letters",
         )
     reasons = dict(_rows(database_url, "SELECT reason, count(*) FROM dead_letters GROUP BY 1"))
-    assert reasons == {Reason.MISSING_FIELD: ROUNDS, Reason.PAYLOAD_TOO_LARGE: ROUNDS // 25}
+    assert reasons == {
+        Reason.MISSING_FIELD: ROUNDS,
+        Reason.PAYLOAD_TOO_LARGE: ROUNDS // 25,
+        Reason.NOT_JSON: 2,
+    }
     assert scalar(database_url, "SELECT count(*) FROM alarms WHERE device_id = 'p-1'") == 1
     # The same session again: anything read and not acknowledged would come back now.
     with running_ingest(settings) as again:
