@@ -135,30 +135,17 @@ def test_malformed_bodies_are_refused_where_paho_refuses_them(
     assert (theirs.topic, theirs.payload, theirs.mid, theirs.qos) == tuple(ours)
 
 
-def general_path(buf: bytes, pos: int, v5: bool) -> tuple[list[object], int]:
-    """What the general path makes of `buf` from `pos`: each packet's decoded publish (None:
-    paho's to handle) or the refusal, and where it stopped (an incomplete packet)."""
-    out: list[object] = []
-    while True:
-        try:
-            frame = next_frame(buf, pos)
-            if frame is None:
-                return out, pos
-            out.append(decode_publish(buf, frame, v5=v5))
-        except WireError:
-            out.append("refused")
-            return out, pos
-        pos = frame.end
-
-
-def short_path(buf: bytes, v5: bool) -> tuple[list[object], int]:
-    """The consumer's: runs of short publishes in one step, the general path for the rest."""
+def decode_stream(buf: bytes, v5: bool, *, runs: bool) -> tuple[list[object], int]:
+    """What the reader makes of `buf`: each packet's decoded publish (None: paho's to handle)
+    or the refusal, and where it stopped (an incomplete packet). With `runs`, as the consumer
+    does: each run of short publishes in one step, the general path for the rest."""
     out: list[object] = []
     pos = 0
     while True:
-        taken: list[Publish] = []
-        pos = decode_short_publishes(buf, pos, v5=v5, into=taken)
-        out += taken
+        if runs:
+            taken: list[Publish] = []
+            pos = decode_short_publishes(buf, pos, v5=v5, into=taken)
+            out += taken
         try:
             frame = next_frame(buf, pos)
             if frame is None:
@@ -196,14 +183,14 @@ def test_short_publishes_decode_as_the_general_path(v5: bool, data: st.DataObjec
     stream = b"".join(parts)
     cut = data.draw(st.integers(0, len(stream)))
     for buf in (stream, stream[:cut]):
-        assert short_path(buf, v5) == general_path(buf, 0, v5)
+        assert decode_stream(buf, v5, runs=True) == decode_stream(buf, v5, runs=False)
 
 
 @settings(max_examples=500)
 @given(st.booleans(), st.binary(max_size=80))
 def test_short_publishes_never_take_what_the_general_path_refuses(v5: bool, raw: bytes) -> None:
     buf = b"\x32" + raw
-    assert short_path(buf, v5) == general_path(buf, 0, v5)
+    assert decode_stream(buf, v5, runs=True) == decode_stream(buf, v5, runs=False)
 
 
 def test_a_remaining_length_over_four_bytes_is_a_protocol_error() -> None:
