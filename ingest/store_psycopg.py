@@ -1,8 +1,9 @@
 """Write batches of events and dead letters to PostgreSQL/TimescaleDB in one transaction.
 
-A batch is COPYed into a temporary staging table, then one statement inserts the ids that are
-new into `event_ids`, those events into the `events` hypertable and into the temporary table
-`ingest_new` (the batch's new events, for set-based work), and returns counts per kind. Effects
+A batch is COPYed into a temporary staging table (a batch of one event, the alarm lane's, goes
+as the statement's parameters instead), then one statement inserts the ids that are new into
+`event_ids`, those events into the `events` hypertable and into the temporary table `ingest_new`
+(the batch's new events, for set-based work), and returns counts per kind. Effects
 that must happen exactly once per event (alarms, device state) run in the same transaction
 through `Processor`s: in SQL over `ingest_new` for the bulk (device liveness), and in Python
 for the notable events (every kind but heartbeats). The caller acknowledges the messages only
@@ -18,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 import psycopg
-from psycopg.types.json import set_json_dumps
+from psycopg.types.json import Jsonb, set_json_dumps
 
 from ingest.parse import DeadLetter
 from larmkedja.db import Conn, Cursor
@@ -43,12 +44,10 @@ COPY_STAGING = (
 STAGING_TYPES = ("timestamptz", "uuid", "text", "text", "text", "timestamptz", "jsonb")
 
 # Sorted by event_id so that two ingest processes meeting the same ids lock them in one order.
-INSERT_NEW_EVENTS = """
-WITH batch AS (
-    SELECT DISTINCT ON (event_id) *
-    FROM ingest_staging
-    ORDER BY event_id, received_at
-), fresh AS (
+# `{batch}` is where the batch's rows come from: the staging table that COPY filled, or, for a
+# batch of one event (the alarm lane's), the statement's own parameters.
+_INSERT_NEW = """
+WITH batch AS ({batch}), fresh AS (
     INSERT INTO event_ids (event_id, received_at)
     SELECT event_id, received_at FROM batch ORDER BY event_id
     ON CONFLICT (event_id) DO NOTHING
@@ -64,6 +63,23 @@ WITH batch AS (
 SELECT kind, count(*), array_agg(event_id) FILTER (WHERE kind <> 'heartbeat') FROM kept
 GROUP BY kind
 """
+INSERT_NEW_EVENTS = _INSERT_NEW.format(
+    batch="""
+    SELECT DISTINCT ON (event_id) *
+    FROM ingest_staging
+    ORDER BY event_id, received_at
+"""
+)
+# One event in one statement: COPY is two round trips to the server (its start, then its data)
+# before the insert's own, and under load each round trip waits for a core on both sides; an
+# alarm, written alone, is committed that much sooner (docs/bench.md, 2026-12-08).
+INSERT_ONE_EVENT = _INSERT_NEW.format(
+    batch="""
+    SELECT %s::timestamptz AS received_at, %s::uuid AS event_id, %s::text AS site,
+           %s::text AS device_id, %s::text AS kind, %s::timestamptz AS device_ts,
+           %s::jsonb AS data
+"""
+)
 
 COPY_DEAD_LETTERS = (
     "COPY dead_letters (received_at, topic, site, reason, detail, payload_head) FROM STDIN"
@@ -148,13 +164,21 @@ class EventStore:
                 processor.process(cur, result.notable)
 
     def _write_events(self, cur: Cursor, events: Sequence[ReceivedEvent]) -> WriteResult:
-        with cur.copy(COPY_STAGING) as copy:
-            copy.set_types(STAGING_TYPES)
-            write = copy.write_row
-            for r in events:
-                e = r.event
-                write((r.received_at, e.event_id, r.site, e.device_id, e.kind, e.ts, e.data))
-        cur.execute(INSERT_NEW_EVENTS)
+        if len(events) == 1:
+            r = events[0]
+            e = r.event
+            cur.execute(
+                INSERT_ONE_EVENT,
+                (r.received_at, e.event_id, r.site, e.device_id, e.kind.value, e.ts, Jsonb(e.data)),
+            )
+        else:
+            with cur.copy(COPY_STAGING) as copy:
+                copy.set_types(STAGING_TYPES)
+                write = copy.write_row
+                for r in events:
+                    e = r.event
+                    write((r.received_at, e.event_id, r.site, e.device_id, e.kind, e.ts, e.data))
+            cur.execute(INSERT_NEW_EVENTS)
         stored: Counter[str] = Counter()
         notable_ids: set[object] = set()
         for kind, count, ids in cur.fetchall():

@@ -47,17 +47,29 @@ def test_every_event_the_parser_accepts_is_stored(
     )
     if not isinstance(result, ReceivedEvent):
         return  # the parser refused it (a dead letter): nothing to store
+    # Alone (the alarm lane's one-event statement) and in a batch (COPY): both must store it.
+    twin = ReceivedEvent(
+        site="fuzz",
+        event=make_event(device, kind, result.event.data, ts=result.event.ts),
+        received_at=result.received_at,
+    )
     store = EventStore(conninfo=database_url)
     try:
-        written = store.write([result], [])
+        alone = store.write([result], [])
+        other = ReceivedEvent(site="fuzz", event=make_event(device), received_at=twin.received_at)
+        batched = store.write([twin, other], [])
     finally:
         store.close()
-    assert sum(written.stored.values()) == 1
+    assert sum(alone.stored.values()) == 1
+    assert sum(batched.stored.values()) == 2
     with psycopg.connect(database_url) as conn:
-        row = conn.execute(
-            "SELECT data FROM events WHERE event_id = %s", (event.event_id,)
+        rows = conn.execute(
+            "SELECT a.data, a.data = b.data FROM events a, events b"
+            " WHERE a.event_id = %s AND b.event_id = %s",
+            (event.event_id, twin.event.event_id),
         ).fetchone()
-    assert row is not None and numbers_as_floats(row[0]) == numbers_as_floats(result.event.data)
+    assert rows is not None and numbers_as_floats(rows[0]) == numbers_as_floats(result.event.data)
+    assert rows[1], "the two ways of writing stored different data"
 
 
 def numbers_as_floats(value: Any) -> Any:
