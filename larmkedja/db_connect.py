@@ -17,7 +17,7 @@ may be quiet for as long as it likes, so listeners pass a timeout and ping betwe
 timeout per host (a stopped host accepts TCP and never answers the start-up), TCP keepalives
 and `tcp_user_timeout` (a host that is gone, not stopped); and, for the server, a check that
 the client is still there (`client_connection_check_interval`), so a query whose client gave
-up does not hold its locks to the end.
+up does not hold its locks to the end, and no JIT compilation (`jit`: see SERVER_OPTIONS).
 """
 
 from __future__ import annotations
@@ -48,8 +48,12 @@ CLIENT_DEFAULTS: dict[str, str] = {
     "tcp_user_timeout": "10000",
 }
 # The server's side: a backend whose client has gone (a deadline closed it) stops its query
-# within this many ms instead of holding its locks until the query ends.
-SERVER_OPTIONS = {"client_connection_check_interval": "2000"}
+# within this many ms instead of holding its locks until the query ends. And no JIT: PostgreSQL
+# compiles a statement whose estimated cost passes `jit_above_cost`, each time it runs, and our
+# statements are short ones run often. The engine's offline sweep over 250,000 devices
+# (estimated high, run every tick) spent 0.40 of its 0.46 s compiling: 408 ms a sweep with JIT,
+# 69 without (docs/bench.md, 2026-12-08); the month's report is no slower without it.
+SERVER_OPTIONS = {"client_connection_check_interval": "2000", "jit": "off"}
 DEFAULT_DEADLINE_S = 5.0
 
 

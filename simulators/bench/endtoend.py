@@ -12,6 +12,7 @@ from typing import Any
 import psycopg
 
 from alarms import OfflineSweep
+from larmkedja.db_connect import client_conninfo
 from larmkedja.settings import Settings
 from simulators.bench import limits
 from simulators.bench.infra import (
@@ -129,7 +130,8 @@ def device_sweep(database_url: str, *, devices: int = 250_000, due: int = 2_500)
     """The offline sweep with `devices` registered (`due` of them past their deadline), and the
     liveness statement for one batch of 2,000 new heartbeats."""
     sweep = OfflineSweep(settings=Settings(heartbeat_default_s=90.0, unanswered_alert_s=60.0))
-    with psycopg.connect(database_url, autocommit=True) as conn:
+    # A session as the engine opens it (`client_conninfo`: without JIT, since 2026-12-08).
+    with psycopg.connect(client_conninfo(database_url), autocommit=True) as conn:
         conn.execute(
             "INSERT INTO devices (device_id, site, first_seen, last_seen, offline_due_at)"
             " SELECT 'b-' || lpad(g::text, 6, '0'), 'site-' || (g %% 290), now(), now(),"

@@ -18,6 +18,7 @@ from typing import Any
 import psycopg
 
 from alarms import service_level
+from larmkedja.db_connect import client_conninfo
 from larmkedja.settings import Settings
 
 SINCE = datetime(2026, 11, 1, tzinfo=UTC)
@@ -126,7 +127,8 @@ def month_report(database_url: str) -> dict[str, Any]:
 async def _time(database_url: str) -> dict[str, Any]:
     settings = Settings(database_url=database_url)
     out: dict[str, Any] = {"all": [], "one": [], "counted": 0}
-    async with await psycopg.AsyncConnection.connect(database_url) as conn:
+    # A session as the API's pool opens it (`client_conninfo`: without JIT, since 2026-12-08).
+    async with await psycopg.AsyncConnection.connect(client_conninfo(database_url)) as conn:
         for _ in range(3):
             for key, site in (("all", None), ("one", "site-7")):
                 started = time.perf_counter()

@@ -17,6 +17,7 @@ def test_the_client_defaults_are_added_to_a_multi_host_url() -> None:
     assert params["keepalives"] == "1"
     assert params["tcp_user_timeout"] == "10000"
     assert "client_connection_check_interval=2000" in str(params["options"])
+    assert "jit=off" in str(params["options"])
 
 
 def test_what_the_url_sets_itself_is_kept() -> None:
