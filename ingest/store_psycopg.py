@@ -81,6 +81,14 @@ INSERT_ONE_EVENT = _INSERT_NEW.format(
 """
 )
 
+
+def _columns(r: ReceivedEvent) -> tuple[object, ...]:
+    """An event's values in the staging table's column order (`COPY_STAGING`, `STAGING_TYPES`,
+    `INSERT_ONE_EVENT`'s parameters), `data` last."""
+    e = r.event
+    return (r.received_at, e.event_id, r.site, e.device_id, e.kind, e.ts, e.data)
+
+
 COPY_DEAD_LETTERS = (
     "COPY dead_letters (received_at, topic, site, reason, detail, payload_head) FROM STDIN"
 )
@@ -165,19 +173,14 @@ class EventStore:
 
     def _write_events(self, cur: Cursor, events: Sequence[ReceivedEvent]) -> WriteResult:
         if len(events) == 1:
-            r = events[0]
-            e = r.event
-            cur.execute(
-                INSERT_ONE_EVENT,
-                (r.received_at, e.event_id, r.site, e.device_id, e.kind.value, e.ts, Jsonb(e.data)),
-            )
+            *columns, data = _columns(events[0])
+            cur.execute(INSERT_ONE_EVENT, (*columns, Jsonb(data)))
         else:
             with cur.copy(COPY_STAGING) as copy:
                 copy.set_types(STAGING_TYPES)
                 write = copy.write_row
                 for r in events:
-                    e = r.event
-                    write((r.received_at, e.event_id, r.site, e.device_id, e.kind, e.ts, e.data))
+                    write(_columns(r))
             cur.execute(INSERT_NEW_EVENTS)
         stored: Counter[str] = Counter()
         notable_ids: set[object] = set()
